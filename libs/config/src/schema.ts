@@ -1,0 +1,157 @@
+/**
+ * The schema pieces every service shares. A service's `config.ts` spreads
+ * the pieces it needs and adds its own keys; each key has a doc, a format,
+ * a default and an env variable.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+
+export function generatedInstanceId(service: string): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 24) || 'host';
+  return `${service}-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
+}
+
+export function natsSchema() {
+  return {
+    url: {
+      doc: 'NATS server URL(s), comma-separated.',
+      format: 'nats-urls',
+      default: 'nats://127.0.0.1:4222',
+      env: 'NATS_URL',
+    },
+  };
+}
+
+export function httpSchema(defaultPort: number) {
+  return {
+    port: { doc: 'HTTP port for the API, health and metrics (0 picks a free port).', format: 'tcp-port', default: defaultPort, env: 'HTTP_PORT' },
+    host: { doc: 'Address the HTTP server listens on.', format: String, default: '0.0.0.0', env: 'HTTP_HOST' },
+  };
+}
+
+export function meshSchema() {
+  return {
+    partitions: {
+      doc: 'Partition count P, fixed when the streams are created; every instance must agree.',
+      format: 'partitions',
+      default: 16,
+      env: 'MESH_PARTITIONS',
+    },
+    replicas: { doc: 'Stream and bucket replicas (1 locally, 3 on a cluster).', format: 'replicas', default: 1, env: 'MESH_REPLICAS' },
+    duplicateWindow: {
+      doc: 'How long a stream remembers message ids, and how long the router remembers event ids, to drop duplicates.',
+      format: 'duration',
+      default: '10m',
+      env: 'MESH_DUPLICATE_WINDOW',
+    },
+  };
+}
+
+export function instanceSchema(service: string) {
+  return {
+    id: { doc: 'Unique id of this instance (generated when not given).', format: 'instance-id', default: generatedInstanceId(service), env: 'MESH_INSTANCE_ID' },
+  };
+}
+
+export function logSchema() {
+  return {
+    level: { doc: 'Log level.', format: ['debug', 'info', 'warn', 'error'], default: 'info', env: 'LOG_LEVEL' },
+  };
+}
+
+export function shutdownSchema() {
+  return {
+    timeout: {
+      doc: 'Longest a graceful shutdown (SIGTERM) waits for in-flight work before exiting.',
+      format: 'duration',
+      default: '15s',
+      env: 'MESH_SHUTDOWN_TIMEOUT',
+    },
+  };
+}
+
+/** Pieces of a stage that consumes a stream partition by partition. */
+export function consumerSchema() {
+  return {
+    maxAckPending: {
+      doc: 'Messages (batch envelopes) a partition consumer may have unacknowledged.',
+      format: 'positive-int',
+      default: 256,
+      env: 'MESH_MAX_ACK_PENDING',
+    },
+    ackWait: { doc: 'How long JetStream waits for an ack before redelivering.', format: 'duration', default: '30s', env: 'MESH_ACK_WAIT' },
+    batchMessages: {
+      doc: 'Most input messages a partition handles in one step (one checkpoint, one round of acks).',
+      format: 'positive-int',
+      default: 64,
+      env: 'MESH_BATCH_MESSAGES',
+    },
+  };
+}
+
+export function envelopeSchema() {
+  return {
+    maxEvents: { doc: 'Most events in one batch envelope.', format: 'positive-int', default: 500, env: 'MESH_ENVELOPE_MAX_EVENTS' },
+    maxBytes: {
+      doc: 'Largest batch envelope in bytes (keep below the server max_payload).',
+      format: 'positive-int',
+      default: 512 * 1024,
+      env: 'MESH_ENVELOPE_MAX_BYTES',
+    },
+  };
+}
+
+export function ingestSchema() {
+  return {
+    maxBodyBytes: {
+      doc: 'Largest request body POST /v1/events accepts (larger gets 413).',
+      format: 'positive-int',
+      default: 1024 * 1024,
+      env: 'MESH_MAX_BODY_BYTES',
+    },
+  };
+}
+
+export function processorSchema() {
+  return {
+    keyConcurrency: {
+      doc: 'Keys of one partition a processor works on at once (one key stays in order).',
+      format: 'positive-int',
+      default: 64,
+      env: 'MESH_KEY_CONCURRENCY',
+    },
+  };
+}
+
+export function aggregatorSchema() {
+  return {
+    allowedLateness: {
+      doc: 'Default time after a window ends during which late events still count (an aggregation may set its own).',
+      format: 'duration',
+      default: '1m',
+      env: 'MESH_ALLOWED_LATENESS',
+    },
+    retainWindows: {
+      doc: 'Closed windows kept per key in the query results.',
+      format: 'positive-int',
+      default: 60,
+      env: 'MESH_RETAIN_WINDOWS',
+    },
+  };
+}
+
+/** Every env variable of every service, so a shared environment never trips the unknown-variable check. */
+export function knownEnvNames(): Set<string> {
+  const names = new Set<string>();
+  const pieces: Record<string, unknown>[] = [
+    natsSchema(), httpSchema(0), meshSchema(), instanceSchema('x'), logSchema(), shutdownSchema(),
+    consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(),
+  ];
+  for (const piece of pieces) {
+    for (const spec of Object.values(piece)) {
+      const env = (spec as { env?: string }).env;
+      if (env) names.add(env);
+    }
+  }
+  return names;
+}

@@ -1,0 +1,75 @@
+/**
+ * Batch envelopes: one JetStream message carries 1..N events of one partition,
+ * as a JSON array. Ids, acks, retries and dead letters stay per event: each
+ * event keeps its own `source` + `id`, and a stage derives the message id of
+ * what it publishes from its input (stage, input sequence, position), so a
+ * redelivered input republishes ids the stream has already seen.
+ */
+import type { CloudEvent } from './cloud-event';
+
+/** Headers the mesh sets on its messages. */
+export const Headers = {
+  msgId: 'Nats-Msg-Id',
+  count: 'Mesh-Count',
+  stage: 'Mesh-Stage',
+  handler: 'Mesh-Handler',
+  error: 'Mesh-Error',
+  errorKind: 'Mesh-Error-Kind',
+  attempts: 'Mesh-Attempts',
+  originalSubject: 'Mesh-Original-Subject',
+  originalSequence: 'Mesh-Original-Sequence',
+  originalStream: 'Mesh-Original-Stream',
+  traceparent: 'traceparent',
+} as const;
+
+export function encodeEnvelope(events: readonly CloudEvent[]): Uint8Array {
+  return Buffer.from(JSON.stringify(events));
+}
+
+/** Thrown when a message on an internal subject is not a batch envelope. */
+export class MalformedEnvelopeError extends Error {
+  constructor(readonly reason: string) {
+    super(`malformed envelope: ${reason}`);
+    this.name = 'MalformedEnvelopeError';
+  }
+}
+
+export function decodeEnvelope(data: Uint8Array): CloudEvent[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch (err) {
+    throw new MalformedEnvelopeError(`not JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(parsed)) throw new MalformedEnvelopeError('expected a JSON array of CloudEvents');
+  for (let i = 0; i < parsed.length; i++) {
+    const e = parsed[i];
+    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.source !== 'string' || typeof e.type !== 'string') {
+      throw new MalformedEnvelopeError(`element ${i} is not a CloudEvent with string id, source and type`);
+    }
+  }
+  return parsed as CloudEvent[];
+}
+
+/**
+ * Split events into chunks of at most `maxEvents` events and about `maxBytes`
+ * of JSON each, keeping their order. A single event larger than `maxBytes`
+ * gets a chunk of its own.
+ */
+export function chunkEvents<E>(events: readonly E[], maxEvents: number, maxBytes: number, sizeOf: (e: E) => number): E[][] {
+  const chunks: E[][] = [];
+  let current: E[] = [];
+  let bytes = 2;
+  for (const e of events) {
+    const size = sizeOf(e) + 1;
+    if (current.length > 0 && (current.length >= maxEvents || bytes + size > maxBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 2;
+    }
+    current.push(e);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

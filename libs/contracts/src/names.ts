@@ -1,0 +1,47 @@
+/**
+ * Stream, bucket and consumer names: the JetStream layout of the mesh.
+ * Every service and tool takes these names from here; none spells them by hand.
+ */
+
+export const Streams = {
+  ingest: 'MESH_INGEST',
+  routed: 'MESH_ROUTED',
+  processed: 'MESH_PROCESSED',
+  aggregates: 'MESH_AGGREGATES',
+  dlq: 'MESH_DLQ',
+} as const;
+export type StreamName = (typeof Streams)[keyof typeof Streams];
+
+export const Buckets = {
+  aggregates: 'mesh_aggregates',
+  checkpoints: 'mesh_checkpoints',
+  members: 'mesh_members',
+  leases: 'mesh_leases',
+  routes: 'mesh_routes',
+} as const;
+
+/** The stages that consume a stream partition by partition. */
+export const Stages = ['router', 'processor', 'aggregator'] as const;
+export type Stage = (typeof Stages)[number];
+/** Every place an event can be dead-lettered from. */
+export type DlqStage = Stage | 'ingest';
+
+/** The stream each stage consumes. */
+export const StageInput: Record<Stage, StreamName> = {
+  router: Streams.ingest,
+  processor: Streams.routed,
+  aggregator: Streams.processed,
+};
+
+/** Durable consumer of one stage on one partition: `router-p03`. */
+export function consumerName(stage: Stage, partition: number): string {
+  return `${stage}-p${String(partition).padStart(2, '0')}`;
+}
+
+/** Key in `mesh_checkpoints` that records the partition count fixed at provisioning. */
+export const PartitionCountKey = 'mesh.partitions';
+
+/** Key in `mesh_checkpoints` holding one stage's state for one partition. */
+export function checkpointKey(stage: Stage, partition: number): string {
+  return `${stage}.p${String(partition).padStart(2, '0')}`;
+}

@@ -1,0 +1,30 @@
+/**
+ * Partitioning: `p = fnv1a32(partitionkey) % P`, the same function as
+ * nats-server's `partition(n, ...)` subject mapping, so server-side mappings
+ * and the mesh agree on where a key lives.
+ */
+import type { CloudEvent } from './cloud-event';
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const utf8 = new TextEncoder();
+
+/** FNV-1a 32-bit over the UTF-8 bytes of `text`. */
+export function fnv1a32(text: string): number {
+  let hash = FNV_OFFSET;
+  const bytes = utf8.encode(text);
+  for (let i = 0; i < bytes.length; i++) {
+    hash ^= bytes[i];
+    hash = Math.imul(hash, FNV_PRIME);
+  }
+  return hash >>> 0;
+}
+
+export function partitionOf(key: string, partitions: number): number {
+  return fnv1a32(key) % partitions;
+}
+
+/** The partitioning key of an event: `partitionkey`, else `subject`, else `source`. */
+export function partitionKeyOf(event: Pick<CloudEvent, 'partitionkey' | 'subject' | 'source'>): string {
+  return event.partitionkey ?? event.subject ?? event.source;
+}

@@ -1,0 +1,24 @@
+/**
+ * One NATS connection per service instance. It waits for the first server
+ * and reconnects forever: a service outlives NATS restarts and reports its
+ * state on /readyz instead of exiting.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export interface ConnectOptions {
+  url: string;
+  name: string;
+  /** Wait for a server at start-up instead of failing at once. */
+  waitOnFirstConnect: boolean;
+}
+
+export async function connectNats(opts: Partial<ConnectOptions> & Pick<ConnectOptions, 'url' | 'name'>): Promise<NatsConnection> {
+  return connect({
+    servers: opts.url.split(',').map((s) => s.trim()),
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
+    pingInterval: 10_000,
+  });
+}

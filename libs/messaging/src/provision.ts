@@ -1,0 +1,151 @@
+/**
+ * Creates the mesh's streams, buckets and partition consumers idempotently.
+ * Every service runs it at start-up; running it twice, or from several
+ * instances at once, changes nothing.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  jetstreamManager,
+  ReplayPolicy,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Buckets, consumerName, PartitionCountKey, StageInput, Streams, Subjects, type Stage } from '@mesh/contracts';
+import { PartitionCountMismatchError } from './errors';
+
+export interface ProvisionOptions {
+  partitions: number;
+  replicas: number;
+  duplicateWindowMs: number;
+  /** How long data streams keep events (replay horizon). */
+  retentionMs: number;
+  /** How long dead letters are kept. */
+  dlqRetentionMs: number;
+  /** TTL of entries in mesh_members and mesh_leases. */
+  leaseTtlMs: number;
+}
+
+export const defaultProvisionOptions: ProvisionOptions = {
+  partitions: 16,
+  replicas: 1,
+  duplicateWindowMs: 10 * 60_000,
+  retentionMs: 7 * 24 * 3_600_000,
+  dlqRetentionMs: 14 * 24 * 3_600_000,
+  leaseTtlMs: 5_000,
+};
+
+const ms = (n: number) => Math.round(n * 1_000_000);
+
+type NamedStreamConfig = Partial<StreamConfig> & { name: string };
+
+function streamConfigs(o: ProvisionOptions): NamedStreamConfig[] {
+  const data = (name: string, subject: string): NamedStreamConfig => ({
+    name,
+    subjects: [subject],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: o.replicas,
+    duplicate_window: ms(o.duplicateWindowMs),
+    max_age: ms(o.retentionMs),
+  });
+  return [
+    data(Streams.ingest, Subjects.ingestAll),
+    data(Streams.routed, Subjects.routedAll),
+    data(Streams.processed, Subjects.processedAll),
+    data(Streams.aggregates, Subjects.aggregatesAll),
+    { ...data(Streams.dlq, Subjects.dlqAll), max_age: ms(o.dlqRetentionMs) },
+  ];
+}
+
+async function ensureStream(jsm: JetStreamManager, config: NamedStreamConfig): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (err) {
+    // Exists with another configuration: bring the updatable fields in line.
+    if (err instanceof JetStreamApiError && err.code === 10058) {
+      await jsm.streams.update(config.name, config);
+      return;
+    }
+    throw err;
+  }
+}
+
+export function partitionConsumerConfig(stage: Stage, partition: number, o: { maxAckPending: number; ackWaitMs: number }): Partial<ConsumerConfig> {
+  const filter = {
+    router: Subjects.ingestPartition,
+    processor: Subjects.routedPartition,
+    aggregator: Subjects.processedPartition,
+  }[stage](partition);
+  return {
+    durable_name: consumerName(stage, partition),
+    filter_subject: filter,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    ack_wait: ms(o.ackWaitMs),
+    max_ack_pending: o.maxAckPending,
+    max_deliver: -1,
+  };
+}
+
+/** Create (or update) the durable consumers of one stage, one per partition. */
+export async function ensurePartitionConsumers(
+  nc: NatsConnection,
+  stage: Stage,
+  partitions: number,
+  o: { maxAckPending: number; ackWaitMs: number },
+): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const stream = StageInput[stage];
+  await Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const config = partitionConsumerConfig(stage, p, o);
+      try {
+        await jsm.consumers.add(stream, config);
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === 10148) {
+          const { max_ack_pending, ack_wait } = config;
+          await jsm.consumers.update(stream, config.durable_name!, { max_ack_pending, ack_wait });
+          return;
+        }
+        throw err;
+      }
+    }),
+  );
+}
+
+/**
+ * Streams, buckets and the recorded partition count. Refuses (throws
+ * PartitionCountMismatchError) when the mesh was provisioned with another P.
+ */
+export async function provisionMesh(nc: NatsConnection, options: Partial<ProvisionOptions> = {}): Promise<void> {
+  const o = { ...defaultProvisionOptions, ...options };
+  const jsm = await jetstreamManager(nc);
+  for (const config of streamConfigs(o)) await ensureStream(jsm, config);
+
+  const kvm = new Kvm(nc);
+  const bucket = (name: string, extra: Record<string, unknown> = {}) =>
+    kvm.create(name, { replicas: o.replicas, history: 1, storage: StorageType.File, ...extra });
+  const checkpoints = await bucket(Buckets.checkpoints);
+  await bucket(Buckets.aggregates);
+  await bucket(Buckets.routes, { history: 5 });
+  await bucket(Buckets.members, { ttl: o.leaseTtlMs });
+  await bucket(Buckets.leases, { ttl: o.leaseTtlMs });
+
+  try {
+    await checkpoints.create(PartitionCountKey, String(o.partitions));
+  } catch {
+    const recorded = await checkpoints.get(PartitionCountKey);
+    const value = recorded ? Number(recorded.string()) : NaN;
+    if (value !== o.partitions) throw new PartitionCountMismatchError(o.partitions, value);
+  }
+}

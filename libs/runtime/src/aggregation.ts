@@ -1,0 +1,44 @@
+/**
+ * An aggregation: the aggregator's counterpart of a handler. One file
+ * exports one definition; the runtime keeps its windows by event time,
+ * checkpoints them and serves the results.
+ */
+import type { CloudEvent } from '@mesh/contracts';
+import { DefinitionError, } from './errors';
+import { checkName } from './handler';
+import { typePatternProblem } from '@mesh/contracts';
+
+export type WindowSpec =
+  | { kind: 'tumbling'; sizeMs: number }
+  | { kind: 'hopping'; sizeMs: number; hopMs: number };
+
+export interface AggregationDefinition<A extends Record<string, unknown> = Record<string, unknown>, T = unknown> {
+  /** Unique; names the results (`GET /v1/aggregates/<name>/<key>`) and `mesh.aggregates.<name>`. */
+  name: string;
+  /** Event types it takes, with wildcards; default every processed event. */
+  types?: readonly string[];
+  window: WindowSpec;
+  /** Grouping key; default the event's partition key. */
+  key?(event: CloudEvent<T>): string;
+  /** How long after a window ends events may still be added to it. */
+  allowedLatenessMs?: number;
+  /** The empty accumulator of a window. */
+  init(): A;
+  /** Fold one event into an accumulator; must not mutate anything but `acc`. */
+  add(acc: A, event: CloudEvent<T>): A;
+}
+
+export function defineAggregation<A extends Record<string, unknown>, T = unknown>(d: AggregationDefinition<A, T>): AggregationDefinition<A, T> {
+  checkName('aggregation', d.name);
+  const w = d.window;
+  if (!w || !(w.kind === 'tumbling' || w.kind === 'hopping')) throw new DefinitionError('aggregation', d.name, "window.kind must be 'tumbling' or 'hopping'");
+  if (!(w.sizeMs > 0)) throw new DefinitionError('aggregation', d.name, 'window.sizeMs must be a positive number of milliseconds');
+  if (w.kind === 'hopping' && !(w.hopMs > 0 && w.hopMs <= w.sizeMs)) {
+    throw new DefinitionError('aggregation', d.name, 'window.hopMs must be positive and at most window.sizeMs');
+  }
+  for (const p of d.types ?? []) {
+    const problem = typePatternProblem(p);
+    if (problem) throw new DefinitionError('aggregation', d.name, `type pattern ${JSON.stringify(p)} ${problem}`);
+  }
+  return d;
+}

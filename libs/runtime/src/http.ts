@@ -1,0 +1,128 @@
+/**
+ * A small HTTP layer on node:http: exact routes with `:params`, JSON
+ * answers, bounded bodies. Every service serves its API, /healthz, /readyz
+ * and /metrics through it.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => void | Promise<void>;
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: RouteHandler;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, status: number, error: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error, ...details }, headers);
+}
+
+/** Thrown by readBody when the body is larger than allowed. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`request body is larger than the limit of ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/** Read the whole body, refusing it as soon as it passes `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new BodyTooLargeError(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => !failed && resolve(Buffer.concat(chunks, size)));
+    req.on('error', (err) => !failed && reject(err));
+    req.on('aborted', () => !failed && reject(new Error('request aborted')));
+  });
+}
+
+export class HttpApp {
+  private readonly routes: Route[] = [];
+  private server?: Server;
+
+  route(method: string, path: string, handler: RouteHandler): this {
+    this.routes.push({ method, parts: path.split('/'), handler });
+    return this;
+  }
+
+  private match(method: string, path: string): { route?: Route; params: Record<string, string>; allowed: string[] } {
+    const parts = path.split('/');
+    const allowed: string[] = [];
+    for (const route of this.routes) {
+      if (route.parts.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length && ok; i++) {
+        const want = route.parts[i];
+        if (want.startsWith(':')) {
+          try {
+            params[want.slice(1)] = decodeURIComponent(parts[i]);
+          } catch {
+            ok = false;
+          }
+        } else ok = want === parts[i];
+      }
+      if (!ok) continue;
+      if (route.method === method) return { route, params, allowed };
+      allowed.push(route.method);
+    }
+    return { params: {}, allowed };
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    this.server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const { route, params, allowed } = this.match(req.method ?? 'GET', path);
+      if (!route) {
+        if (allowed.length > 0) sendError(res, 405, `method ${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') });
+        else sendError(res, 404, `no route for ${req.method} ${path}`);
+        return;
+      }
+      Promise.resolve()
+        .then(() => route.handler(req, res, params))
+        .catch((err: Error) => sendError(res, 500, `internal error: ${err.message}`));
+    });
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+    this.server.requestTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stop accepting connections and close idle ones. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+  }
+}

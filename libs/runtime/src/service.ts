@@ -1,0 +1,130 @@
+/**
+ * The life of a service process, the same for all four: load and validate
+ * config (a bad value stops start-up with a clear message), serve /healthz
+ * and /readyz at once, connect to NATS (waiting for it), provision the mesh
+ * idempotently, start the service, and on SIGTERM or SIGINT stop intake,
+ * finish in-flight work, checkpoint, drain the connection and exit.
+ */
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ConfigError } from '@mesh/config';
+import { connectNats, provisionMesh } from '@mesh/messaging';
+import { HttpApp, sendJson } from './http';
+import { createLogger, type Logger, type LogLevel } from './logger';
+
+export interface CommonConfig {
+  nats: { url: string };
+  http: { port: number; host: string };
+  mesh: { partitions: number; replicas: number; duplicateWindow: number };
+  instance: { id: string };
+  log: { level: string };
+  shutdown: { timeout: number };
+}
+
+export interface ServiceContext<C extends CommonConfig> {
+  service: string;
+  config: C;
+  log: Logger;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  http: HttpApp;
+  /** The port the HTTP server listens on. */
+  httpPort: number;
+}
+
+export interface RunningService {
+  /** Named readiness checks beyond NATS and provisioning. */
+  readiness(): Record<string, boolean>;
+  /** Stop taking work, finish what is in flight, checkpoint. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export interface ServiceDefinition<C extends CommonConfig> {
+  name: string;
+  loadConfig(): C;
+  start(ctx: ServiceContext<C>): Promise<RunningService>;
+}
+
+export async function runService<C extends CommonConfig>(def: ServiceDefinition<C>): Promise<void> {
+  let config: C;
+  try {
+    config = def.loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${def.name}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ service: def.name, instance: config.instance.id }, config.log.level as LogLevel);
+  const state = { connected: false, provisioned: false, stopping: false };
+  let running: RunningService | undefined;
+
+  const http = new HttpApp();
+  http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }));
+  http.route('GET', '/readyz', (_req, res) => {
+    const checks = { nats: state.connected, provisioned: state.provisioned, ...(running?.readiness() ?? { started: false }), running: !state.stopping };
+    const ready = Object.values(checks).every(Boolean);
+    sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
+  });
+  let httpPort: number;
+  try {
+    httpPort = await http.listen(config.http.port, config.http.host);
+  } catch (err) {
+    process.stderr.write(`${def.name}: cannot listen on ${config.http.host}:${config.http.port} (HTTP_PORT): ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  log.info('http listening', { port: httpPort });
+
+  log.info('connecting to NATS', { url: config.nats.url });
+  const nc = await connectNats({ url: config.nats.url, name: `${def.name}:${config.instance.id}` });
+  state.connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') state.connected = false;
+      if (s.type === 'reconnect') state.connected = true;
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn(`nats ${s.type}`, { server: 'server' in s ? s.server : undefined });
+    }
+  })();
+
+  const js = jetstream(nc, { timeout: 10_000 });
+  try {
+    await provisionMesh(nc, {
+      partitions: config.mesh.partitions,
+      replicas: config.mesh.replicas,
+      duplicateWindowMs: config.mesh.duplicateWindow,
+    });
+  } catch (err) {
+    log.error('cannot provision the mesh', { error: err });
+    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
+    await nc.close();
+    process.exit(1);
+  }
+  state.provisioned = true;
+  running = await def.start({ service: def.name, config, log, nc, js, http, httpPort });
+  log.info('started', { partitions: config.mesh.partitions });
+
+  const shutdown = async (signal: string) => {
+    if (state.stopping) return;
+    state.stopping = true;
+    const timeout = config.shutdown.timeout;
+    log.info('shutting down', { signal, timeout_ms: timeout });
+    const hardStop = setTimeout(() => {
+      log.error('shutdown took too long; exiting', { timeout_ms: timeout });
+      process.exit(1);
+    }, timeout + 5_000);
+    hardStop.unref();
+    try {
+      await running?.stop(timeout);
+      await nc.drain();
+      await http.close();
+      log.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error('shutdown failed', { error: err });
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

@@ -1,0 +1,225 @@
+/**
+ * The stage runner: consumes the partitions this instance owns, one durable
+ * consumer each, and hands their messages to a PartitionWorker in batches.
+ *
+ * - Order: a partition's batches are handled one at a time, in stream order,
+ *   and acked in that order after the worker resolves.
+ * - Ack after store: the worker resolves only once its outputs are stored and
+ *   its state checkpointed; only then are the inputs acked.
+ * - Failure: if the worker rejects (JetStream unavailable, say), the
+ *   partition's unacked messages are nak'ed, the worker is dropped and the
+ *   partition reopened after a backoff: state is reloaded from its checkpoint
+ *   and the messages come again in order.
+ * - Malformed envelopes never reach the worker: they are dead-lettered and acked.
+ * - Graceful stop: no new pulls; what was received is handled and acked.
+ */
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { consumerName, decodeEnvelope, StageInput, type CloudEvent, type Stage } from '@mesh/contracts';
+import { partitionMessages } from '@mesh/messaging';
+import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
+import { deadLetter } from './dead-letter';
+import type { Logger } from './logger';
+import { batchWhileBusy } from './operators/batch-while-busy';
+
+/** One input message of a partition, decoded. */
+export interface InputEnvelope {
+  seq: number;
+  subject: string;
+  /** When the stream stored it (epoch ms). */
+  timestampMs: number;
+  /** 1 on first delivery. */
+  deliveryCount: number;
+  events: CloudEvent[];
+}
+
+export interface PartitionWorker {
+  /**
+   * Handle envelopes of one partition, in order. Resolve once every output is
+   * stored and state checkpointed; the runner then acks them. Reject to have
+   * the partition reopened and the envelopes delivered again.
+   */
+  handle(batch: InputEnvelope[]): Promise<void>;
+}
+
+export interface StageRunnerOptions {
+  stage: Stage;
+  js: JetStreamClient;
+  /** The partitions this instance should own, as they change. */
+  ownership: Observable<ReadonlySet<number>>;
+  /** Load a partition's state (checkpoint) and return its worker. */
+  open(partition: number): Promise<PartitionWorker>;
+  /** Most messages in one worker batch. */
+  batchMessages: number;
+  /** Most messages one pull asks for. */
+  pullMessages: number;
+  /** The consumer's ack wait; in-flight messages are kept alive well within it. */
+  ackWaitMs: number;
+  log: Logger;
+  /** Called when a partition starts or stops being consumed. */
+  onPartitionChange?(partition: number, consuming: boolean): void;
+}
+
+const MAX_REOPEN_DELAY_MS = 10_000;
+
+class PartitionRun {
+  private readonly stop = new AbortController();
+  private readonly inHand = new Set<JsMsg>();
+  private subscription?: Subscription;
+  consuming = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly o: StageRunnerOptions,
+    readonly partition: number,
+  ) {
+    const stream = StageInput[o.stage];
+    const consumer = consumerName(o.stage, partition);
+    const log = o.log.child({ partition });
+    this.done = new Promise<void>((resolve) => {
+      this.subscription = defer(() => from(o.open(partition)))
+        .pipe(
+          switchMap((worker) => {
+            this.setConsuming(true);
+            return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages }).pipe(
+              tap((m) => this.inHand.add(m)),
+              batchWhileBusy((msgs: JsMsg[]) => from(this.process(worker, msgs)), o.batchMessages),
+            );
+          }),
+          retry({
+            resetOnSuccess: true,
+            delay: (err, attempt) => {
+              this.setConsuming(false);
+              this.nakInHand();
+              if (this.stop.signal.aborted) return EMPTY;
+              const wait = Math.min(MAX_REOPEN_DELAY_MS, 250 * 2 ** (attempt - 1));
+              log.warn('partition failed; reopening', { error: err, attempt, delay_ms: wait });
+              return timer(wait);
+            },
+          }),
+        )
+        .subscribe({
+          complete: () => {
+            this.setConsuming(false);
+            resolve();
+          },
+          error: (err) => {
+            this.setConsuming(false);
+            log.error('partition stopped on error', { error: err });
+            resolve();
+          },
+        });
+    });
+  }
+
+  private setConsuming(consuming: boolean) {
+    if (this.consuming === consuming) return;
+    this.consuming = consuming;
+    this.o.onPartitionChange?.(this.partition, consuming);
+  }
+
+  private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
+    // Keep long batches (handler retries with backoff) from being redelivered.
+    const keepAlive = setInterval(() => msgs.forEach((m) => m.working()), Math.max(1_000, this.o.ackWaitMs / 3));
+    try {
+      const envelopes: InputEnvelope[] = [];
+      for (const m of msgs) {
+        const info = m.info;
+        try {
+          envelopes.push({
+            seq: m.seq,
+            subject: m.subject,
+            timestampMs: Math.floor(Number(info.timestampNanos) / 1e6),
+            deliveryCount: info.deliveryCount,
+            events: decodeEnvelope(m.data),
+          });
+        } catch (err) {
+          await deadLetter(this.o.js, {
+            stage: this.o.stage,
+            partition: this.partition,
+            error: err,
+            attempts: info.deliveryCount,
+            originalStream: StageInput[this.o.stage],
+            originalSubject: m.subject,
+            originalSequence: m.seq,
+            index: -1,
+            payload: m.data,
+          });
+        }
+      }
+      if (envelopes.length > 0) await worker.handle(envelopes);
+      for (const m of msgs) {
+        m.ack();
+        this.inHand.delete(m);
+      }
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private nakInHand() {
+    for (const m of this.inHand) m.nak();
+    this.inHand.clear();
+  }
+
+  /** Graceful: stop pulling, finish and ack what was received. */
+  async close(timeoutMs: number): Promise<void> {
+    this.stop.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.done.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.abandon();
+  }
+
+  /** Hard: drop everything now; what was in hand comes again at once. */
+  abandon() {
+    this.subscription?.unsubscribe();
+    this.nakInHand();
+    this.setConsuming(false);
+  }
+}
+
+export class StageRunner {
+  private readonly runs = new Map<number, PartitionRun>();
+  private ownershipSub?: Subscription;
+  private stopping = false;
+
+  constructor(private readonly o: StageRunnerOptions) {}
+
+  start(): void {
+    this.ownershipSub = this.o.ownership.subscribe((owned) => void this.reconcile(owned));
+  }
+
+  /** Partitions being consumed now. */
+  consuming(): number[] {
+    return [...this.runs.values()].filter((r) => r.consuming).map((r) => r.partition).sort((a, b) => a - b);
+  }
+
+  /** Partitions assigned to this instance. */
+  assigned(): number[] {
+    return [...this.runs.keys()].sort((a, b) => a - b);
+  }
+
+  private async reconcile(owned: ReadonlySet<number>): Promise<void> {
+    if (this.stopping) return;
+    for (const [p, run] of this.runs) {
+      if (!owned.has(p)) {
+        this.runs.delete(p);
+        await run.close(Number.POSITIVE_INFINITY);
+      }
+    }
+    for (const p of owned) {
+      if (!this.runs.has(p)) this.runs.set(p, new PartitionRun(this.o, p));
+    }
+  }
+
+  /** Graceful stop of every partition, bounded by `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    this.ownershipSub?.unsubscribe();
+    await Promise.all([...this.runs.values()].map((r) => r.close(timeoutMs)));
+    this.runs.clear();
+  }
+}

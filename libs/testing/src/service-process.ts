@@ -1,0 +1,107 @@
+/**
+ * Runs a mesh service as a real process (its built `dist/main.js`), as a
+ * user would, for end-to-end and fault tests. Each process is stopped by its
+ * own pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { waitForExit } from './nats-server';
+
+export type ServiceName = 'ingest' | 'router' | 'processor' | 'aggregator';
+
+export const RepoRoot = resolve(__dirname, '../../..');
+
+export interface ServiceProcess {
+  readonly name: ServiceName;
+  readonly pid: number;
+  /** `http://127.0.0.1:<port>` of its HTTP server. */
+  readonly url: string;
+  readonly port: number;
+  /** Everything it wrote so far. */
+  output(): string;
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** SIGTERM and wait for exit; resolves to the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait for exit. */
+  kill(): Promise<void>;
+  exited(): Promise<number | null>;
+}
+
+export async function startService(name: ServiceName, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
+  const child: ChildProcess = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
+    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not open its HTTP port within 15 s:\n${out}`)), 15_000);
+    const check = () => {
+      const m = /"msg":"http listening","port":(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', check);
+        resolvePort(Number(m[1]));
+      }
+    };
+    child.stdout!.on('data', check);
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before listening:\n${out}`));
+    });
+  });
+
+  const proc: ServiceProcess = {
+    name,
+    pid: child.pid!,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output: () => out,
+    async waitReady(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          const res = await fetch(`${proc.url}/readyz`);
+          if (res.status === 200) return;
+        } catch {
+          // not up yet
+        }
+        if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}:\n${out}`);
+        if (Date.now() > deadline) throw new Error(`${name} was not ready within ${timeoutMs} ms:\n${out.slice(-4000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await waitForExit(child);
+      return child.exitCode;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await waitForExit(child);
+    },
+    exited: () => exit,
+  };
+  if (options.waitReady ?? true) await proc.waitReady();
+  return proc;
+}
+
+/** Start the four services against one NATS server. */
+export async function startMesh(natsUrl: string, env: Record<string, string> = {}): Promise<Record<ServiceName, ServiceProcess>> {
+  const common = { NATS_URL: natsUrl, ...env };
+  // The processor first: it declares the handlers the router routes to.
+  const processor = await startService('processor', common);
+  const [ingest, router, aggregator] = await Promise.all([
+    startService('ingest', common),
+    startService('router', common),
+    startService('aggregator', common),
+  ]);
+  return { ingest, router, processor, aggregator };
+}
+
+export async function stopAll(procs: Iterable<ServiceProcess | undefined>): Promise<void> {
+  await Promise.all([...procs].map((p) => p?.stop()));
+}

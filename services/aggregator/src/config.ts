@@ -1,0 +1,25 @@
+import {
+  aggregatorSchema, consumerSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
+  type LoadOptions,
+} from '@mesh/config';
+import type { CommonConfig } from '@mesh/runtime';
+
+export interface AggregatorConfig extends CommonConfig {
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  aggregator: { allowedLateness: number; retainWindows: number };
+}
+
+export const schema = {
+  nats: natsSchema(),
+  http: httpSchema(8083),
+  mesh: meshSchema(),
+  instance: instanceSchema('aggregator'),
+  log: logSchema(),
+  shutdown: shutdownSchema(),
+  consumer: consumerSchema(),
+  aggregator: aggregatorSchema(),
+};
+
+export function loadAggregatorConfig(options?: LoadOptions): AggregatorConfig {
+  return loadConfig<AggregatorConfig>(schema, options);
+}

@@ -1,0 +1,60 @@
+/**
+ * aggregator: keeps windowed aggregations of MESH_PROCESSED by event time,
+ * partition by partition, checkpointed; serves the results from KV
+ * `mesh_aggregates` (any instance answers for any key) and publishes closed
+ * windows on `mesh.aggregates.<name>`.
+ */
+import { Kvm } from '@nats-io/kv';
+import { aggregateKvKey, Buckets } from '@mesh/contracts';
+import { ensurePartitionConsumers } from '@mesh/messaging';
+import { allPartitions, registry, runService, sendError, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { aggregations } from './aggregations';
+import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
+import { loadAggregatorConfig, type AggregatorConfig } from './config';
+import { PartitionWindows } from './window-state';
+
+async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningService> {
+  const { config, nc, js, log, http } = ctx;
+  const byName = registry('aggregation', aggregations);
+  await ensurePartitionConsumers(nc, 'aggregator', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
+  const kvm = new Kvm(nc);
+  const results = await kvm.open(Buckets.aggregates);
+  const checkpoints = await kvm.open(Buckets.checkpoints);
+  const counters: AggregatorCounters = { applied: 0, skipped: 0, late: 0, closed: 0 };
+
+  http.route('GET', '/v1/aggregates', (_req, res) =>
+    sendJson(res, 200, { aggregations: [...byName.values()].map((a) => ({ name: a.name, window: a.window, types: a.types ?? ['>'] })), counters }),
+  );
+  http.route('GET', '/v1/aggregates/:name/:key', async (_req, res, { name, key }) => {
+    if (!byName.has(name)) {
+      return sendError(res, 404, `unknown aggregation '${name}'; known aggregations: ${[...byName.keys()].join(', ')}`);
+    }
+    const entry = await results.get(aggregateKvKey(name, key));
+    if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
+    sendJson(res, 200, entry.json());
+  });
+
+  const runner = new StageRunner({
+    stage: 'aggregator',
+    js,
+    ownership: allPartitions(config.mesh.partitions),
+    batchMessages: config.consumer.batchMessages,
+    pullMessages: config.consumer.maxAckPending,
+    ackWaitMs: config.consumer.ackWait,
+    log,
+    async open(partition) {
+      const windows = await loadWindows(checkpoints, partition, () =>
+        new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
+      );
+      return aggregatorWorker({ js, partition, results, checkpoints, windows, counters });
+    },
+  });
+  runner.start();
+
+  return {
+    readiness: () => ({ consuming: runner.consuming().length === runner.assigned().length }),
+    stop: (timeoutMs) => runner.stop(timeoutMs),
+  };
+}
+
+void runService({ name: 'aggregator', loadConfig: () => loadAggregatorConfig(), start });

@@ -1,0 +1,186 @@
+/**
+ * The windows of one partition, by event time. Per aggregation it keeps the
+ * largest event time seen; the watermark is that minus the allowed lateness.
+ * An event whose windows all end at or before the watermark is late: it is
+ * not added and is reported to the caller. A window closes once the
+ * watermark passes its end.
+ *
+ * Everything depends only on the events and their order, so the state
+ * restored from a checkpoint and fed the same events again is the same.
+ */
+import { eventTimeMs, partitionKeyOf, typeMatches, type CloudEvent } from '@mesh/contracts';
+import type { AggregationDefinition } from '@mesh/runtime';
+
+type Acc = Record<string, unknown>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyAggregation = AggregationDefinition<any, any>;
+
+export interface WindowCell {
+  start: number;
+  end: number;
+  closed: boolean;
+  acc: Acc;
+}
+
+interface AggregationState {
+  maxEventTime: number;
+  late: number;
+  keys: Map<string, WindowCell[]>;
+}
+
+export interface WindowResult {
+  name: string;
+  key: string;
+  windows: { start: string; end: string; closed: boolean; [field: string]: unknown }[];
+}
+
+export interface Snapshot {
+  v: 1;
+  lastSeq: number;
+  aggregations: Record<string, { maxEventTime: number; late: number; keys: Record<string, [number, number, boolean, Acc][]> }>;
+}
+
+export interface WindowOptions {
+  defaultLatenessMs: number;
+  retainClosed: number;
+}
+
+function windowStarts(def: AnyAggregation, t: number): number[] {
+  const w = def.window;
+  if (w.kind === 'tumbling') return [Math.floor(t / w.sizeMs) * w.sizeMs];
+  const starts: number[] = [];
+  for (let s = Math.floor(t / w.hopMs) * w.hopMs; s > t - w.sizeMs; s -= w.hopMs) starts.push(s);
+  return starts.reverse();
+}
+
+export class PartitionWindows {
+  lastSeq = 0;
+  private readonly state = new Map<string, AggregationState>();
+  private readonly dirty = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly defs: readonly AnyAggregation[],
+    private readonly o: WindowOptions,
+  ) {
+    for (const d of defs) {
+      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map() });
+      this.dirty.set(d.name, new Set());
+    }
+  }
+
+  private lateness(def: AnyAggregation): number {
+    return def.allowedLatenessMs ?? this.o.defaultLatenessMs;
+  }
+
+  watermark(name: string): number {
+    const def = this.defs.find((d) => d.name === name)!;
+    return this.state.get(name)!.maxEventTime - this.lateness(def);
+  }
+
+  /** Fold an event into every aggregation that takes it; returns the names for which it was late. */
+  apply(event: CloudEvent, fallbackTimeMs: number): string[] {
+    const late: string[] = [];
+    const parsed = eventTimeMs(event);
+    const t = Number.isNaN(parsed) ? fallbackTimeMs : parsed;
+    for (const def of this.defs) {
+      if (def.types && !def.types.some((p) => typeMatches(p, event.type))) continue;
+      const s = this.state.get(def.name)!;
+      const watermark = s.maxEventTime - this.lateness(def);
+      const key = def.key ? def.key(event) : partitionKeyOf(event);
+      let cells = s.keys.get(key);
+      let added = false;
+      for (const start of windowStarts(def, t)) {
+        const end = start + def.window.sizeMs;
+        if (end <= watermark) continue;
+        if (!cells) s.keys.set(key, (cells = []));
+        let cell = cells.find((c) => c.start === start);
+        if (!cell) {
+          cell = { start, end, closed: false, acc: def.init() };
+          cells.push(cell);
+          cells.sort((a, b) => a.start - b.start);
+        }
+        cell.acc = def.add(cell.acc, event);
+        added = true;
+      }
+      if (added) this.dirty.get(def.name)!.add(key);
+      else {
+        s.late++;
+        late.push(def.name);
+      }
+      if (t > s.maxEventTime) s.maxEventTime = t;
+    }
+    return late;
+  }
+
+  /** Windows the watermark has passed since the last call, now marked closed. */
+  closeDue(): { name: string; key: string; cell: WindowCell }[] {
+    const closed: { name: string; key: string; cell: WindowCell }[] = [];
+    for (const def of this.defs) {
+      const s = this.state.get(def.name)!;
+      const watermark = s.maxEventTime - this.lateness(def);
+      for (const [key, cells] of s.keys) {
+        let changed = false;
+        for (const cell of cells) {
+          if (!cell.closed && cell.end <= watermark) {
+            cell.closed = true;
+            changed = true;
+            closed.push({ name: def.name, key, cell });
+          }
+        }
+        if (changed) {
+          const closedCells = cells.filter((c) => c.closed);
+          const excess = closedCells.length - this.o.retainClosed;
+          if (excess > 0) s.keys.set(key, cells.slice(excess));
+          this.dirty.get(def.name)!.add(key);
+        }
+      }
+    }
+    return closed;
+  }
+
+  /** Results of every key changed since the last call. */
+  takeDirty(): WindowResult[] {
+    const out: WindowResult[] = [];
+    for (const [name, keys] of this.dirty) {
+      const s = this.state.get(name)!;
+      for (const key of keys) out.push(this.result(name, key, s.keys.get(key) ?? []));
+      keys.clear();
+    }
+    return out;
+  }
+
+  result(name: string, key: string, cells: readonly WindowCell[]): WindowResult {
+    return {
+      name,
+      key,
+      windows: cells.map((c) => ({ start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString(), closed: c.closed, ...c.acc })),
+    };
+  }
+
+  lateCount(name: string): number {
+    return this.state.get(name)?.late ?? 0;
+  }
+
+  snapshot(): Snapshot {
+    const aggregations: Snapshot['aggregations'] = {};
+    for (const [name, s] of this.state) {
+      const keys: Record<string, [number, number, boolean, Acc][]> = {};
+      for (const [key, cells] of s.keys) keys[key] = cells.map((c) => [c.start, c.end, c.closed, c.acc]);
+      aggregations[name] = { maxEventTime: Number.isFinite(s.maxEventTime) ? s.maxEventTime : -1, late: s.late, keys };
+    }
+    return { v: 1, lastSeq: this.lastSeq, aggregations };
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.lastSeq = snapshot.lastSeq;
+    for (const [name, saved] of Object.entries(snapshot.aggregations)) {
+      const s = this.state.get(name);
+      if (!s) continue; // an aggregation that was removed from the code
+      s.maxEventTime = saved.maxEventTime < 0 ? Number.NEGATIVE_INFINITY : saved.maxEventTime;
+      s.late = saved.late;
+      for (const [key, cells] of Object.entries(saved.keys)) {
+        s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * ingest: takes CloudEvents over HTTP (`POST /v1/events`) and NATS requests
+ * (`mesh.in.<type>`), validates them, assigns partitions and stores them in
+ * MESH_INGEST as batch envelopes. Stateless: run as many as you like.
+ */
+import { Subjects } from '@mesh/contracts';
+import { BodyTooLargeError, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { accept, type AcceptDeps } from './accept';
+import { loadIngestConfig, type IngestConfig } from './config';
+
+/** Queue group: each NATS request is answered by one ingest instance. */
+const QUEUE = 'mesh-ingest';
+
+async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService> {
+  const { config, js, nc, http, log } = ctx;
+  let connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') connected = false;
+      if (s.type === 'reconnect') connected = true;
+    }
+  })();
+  const deps: AcceptDeps = {
+    js,
+    log,
+    partitions: config.mesh.partitions,
+    maxEvents: config.envelope.maxEvents,
+    maxBytes: config.envelope.maxBytes,
+    isConnected: () => connected,
+  };
+  let inFlight = 0;
+  let draining = false;
+
+  http.route('POST', '/v1/events', async (req, res) => {
+    if (draining) return sendError(res, 503, 'shutting down; retry on another instance', {}, { 'retry-after': '1', connection: 'close' });
+    inFlight++;
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, config.ingest.maxBodyBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          return sendError(res, 413, `${err.message} (MESH_MAX_BODY_BYTES); split the events over several requests`, { limit: err.limit }, { connection: 'close' });
+        }
+        return sendError(res, 400, `could not read the request body: ${(err as Error).message}`);
+      }
+      const answer = await accept(deps, req.headers['content-type'], body);
+      sendJson(res, answer.status, answer.body, answer.headers);
+    } finally {
+      inFlight--;
+    }
+  });
+
+  const sub = nc.subscribe(Subjects.inboundAll, {
+    queue: QUEUE,
+    callback: (err, msg) => {
+      if (err) return log.error('inbound subscription failed', { error: err });
+      const type = msg.subject.slice(Subjects.inboundPrefix.length);
+      inFlight++;
+      accept(deps, msg.headers?.get('Content-Type') || 'application/cloudevents+json', msg.data, type)
+        .then((answer) => msg.respond(JSON.stringify({ status: answer.status, ...answer.body })))
+        .catch((e: Error) => msg.respond(JSON.stringify({ status: 500, error: e.message })))
+        .finally(() => inFlight--);
+    },
+  });
+
+  return {
+    readiness: () => ({ accepting: !draining }),
+    async stop(timeoutMs) {
+      draining = true;
+      await sub.drain();
+      const deadline = Date.now() + timeoutMs;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+}
+
+void runService({ name: 'ingest', loadConfig: () => loadIngestConfig(), start });

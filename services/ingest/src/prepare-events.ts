@@ -1,0 +1,66 @@
+/**
+ * Validates candidate events and packs the accepted ones into batch
+ * envelopes: one per partition and type (the subject names both), in request
+ * order, split by size. Either every event is valid and envelopes come back,
+ * or the problems do and nothing is to be stored.
+ */
+import { createHash } from 'node:crypto';
+import {
+  chunkEvents, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem,
+} from '@mesh/contracts';
+import type { EnvelopeOut } from '@mesh/messaging';
+
+export interface PrepareOptions {
+  partitions: number;
+  maxEvents: number;
+  maxBytes: number;
+  /** Arrival time, for events without `time`. */
+  now: Date;
+  /** Type to use for events without one (the NATS entry's subject). */
+  defaultType?: string;
+}
+
+export type Prepared = { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[] } | { ok: false; problems: EventProblem[] };
+
+/**
+ * The envelope's message id: a hash of the `source` + `id` of its events, so
+ * a client that retries the same request stores it once.
+ */
+function envelopeId(events: readonly CloudEvent[]): string {
+  const h = createHash('sha256');
+  for (const e of events) h.update(`${e.source.length}:${e.source}${e.id}\n`);
+  return `ingest:${h.digest('base64url').slice(0, 32)}`;
+}
+
+export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions): Prepared {
+  const problems: EventProblem[] = [];
+  const events: CloudEvent[] = [];
+  const time = o.now.toISOString();
+  candidates.forEach((candidate, index) => {
+    let c = candidate;
+    if (o.defaultType && typeof c === 'object' && c !== null && !Array.isArray(c) && (c as { type?: unknown }).type === undefined) {
+      c = { ...c, type: o.defaultType };
+    }
+    const found = validateEvent(c, index);
+    if (found.length > 0) problems.push(...found);
+    else events.push(c as CloudEvent);
+  });
+  if (problems.length > 0) return { ok: false, problems };
+
+  const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
+  const accepted = events.map((e) => (e.time === undefined ? { ...e, time } : e));
+  for (const e of accepted) {
+    const partition = partitionOf(partitionKeyOf(e), o.partitions);
+    const k = `${partition} ${e.type}`;
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { partition, type: e.type, events: [] }));
+    g.events.push(e);
+  }
+  const envelopes: EnvelopeOut[] = [];
+  for (const g of groups.values()) {
+    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, (e) => JSON.stringify(e).length)) {
+      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk });
+    }
+  }
+  return { ok: true, envelopes, events: accepted };
+}

@@ -1,0 +1,27 @@
+import {
+  consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, processorSchema, shutdownSchema,
+  type LoadOptions,
+} from '@mesh/config';
+import type { CommonConfig } from '@mesh/runtime';
+
+export interface ProcessorConfig extends CommonConfig {
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  envelope: { maxEvents: number; maxBytes: number };
+  processor: { keyConcurrency: number };
+}
+
+export const schema = {
+  nats: natsSchema(),
+  http: httpSchema(8082),
+  mesh: meshSchema(),
+  instance: instanceSchema('processor'),
+  log: logSchema(),
+  shutdown: shutdownSchema(),
+  consumer: consumerSchema(),
+  envelope: envelopeSchema(),
+  processor: processorSchema(),
+};
+
+export function loadProcessorConfig(options?: LoadOptions): ProcessorConfig {
+  return loadConfig<ProcessorConfig>(schema, options);
+}

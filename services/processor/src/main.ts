@@ -1,0 +1,52 @@
+/**
+ * processor: runs the user's subject handlers on MESH_ROUTED, partition by
+ * partition, and publishes what they emit to MESH_PROCESSED. At start it
+ * declares its handlers in `mesh_routes`: the router's default routes.
+ */
+import { Kvm } from '@nats-io/kv';
+import { Buckets } from '@mesh/contracts';
+import { ensurePartitionConsumers } from '@mesh/messaging';
+import { allPartitions, registry, runService, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { loadProcessorConfig, type ProcessorConfig } from './config';
+import { handlers } from './handlers';
+import { processorWorker, type ProcessorCounters } from './processor-worker';
+
+async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningService> {
+  const { config, nc, js, log, http } = ctx;
+  const byName = registry('handler', handlers);
+  await ensurePartitionConsumers(nc, 'processor', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
+
+  const routes = await new Kvm(nc).open(Buckets.routes);
+  for (const h of byName.values()) {
+    await routes.put(`handler.${h.name}`, JSON.stringify({ types: h.types, description: h.description ?? '' }));
+  }
+  log.info('handlers declared', { handlers: [...byName.keys()] });
+
+  const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0 };
+  http.route('GET', '/v1/handlers', (_req, res) =>
+    sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
+  );
+
+  const runner = new StageRunner({
+    stage: 'processor',
+    js,
+    ownership: allPartitions(config.mesh.partitions),
+    batchMessages: config.consumer.batchMessages,
+    pullMessages: config.consumer.maxAckPending,
+    ackWaitMs: config.consumer.ackWait,
+    log,
+    open: async (partition) =>
+      processorWorker({
+        js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
+        maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log,
+      }),
+  });
+  runner.start();
+
+  return {
+    readiness: () => ({ consuming: runner.consuming().length === runner.assigned().length }),
+    stop: (timeoutMs) => runner.stop(timeoutMs),
+  };
+}
+
+void runService({ name: 'processor', loadConfig: () => loadProcessorConfig(), start });

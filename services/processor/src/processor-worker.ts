@@ -1,0 +1,111 @@
+/**
+ * The processor's work on one partition. The events of a batch run in
+ * per-key lanes (one key in order, keys concurrently); then, per input
+ * envelope, what the handler emitted is packed by destination partition and
+ * type and published with ids `processor:<seq>:<p>:<type>:<n>`; failed
+ * events are dead-lettered. The runner acks once all of it is stored.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import {
+  chunkEvents, encodeEnvelope, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
+} from '@mesh/contracts';
+import { publishAll, type EnvelopeOut } from '@mesh/messaging';
+import { deadLetter, errorMessage, keyLanes, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import { from, lastValueFrom, map, defaultIfEmpty } from 'rxjs';
+import { runHandler, type HandlerRun } from './run-handler';
+
+export interface ProcessorCounters {
+  processed: number;
+  emitted: number;
+  failed: number;
+}
+
+export class UnknownHandlerError extends Error {
+  constructor(name: string, known: string[]) {
+    super(`no handler named '${name}' in this processor; it has: ${known.join(', ') || 'none'}`);
+    this.name = 'UnknownHandlerError';
+  }
+}
+
+export interface ProcessorWorkerDeps {
+  js: JetStreamClient;
+  partition: number;
+  partitions: number;
+  handlers: ReadonlyMap<string, AnyHandlerDefinition>;
+  keyConcurrency: number;
+  maxEvents: number;
+  maxBytes: number;
+  counters: ProcessorCounters;
+  log: Logger;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
+  return {
+    async handle(batch: InputEnvelope[]) {
+      type Item = { env: number; index: number; event: CloudEvent; handler: string };
+      const items: Item[] = [];
+      batch.forEach((env, e) => {
+        const handler = subjectTail(env.subject, 3);
+        env.events.forEach((event, index) => items.push({ env: e, index, event, handler }));
+      });
+      const results: HandlerRun[] = new Array(items.length);
+      const log = d.log.child({ partition: d.partition });
+      await lastValueFrom(
+        from(items.map((item, k) => ({ item, k }))).pipe(
+          keyLanes(
+            ({ item }) => partitionKeyOf(item.event),
+            ({ item, k }) => {
+              const def = d.handlers.get(item.handler);
+              const run: Promise<HandlerRun> = def
+                ? runHandler(def, item.event, { partition: d.partition, log, sleep })
+                : Promise.resolve({ ok: false, attempts: 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) });
+              return from(run).pipe(map((r) => (results[k] = r)));
+            },
+            d.keyConcurrency,
+          ),
+          defaultIfEmpty(null),
+        ),
+      );
+
+      const outs: EnvelopeOut[] = [];
+      const dead: Promise<unknown>[] = [];
+      let k = 0;
+      batch.forEach((env) => {
+        const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
+        for (let index = 0; index < env.events.length; index++, k++) {
+          const r = results[k];
+          const item = items[k];
+          if (!r.ok) {
+            d.counters.failed++;
+            log.warn('event dead-lettered', { handler: item.handler, id: item.event.id, attempts: r.attempts, error: errorMessage(r.error) });
+            dead.push(
+              deadLetter(d.js, {
+                stage: 'processor', partition: d.partition, handler: item.handler, error: r.error, attempts: r.attempts,
+                originalStream: Streams.routed, originalSubject: env.subject, originalSequence: env.seq, index,
+                payload: encodeEnvelope([item.event]),
+              }),
+            );
+            continue;
+          }
+          d.counters.processed++;
+          for (const out of r.outputs) {
+            const p = partitionOf(partitionKeyOf(out), d.partitions);
+            const g = `${p} ${out.type}`;
+            let group = groups.get(g);
+            if (!group) groups.set(g, (group = { partition: p, type: out.type, events: [] }));
+            group.events.push(out);
+          }
+        }
+        for (const g of groups.values()) {
+          chunkEvents(g.events, d.maxEvents, d.maxBytes, (e) => JSON.stringify(e).length).forEach((events, n) => {
+            d.counters.emitted += events.length;
+            outs.push({ subject: Subjects.processed(g.partition, g.type), msgId: `processor:${env.seq}:${g.partition}:${g.type}:${n}`, events });
+          });
+        }
+      });
+      await Promise.all([publishAll(d.js, outs), ...dead]);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Runs one event through one handler: schema check, the handler, retries
+ * with backoff for a RetryableError, and the events it emits made complete
+ * (ids derived from the input, so a replay emits the same ids).
+ */
+import { partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
+import {
+  backoffDelay, defaultRetryPolicy, isRetryable, PermanentError, type AnyHandlerDefinition, type EmittedEvent, type Logger, type RetryPolicy,
+} from '@mesh/runtime';
+
+export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
+
+export interface RunOptions {
+  partition: number;
+  log: Logger;
+  sleep(ms: number): Promise<void>;
+}
+
+export function completeEmitted(handler: string, input: CloudEvent, emitted: EmittedEvent, position: number): CloudEvent {
+  const out: CloudEvent = {
+    ...emitted,
+    specversion: '1.0',
+    id: emitted.id ?? `${input.id}:${handler}:${position}`,
+    source: emitted.source ?? `mesh://processor/${handler}`,
+    type: emitted.type,
+    time: emitted.time ?? input.time,
+    partitionkey: emitted.partitionkey ?? partitionKeyOf(input),
+  };
+  if (input.traceparent && out.traceparent === undefined) out.traceparent = input.traceparent;
+  return out;
+}
+
+function toList(output: unknown): EmittedEvent[] {
+  if (output === undefined || output === null) return [];
+  return (Array.isArray(output) ? output : [output]) as EmittedEvent[];
+}
+
+export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o: RunOptions): Promise<HandlerRun> {
+  const policy: RetryPolicy = { ...defaultRetryPolicy, ...def.retry };
+  const schemaProblems = def.schema?.problems(event.data) ?? [];
+  if (schemaProblems.length > 0) {
+    return { ok: false, attempts: 1, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const emitted = toList(await def.handle(event , { handler: def.name, partition: o.partition, attempt, log: o.log }));
+      const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
+      for (const out of outputs) {
+        const problems = validateEvent(out);
+        if (problems.length > 0) {
+          const text = problems.map((p) => `${p.attribute || 'event'} ${p.problem}`).join('; ');
+          return { ok: false, attempts: attempt, error: new PermanentError(`handler '${def.name}' emitted an invalid event: ${text}`) };
+        }
+      }
+      return { ok: true, outputs, attempts: attempt };
+    } catch (err) {
+      if (!isRetryable(err) || attempt >= policy.maxAttempts) return { ok: false, error: err, attempts: attempt };
+      const delay = backoffDelay(policy, attempt);
+      o.log.debug('handler failed; retrying', { handler: def.name, attempt, delay_ms: delay, error: err });
+      await o.sleep(delay);
+    }
+  }
+}

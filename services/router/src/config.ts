@@ -1,0 +1,25 @@
+import {
+  consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
+  type LoadOptions,
+} from '@mesh/config';
+import type { CommonConfig } from '@mesh/runtime';
+
+export interface RouterConfig extends CommonConfig {
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  envelope: { maxEvents: number; maxBytes: number };
+}
+
+export const schema = {
+  nats: natsSchema(),
+  http: httpSchema(8081),
+  mesh: meshSchema(),
+  instance: instanceSchema('router'),
+  log: logSchema(),
+  shutdown: shutdownSchema(),
+  consumer: consumerSchema(),
+  envelope: envelopeSchema(),
+};
+
+export function loadRouterConfig(options?: LoadOptions): RouterConfig {
+  return loadConfig<RouterConfig>(schema, options);
+}

@@ -1,0 +1,100 @@
+/**
+ * router: consumes MESH_INGEST partition by partition, drops duplicate
+ * events, matches each event against the route table (kept in KV
+ * `mesh_routes`, reloaded live) and forwards it to its handlers'
+ * subjects; unroutable events go to the dead-letter stream.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Buckets } from '@mesh/contracts';
+import { ensurePartitionConsumers } from '@mesh/messaging';
+import { allPartitions, runService, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { loadRouterConfig, type RouterConfig } from './config';
+import { rebuildDedup } from './rebuild-dedup';
+import { HandlerKeyPrefix, parseRule, RouteTable, RuleKeyPrefix } from './route-table';
+import { routerWorker, type RouterCounters } from './router-worker';
+
+async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService> {
+  const { config, nc, js, log, http } = ctx;
+  const jsm = await jetstreamManager(nc);
+  await ensurePartitionConsumers(nc, 'router', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
+
+  const table = new RouteTable();
+  const routes = await new Kvm(nc).open(Buckets.routes);
+  let loaded = false;
+  let resolveFirstHandler!: () => void;
+  const firstHandler = new Promise<void>((r) => (resolveFirstHandler = r));
+  const watcher = await routes.watch();
+  void (async () => {
+    for await (const e of watcher) {
+      const deleted = e.operation === 'DEL' || e.operation === 'PURGE';
+      if (e.key.startsWith(HandlerKeyPrefix)) {
+        const name = e.key.slice(HandlerKeyPrefix.length);
+        if (deleted) table.removeHandler(name);
+        else {
+          try {
+            const types = (e.json() as { types?: unknown }).types;
+            if (Array.isArray(types) && types.every((t) => typeof t === 'string')) table.setHandler(name, types);
+            else log.error('ignoring handler declaration: types must be a list of strings', { key: e.key });
+          } catch (err) {
+            log.error('ignoring handler declaration that is not JSON', { key: e.key, error: err });
+          }
+        }
+      } else if (e.key.startsWith(RuleKeyPrefix)) {
+        const name = e.key.slice(RuleKeyPrefix.length);
+        if (deleted) table.removeRule(name);
+        else {
+          let value: unknown;
+          try {
+            value = e.json();
+          } catch {
+            value = undefined;
+          }
+          const { rule, problems } = parseRule(name, value);
+          if (rule) table.setRule(rule);
+          else log.error('ignoring route rule', { key: e.key, problems });
+        }
+      }
+      if (table.handlerCount > 0) resolveFirstHandler();
+      if (e.delta === 0) loaded = true;
+    }
+  })();
+
+  const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
+  http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }));
+
+  const runner = new StageRunner({
+    stage: 'router',
+    js,
+    ownership: allPartitions(config.mesh.partitions),
+    batchMessages: config.consumer.batchMessages,
+    pullMessages: config.consumer.maxAckPending,
+    ackWaitMs: config.consumer.ackWait,
+    log,
+    async open(partition) {
+      const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow);
+      log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
+      return routerWorker({ js, partition, table, dedup: window, counters, log });
+    },
+  });
+
+  // Until some processor has declared its handlers every event would be
+  // unroutable, so the router waits for the first declaration.
+  let started = false;
+  void firstHandler.then(() => {
+    started = true;
+    log.info('route table loaded; consuming', { handlers: table.handlerCount });
+    runner.start();
+  });
+  if (table.handlerCount === 0) log.info('waiting for a processor to declare its handlers in mesh_routes');
+
+  return {
+    readiness: () => ({ routes: loaded && started, consuming: started && runner.consuming().length === runner.assigned().length }),
+    async stop(timeoutMs) {
+      await runner.stop(timeoutMs);
+      watcher.stop();
+    },
+  };
+}
+
+void runService({ name: 'router', loadConfig: () => loadRouterConfig(), start });

@@ -1,0 +1,117 @@
+/**
+ * The route table: which handlers an event goes to. It is kept in the KV
+ * bucket `mesh_routes` and reloaded whenever the bucket changes:
+ *
+ * - `handler.<name>`: `{"types": [...]}`, written by each processor for its
+ *   handlers: the default routes (an event goes to every handler that
+ *   declares its type).
+ * - `rule.<name>`: a rule written by an operator, taking precedence:
+ *   `{"match": "order.*", "where": {"source": "shop"}, "priority": 10,
+ *     "to": ["orders"] | [{"handler": "orders-v2", "weight": 10}, ...], "drop": false}`
+ *   Rules are tried by priority (highest first), then name; the first that
+ *   matches decides. Weighted targets pick one handler per event, by a hash of
+ *   its `source` + `id`, so a replay picks the same one.
+ */
+import { fnv1a32, typeMatches, typePatternProblem, type CloudEvent } from '@mesh/contracts';
+
+export interface RouteRule {
+  name: string;
+  match: string;
+  where?: Record<string, string | number | boolean>;
+  priority: number;
+  to: { handler: string; weight?: number }[];
+  drop: boolean;
+}
+
+export type RouteDecision = { kind: 'handlers'; handlers: string[]; rule?: string } | { kind: 'drop'; rule: string } | { kind: 'unroutable' };
+
+export const HandlerKeyPrefix = 'handler.';
+export const RuleKeyPrefix = 'rule.';
+
+/** Problems of a rule as stored; empty when it is usable. */
+export function parseRule(name: string, value: unknown): { rule?: RouteRule; problems: string[] } {
+  const problems: string[] = [];
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problems: ['a rule must be a JSON object'] };
+  const r = value as Record<string, unknown>;
+  if (typeof r.match !== 'string') problems.push('match must be an event type pattern such as "order.*"');
+  else {
+    const p = typePatternProblem(r.match);
+    if (p) problems.push(`match ${p}`);
+  }
+  if (r.where !== undefined && (typeof r.where !== 'object' || r.where === null || Array.isArray(r.where))) {
+    problems.push('where must be an object of attribute: value');
+  }
+  if (r.priority !== undefined && typeof r.priority !== 'number') problems.push('priority must be a number');
+  const drop = r.drop === true;
+  const to: RouteRule['to'] = [];
+  if (!drop) {
+    if (!Array.isArray(r.to) || r.to.length === 0) problems.push('to must list handler names, or {"handler", "weight"} objects; or set "drop": true');
+    else {
+      for (const t of r.to) {
+        if (typeof t === 'string') to.push({ handler: t });
+        else if (typeof t === 'object' && t !== null && typeof (t as { handler?: unknown }).handler === 'string') {
+          const w = (t as { weight?: unknown }).weight;
+          if (w !== undefined && !(typeof w === 'number' && w >= 0)) problems.push(`weight of ${(t as { handler: string }).handler} must be a number >= 0`);
+          to.push({ handler: (t as { handler: string }).handler, weight: w as number | undefined });
+        } else problems.push('each entry of to must be a handler name or {"handler": name, "weight": n}');
+      }
+    }
+  }
+  if (problems.length > 0) return { problems };
+  return {
+    problems,
+    rule: { name, match: r.match as string, where: r.where as RouteRule['where'], priority: (r.priority as number) ?? 0, to, drop },
+  };
+}
+
+export class RouteTable {
+  private rules: RouteRule[] = [];
+  private handlers = new Map<string, readonly string[]>();
+
+  get handlerCount(): number {
+    return this.handlers.size;
+  }
+
+  setHandler(name: string, types: readonly string[]): void {
+    this.handlers.set(name, types);
+  }
+
+  removeHandler(name: string): void {
+    this.handlers.delete(name);
+  }
+
+  setRule(rule: RouteRule): void {
+    this.removeRule(rule.name);
+    this.rules.push(rule);
+    this.rules.sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  }
+
+  removeRule(name: string): void {
+    this.rules = this.rules.filter((r) => r.name !== name);
+  }
+
+  route(event: CloudEvent): RouteDecision {
+    for (const rule of this.rules) {
+      if (!typeMatches(rule.match, event.type)) continue;
+      if (rule.where && !Object.entries(rule.where).every(([k, v]) => event[k] === v)) continue;
+      if (rule.drop) return { kind: 'drop', rule: rule.name };
+      return { kind: 'handlers', handlers: pickTargets(rule, event), rule: rule.name };
+    }
+    const handlers: string[] = [];
+    for (const [name, types] of this.handlers) if (types.some((t) => typeMatches(t, event.type))) handlers.push(name);
+    return handlers.length > 0 ? { kind: 'handlers', handlers: handlers.sort() } : { kind: 'unroutable' };
+  }
+}
+
+function pickTargets(rule: RouteRule, event: CloudEvent): string[] {
+  const weighted = rule.to.filter((t) => t.weight !== undefined);
+  if (weighted.length === 0) return rule.to.map((t) => t.handler);
+  const total = weighted.reduce((s, t) => s + (t.weight ?? 0), 0);
+  if (total <= 0) return [];
+  let point = fnv1a32(`${event.source}\n${event.id}`) % total;
+  for (const t of weighted) {
+    point -= t.weight ?? 0;
+    if (point < 0) return [t.handler];
+  }
+  return [weighted[weighted.length - 1].handler];
+}

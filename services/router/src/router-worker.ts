@@ -1,0 +1,78 @@
+/**
+ * The router's work on one partition: drop duplicates, decide each event's
+ * handlers, and publish one envelope per input envelope and handler on
+ * `mesh.routed.<p>.<handler>` (id `router:<seq>:<handler>`). Unroutable
+ * events are dead-lettered; dropped ones are counted.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encodeEnvelope, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import { publishAll, type EnvelopeOut } from '@mesh/messaging';
+import { deadLetter, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import { DedupWindow } from './dedup-window';
+import type { RouteTable } from './route-table';
+
+export interface RouterCounters {
+  routed: number;
+  duplicates: number;
+  dropped: number;
+  unroutable: number;
+}
+
+export class UnroutableError extends Error {
+  constructor(type: string) {
+    super(`no route for event type '${type}': no rule matches it and no handler declares it`);
+    this.name = 'UnroutableError';
+  }
+}
+
+export function routerWorker(deps: {
+  js: JetStreamClient;
+  partition: number;
+  table: RouteTable;
+  dedup: DedupWindow;
+  counters: RouterCounters;
+  log: Logger;
+}): PartitionWorker {
+  const { js, partition, table, dedup, counters } = deps;
+  return {
+    async handle(batch: InputEnvelope[]) {
+      const outs: EnvelopeOut[] = [];
+      const dead: Promise<unknown>[] = [];
+      for (const env of batch) {
+        const byHandler = new Map<string, CloudEvent[]>();
+        env.events.forEach((event, index) => {
+          if (dedup.seen(DedupWindow.keyOf(event.source, event.id), env.timestampMs)) {
+            counters.duplicates++;
+            return;
+          }
+          const decision = table.route(event);
+          if (decision.kind === 'drop') {
+            counters.dropped++;
+            return;
+          }
+          if (decision.kind === 'unroutable') {
+            counters.unroutable++;
+            dead.push(
+              deadLetter(js, {
+                stage: 'router', partition, error: new UnroutableError(event.type), attempts: 1,
+                originalStream: Streams.ingest, originalSubject: env.subject, originalSequence: env.seq, index,
+                payload: encodeEnvelope([event]),
+              }),
+            );
+            return;
+          }
+          for (const h of decision.handlers) {
+            let list = byHandler.get(h);
+            if (!list) byHandler.set(h, (list = []));
+            list.push(event);
+          }
+        });
+        for (const [handler, events] of byHandler) {
+          counters.routed += events.length;
+          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events });
+        }
+      }
+      await Promise.all([publishAll(js, outs), ...dead]);
+    },
+  };
+}
