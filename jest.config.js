@@ -8,4 +8,6 @@ module.exports = {
     '<rootDir>/test',
   ],
   maxWorkers: 2,
+  testTimeout: 30000,
+  reporters: ['default', '<rootDir>/tools/jest-summary-reporter.js'],
 };
