@@ -37,7 +37,7 @@ export interface WindowResult {
 export interface Snapshot {
   v: 1;
   lastSeq: number;
-  aggregations: Record<string, { maxEventTime: number; late: number; keys: Record<string, [number, number, boolean, Acc][]> }>;
+  aggregations: Record<string, { maxEventTime: number | null; late: number; keys: Record<string, [number, number, boolean, Acc][]> }>;
 }
 
 export interface WindowOptions {
@@ -166,7 +166,8 @@ export class PartitionWindows {
     for (const [name, s] of this.state) {
       const keys: Record<string, [number, number, boolean, Acc][]> = {};
       for (const [key, cells] of s.keys) keys[key] = cells.map((c) => [c.start, c.end, c.closed, c.acc]);
-      aggregations[name] = { maxEventTime: Number.isFinite(s.maxEventTime) ? s.maxEventTime : -1, late: s.late, keys };
+      // JSON has no -Infinity: null means no event yet.
+      aggregations[name] = { maxEventTime: Number.isFinite(s.maxEventTime) ? s.maxEventTime : null, late: s.late, keys };
     }
     return { v: 1, lastSeq: this.lastSeq, aggregations };
   }
@@ -176,7 +177,7 @@ export class PartitionWindows {
     for (const [name, saved] of Object.entries(snapshot.aggregations)) {
       const s = this.state.get(name);
       if (!s) continue; // an aggregation that was removed from the code
-      s.maxEventTime = saved.maxEventTime < 0 ? Number.NEGATIVE_INFINITY : saved.maxEventTime;
+      s.maxEventTime = saved.maxEventTime ?? Number.NEGATIVE_INFINITY;
       s.late = saved.late;
       for (const [key, cells] of Object.entries(saved.keys)) {
         s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));

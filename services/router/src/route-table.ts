@@ -57,6 +57,9 @@ export function parseRule(name: string, value: unknown): { rule?: RouteRule; pro
       }
     }
   }
+  const weighted = to.filter((t) => t.weight !== undefined);
+  if (weighted.length > 0 && weighted.length < to.length) problems.push('give every entry of to a weight, or none (to fan out to all)');
+  if (weighted.length > 0 && weighted.every((t) => t.weight === 0)) problems.push('at least one weight must be above 0');
   if (problems.length > 0) return { problems };
   return {
     problems,
@@ -108,7 +111,8 @@ function pickTargets(rule: RouteRule, event: CloudEvent): string[] {
   if (weighted.length === 0) return rule.to.map((t) => t.handler);
   const total = weighted.reduce((s, t) => s + (t.weight ?? 0), 0);
   if (total <= 0) return [];
-  let point = fnv1a32(`${event.source}\n${event.id}`) % total;
+  // A point in [0, total) from the event's identity; weights need not be whole numbers.
+  let point = (fnv1a32(`${event.source}\n${event.id}`) / 2 ** 32) * total;
   for (const t of weighted) {
     point -= t.weight ?? 0;
     if (point < 0) return [t.handler];
