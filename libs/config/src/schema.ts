@@ -44,6 +44,12 @@ export function meshSchema() {
       default: '10m',
       env: 'MESH_DUPLICATE_WINDOW',
     },
+    leaseTtl: {
+      doc: 'Lifetime of a member registration and a partition lease; a dead instance\'s partitions move after it.',
+      format: 'duration',
+      default: '5s',
+      env: 'MESH_LEASE_TTL',
+    },
   };
 }
 

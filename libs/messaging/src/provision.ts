@@ -133,8 +133,9 @@ export async function provisionMesh(nc: NatsConnection, options: Partial<Provisi
   for (const config of streamConfigs(o)) await ensureStream(jsm, config);
 
   const kvm = new Kvm(nc);
+  // A bucket that exists already is used as it is (its TTL, say, set by whoever created it).
   const bucket = (name: string, extra: Record<string, unknown> = {}) =>
-    kvm.create(name, { replicas: o.replicas, history: 1, storage: StorageType.File, ...extra });
+    kvm.create(name, { replicas: o.replicas, history: 1, storage: StorageType.File, ...extra }).catch(() => kvm.open(name));
   const checkpoints = await bucket(Buckets.checkpoints);
   await bucket(Buckets.aggregates);
   await bucket(Buckets.routes, { history: 5 });

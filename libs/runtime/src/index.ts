@@ -16,6 +16,8 @@ export type { DeadLetter } from './dead-letter';
 export { StageRunner } from './stage-runner';
 export type { StageRunnerOptions, PartitionWorker, InputEnvelope } from './stage-runner';
 export { allPartitions } from './ownership';
+export { createStage } from './stage-service';
+export type { StageConfig, StageHandle } from './stage-service';
 export { HttpApp, sendJson, sendError, readBody, BodyTooLargeError } from './http';
 export type { RouteHandler } from './http';
 export { runService } from './service';

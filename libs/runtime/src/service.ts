@@ -15,7 +15,7 @@ import { createLogger, type Logger, type LogLevel } from './logger';
 export interface CommonConfig {
   nats: { url: string };
   http: { port: number; host: string };
-  mesh: { partitions: number; replicas: number; duplicateWindow: number };
+  mesh: { partitions: number; replicas: number; duplicateWindow: number; leaseTtl: number };
   instance: { id: string };
   log: { level: string };
   shutdown: { timeout: number };
@@ -93,6 +93,7 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
       partitions: config.mesh.partitions,
       replicas: config.mesh.replicas,
       duplicateWindowMs: config.mesh.duplicateWindow,
+      leaseTtlMs: config.mesh.leaseTtl,
     });
   } catch (err) {
     log.error('cannot provision the mesh', { error: err });

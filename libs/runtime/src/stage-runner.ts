@@ -57,6 +57,8 @@ export interface StageRunnerOptions {
   log: Logger;
   /** Called when a partition starts or stops being consumed. */
   onPartitionChange?(partition: number, consuming: boolean): void;
+  /** Called once a partition that left `ownership` is finished and acked: release it. */
+  released?(partition: number): void | Promise<void>;
 }
 
 const MAX_REOPEN_DELAY_MS = 10_000;
@@ -183,13 +185,14 @@ class PartitionRun {
 
 export class StageRunner {
   private readonly runs = new Map<number, PartitionRun>();
+  private readonly closing = new Set<Promise<void>>();
   private ownershipSub?: Subscription;
   private stopping = false;
 
   constructor(private readonly o: StageRunnerOptions) {}
 
   start(): void {
-    this.ownershipSub = this.o.ownership.subscribe((owned) => void this.reconcile(owned));
+    this.ownershipSub = this.o.ownership.subscribe((owned) => this.reconcile(owned));
   }
 
   /** Partitions being consumed now. */
@@ -202,12 +205,12 @@ export class StageRunner {
     return [...this.runs.keys()].sort((a, b) => a - b);
   }
 
-  private async reconcile(owned: ReadonlySet<number>): Promise<void> {
+  private reconcile(owned: ReadonlySet<number>): void {
     if (this.stopping) return;
     for (const [p, run] of this.runs) {
       if (!owned.has(p)) {
         this.runs.delete(p);
-        await run.close(Number.POSITIVE_INFINITY);
+        this.finish(run, Number.POSITIVE_INFINITY);
       }
     }
     for (const p of owned) {
@@ -215,11 +218,22 @@ export class StageRunner {
     }
   }
 
-  /** Graceful stop of every partition, bounded by `timeoutMs`. */
+  /** Close a partition gracefully, then tell the owner it may release it. */
+  private finish(run: PartitionRun, timeoutMs: number): void {
+    const done = run
+      .close(timeoutMs)
+      .then(() => this.o.released?.(run.partition))
+      .catch((err) => this.o.log.error('releasing a partition failed', { partition: run.partition, error: err }))
+      .finally(() => this.closing.delete(done));
+    this.closing.add(done);
+  }
+
+  /** Graceful stop of every partition, bounded by `timeoutMs`; each is released after. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
     this.ownershipSub?.unsubscribe();
-    await Promise.all([...this.runs.values()].map((r) => r.close(timeoutMs)));
+    for (const run of this.runs.values()) this.finish(run, timeoutMs);
     this.runs.clear();
+    while (this.closing.size > 0) await Promise.all([...this.closing]);
   }
 }

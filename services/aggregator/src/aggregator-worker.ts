@@ -3,8 +3,8 @@
  * `mesh_checkpoints` with the last input sequence applied; an input at or
  * below it (a redelivery after a crash) is skipped, so every event counts
  * once. Per batch: apply, write the changed results to `mesh_aggregates`,
- * publish closed windows and late events, then checkpoint; the runner acks
- * after.
+ * publish closed windows and late events, then checkpoint (compare-and-set);
+ * the runner acks after.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -26,18 +26,22 @@ export interface AggregatorWorkerDeps {
   results: KV;
   checkpoints: KV;
   windows: PartitionWindows;
+  /** Revision of the checkpoint loaded (0: none yet). */
+  revision: number;
   counters: AggregatorCounters;
 }
 
-export async function loadWindows(checkpoints: KV, partition: number, create: () => PartitionWindows): Promise<PartitionWindows> {
+export async function loadWindows(checkpoints: KV, partition: number, create: () => PartitionWindows): Promise<{ windows: PartitionWindows; revision: number }> {
   const windows = create();
   const saved = await checkpoints.get(checkpointKey('aggregator', partition));
   if (saved && saved.operation === 'PUT' && saved.length > 0) windows.restore(saved.json<Snapshot>());
-  return windows;
+  return { windows, revision: saved?.revision ?? 0 };
 }
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters } = d;
+  let revision = d.revision;
+  const key = checkpointKey('aggregator', d.partition);
   return {
     async handle(batch: InputEnvelope[]) {
       const late: Promise<unknown>[] = [];
@@ -68,7 +72,11 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         ),
       );
       await Promise.all([...writes, ...emits, ...late]);
-      await d.checkpoints.put(checkpointKey('aggregator', d.partition), JSON.stringify(windows.snapshot()));
+      // Compare-and-set on the revision this worker loaded or last wrote: if
+      // another owner wrote since, this fails and the partition is reopened
+      // from that checkpoint instead of overwriting it.
+      const snapshot = JSON.stringify(windows.snapshot());
+      revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
     },
   };
 }

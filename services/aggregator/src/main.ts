@@ -6,17 +6,15 @@
  */
 import { Kvm } from '@nats-io/kv';
 import { aggregateKvKey, Buckets } from '@mesh/contracts';
-import { ensurePartitionConsumers } from '@mesh/messaging';
-import { allPartitions, registry, runService, sendError, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { createStage, registry, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { aggregations } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import { loadAggregatorConfig, type AggregatorConfig } from './config';
 import { PartitionWindows } from './window-state';
 
 async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningService> {
-  const { config, nc, js, log, http } = ctx;
+  const { config, nc, js, http } = ctx;
   const byName = registry('aggregation', aggregations);
-  await ensurePartitionConsumers(nc, 'aggregator', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
   const kvm = new Kvm(nc);
   const results = await kvm.open(Buckets.aggregates);
   const checkpoints = await kvm.open(Buckets.checkpoints);
@@ -34,27 +32,14 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
     sendJson(res, 200, entry.json());
   });
 
-  const runner = new StageRunner({
-    stage: 'aggregator',
-    js,
-    ownership: allPartitions(config.mesh.partitions),
-    batchMessages: config.consumer.batchMessages,
-    pullMessages: config.consumer.maxAckPending,
-    ackWaitMs: config.consumer.ackWait,
-    log,
-    async open(partition) {
-      const windows = await loadWindows(checkpoints, partition, () =>
-        new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
-      );
-      return aggregatorWorker({ js, partition, results, checkpoints, windows, counters });
-    },
+  const stage = await createStage(ctx, 'aggregator', async (partition) => {
+    const { windows, revision } = await loadWindows(checkpoints, partition, () =>
+      new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
+    );
+    return aggregatorWorker({ js, partition, results, checkpoints, windows, revision, counters });
   });
-  runner.start();
-
-  return {
-    readiness: () => ({ consuming: runner.consuming().length === runner.assigned().length }),
-    stop: (timeoutMs) => runner.stop(timeoutMs),
-  };
+  await stage.start();
+  return stage;
 }
 
 void runService({ name: 'aggregator', loadConfig: () => loadAggregatorConfig(), start });

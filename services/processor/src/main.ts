@@ -5,8 +5,7 @@
  */
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
-import { ensurePartitionConsumers } from '@mesh/messaging';
-import { allPartitions, registry, runService, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
 import { processorWorker, type ProcessorCounters } from './processor-worker';
@@ -14,7 +13,6 @@ import { processorWorker, type ProcessorCounters } from './processor-worker';
 async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningService> {
   const { config, nc, js, log, http } = ctx;
   const byName = registry('handler', handlers);
-  await ensurePartitionConsumers(nc, 'processor', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
 
   const routes = await new Kvm(nc).open(Buckets.routes);
   for (const h of byName.values()) {
@@ -27,26 +25,14 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
     sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
   );
 
-  const runner = new StageRunner({
-    stage: 'processor',
-    js,
-    ownership: allPartitions(config.mesh.partitions),
-    batchMessages: config.consumer.batchMessages,
-    pullMessages: config.consumer.maxAckPending,
-    ackWaitMs: config.consumer.ackWait,
-    log,
-    open: async (partition) =>
-      processorWorker({
-        js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
-        maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log,
-      }),
-  });
-  runner.start();
-
-  return {
-    readiness: () => ({ consuming: runner.consuming().length === runner.assigned().length }),
-    stop: (timeoutMs) => runner.stop(timeoutMs),
-  };
+  const stage = await createStage(ctx, 'processor', async (partition) =>
+    processorWorker({
+      js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
+      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log,
+    }),
+  );
+  await stage.start();
+  return stage;
 }
 
 void runService({ name: 'processor', loadConfig: () => loadProcessorConfig(), start });

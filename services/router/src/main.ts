@@ -7,8 +7,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
-import { ensurePartitionConsumers } from '@mesh/messaging';
-import { allPartitions, runService, sendJson, StageRunner, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { createStage, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadRouterConfig, type RouterConfig } from './config';
 import { rebuildDedup } from './rebuild-dedup';
 import { HandlerKeyPrefix, parseRule, RouteTable, RuleKeyPrefix } from './route-table';
@@ -17,7 +16,6 @@ import { routerWorker, type RouterCounters } from './router-worker';
 async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
-  await ensurePartitionConsumers(nc, 'router', config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
 
   const table = new RouteTable();
   const routes = await new Kvm(nc).open(Buckets.routes);
@@ -63,35 +61,26 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
   http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }));
 
-  const runner = new StageRunner({
-    stage: 'router',
-    js,
-    ownership: allPartitions(config.mesh.partitions),
-    batchMessages: config.consumer.batchMessages,
-    pullMessages: config.consumer.maxAckPending,
-    ackWaitMs: config.consumer.ackWait,
-    log,
-    async open(partition) {
-      const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow);
-      log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
-      return routerWorker({ js, partition, table, dedup: window, counters, log });
-    },
+  const stage = await createStage(ctx, 'router', async (partition) => {
+    const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow);
+    log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
+    return routerWorker({ js, partition, table, dedup: window, counters, log });
   });
 
   // Until some processor has declared its handlers every event would be
   // unroutable, so the router waits for the first declaration.
   let started = false;
-  void firstHandler.then(() => {
-    started = true;
+  void firstHandler.then(async () => {
     log.info('route table loaded; consuming', { handlers: table.handlerCount });
-    runner.start();
+    await stage.start();
+    started = true;
   });
   if (table.handlerCount === 0) log.info('waiting for a processor to declare its handlers in mesh_routes');
 
   return {
-    readiness: () => ({ routes: loaded && started, consuming: started && runner.consuming().length === runner.assigned().length }),
+    readiness: () => ({ routes: loaded && started, ...stage.readiness() }),
     async stop(timeoutMs) {
-      await runner.stop(timeoutMs);
+      await stage.stop(timeoutMs);
       watcher.stop();
     },
   };

@@ -1,0 +1,236 @@
+/**
+ * Partition ownership for one stage of one instance.
+ *
+ * - Membership: the instance keeps `<stage>.<instance>` alive in
+ *   `mesh_members` (bucket TTL) with a heartbeat; live members are the keys
+ *   present. A member that leaves deletes its key; one that dies expires.
+ * - Assignment: every member computes the same rendezvous assignment of
+ *   partitions to live members (assignPartitions).
+ * - Leases: a partition is taken only by creating `<stage>.<NN>` in
+ *   `mesh_leases` (compare-and-set: it must not exist), renewed with an
+ *   update on the revision it holds, and released (deleted) after the
+ *   stage has finished and acked its in-flight work. A dead owner's lease
+ *   expires with the bucket TTL.
+ * - Fencing: an owner that has not renewed a lease within the TTL (a long
+ *   pause, a lost connection) gives the partition up at once, before anybody
+ *   else can create the lease, so no partition has two live owners.
+ *
+ * `owned$` emits the set of partitions this instance may consume; the stage
+ * runner follows it and calls `released(p)` once a partition it gave up is
+ * finished.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
+import { Buckets, type Stage } from '@mesh/contracts';
+import { assignPartitions } from './assignment';
+
+export interface OwnershipOptions {
+  stage: Stage;
+  instanceId: string;
+  partitions: number;
+  /** TTL of the mesh_members and mesh_leases buckets. */
+  ttlMs: number;
+  onError?(what: string, err: unknown): void;
+}
+
+export interface LeaseValue {
+  owner: string;
+  since: string;
+}
+
+export function leaseKey(stage: Stage, partition: number): string {
+  return `${stage}.${String(partition).padStart(2, '0')}`;
+}
+
+export function memberKey(stage: Stage, instanceId: string): string {
+  return `${stage}.${instanceId}`;
+}
+
+interface Held {
+  revision: number;
+  renewedAt: number;
+  releasing: boolean;
+}
+
+function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}
+
+export class PartitionOwnership {
+  private members!: KV;
+  private leases!: KV;
+  private readonly held = new Map<number, Held>();
+  private readonly subject = new BehaviorSubject<ReadonlySet<number>>(new Set());
+  private timer?: NodeJS.Timeout;
+  private ticking = false;
+  private stopped = false;
+  private watchers: { stop(): void }[] = [];
+  private readonly since = new Date().toISOString();
+  /** Members seen at the last tick, for operators and tests. */
+  liveMembers: string[] = [];
+
+  readonly owned$: Observable<ReadonlySet<number>> = this.subject.pipe(distinctUntilChanged(sameSet));
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly o: OwnershipOptions,
+  ) {}
+
+  private get tickMs(): number {
+    return Math.max(100, Math.floor(this.o.ttlMs / 3));
+  }
+
+  async start(): Promise<void> {
+    const kvm = new Kvm(this.nc);
+    this.members = await kvm.open(Buckets.members);
+    this.leases = await kvm.open(Buckets.leases);
+    await this.heartbeat();
+    // React at once to joins, leaves and released leases; expiry is caught by the periodic tick.
+    const prefix = `${this.o.stage}.>`;
+    const stagePrefix = `${this.o.stage}.`;
+    const members = await this.members.watch({ key: prefix, include: KvWatchInclude.UpdatesOnly });
+    const leases = await this.leases.watch({ key: prefix, include: KvWatchInclude.UpdatesOnly });
+    this.watchers.push(members, leases);
+    void (async () => {
+      // Heartbeats are PUTs too: only a new member or one leaving changes the assignment.
+      for await (const e of members) {
+        if (e.operation !== 'PUT' || !this.liveMembers.includes(e.key.slice(stagePrefix.length))) this.kick();
+      }
+    })().catch(() => undefined);
+    void (async () => {
+      // A released lease may be one this instance is waiting for.
+      for await (const e of leases) if (e.operation !== 'PUT') this.kick();
+    })().catch(() => undefined);
+    // One tick's grace lets instances started together see each other before taking partitions.
+    this.timer = setTimeout(() => this.loop(), this.tickMs);
+  }
+
+  private loop(): void {
+    if (this.stopped) return;
+    void this.tick().finally(() => {
+      if (!this.stopped) this.timer = setTimeout(() => this.loop(), this.tickMs);
+    });
+  }
+
+  private kick(): void {
+    if (this.stopped || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.loop(), 10);
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.members.put(memberKey(this.o.stage, this.o.instanceId), JSON.stringify({ instance: this.o.instanceId, stage: this.o.stage, since: this.since }));
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      this.fence();
+      await this.heartbeat();
+      const prefix = `${this.o.stage}.`;
+      const live: string[] = [];
+      for await (const k of await this.members.keys(`${this.o.stage}.>`)) live.push(k.slice(prefix.length));
+      if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
+      this.liveMembers = live.sort();
+      const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
+
+      await this.renew();
+      for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
+      for (const p of target) if (!this.held.has(p)) await this.tryTake(p);
+      this.publish();
+    } catch (err) {
+      this.o.onError?.('ownership tick failed', err);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Give up, at once, every lease not renewed within the TTL. */
+  private fence(): void {
+    const now = Date.now();
+    let changed = false;
+    for (const [p, h] of this.held) {
+      if (now - h.renewedAt > this.o.ttlMs - this.tickMs / 2) {
+        this.held.delete(p);
+        changed = true;
+        this.o.onError?.(`lease of partition ${p} not renewed in time; giving it up`, new Error('lease expired'));
+      }
+    }
+    if (changed) this.publish();
+  }
+
+  private async renew(): Promise<void> {
+    await Promise.all(
+      [...this.held].map(async ([p, h]) => {
+        // The server dates the entry after the request leaves, so its expiry is later than this.
+        const sentAt = Date.now();
+        try {
+          h.revision = await this.leases.update(leaseKey(this.o.stage, p), this.leaseValue(), h.revision);
+          h.renewedAt = sentAt;
+        } catch (err) {
+          // Somebody else holds it now (our lease lapsed): stop consuming it.
+          this.held.delete(p);
+          this.o.onError?.(`lost the lease of partition ${p}`, err);
+        }
+      }),
+    );
+  }
+
+  private leaseValue(): string {
+    const v: LeaseValue = { owner: this.o.instanceId, since: this.since };
+    return JSON.stringify(v);
+  }
+
+  private async tryTake(p: number): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      const revision = await this.leases.create(leaseKey(this.o.stage, p), this.leaseValue());
+      this.held.set(p, { revision, renewedAt: startedAt, releasing: false });
+    } catch {
+      // Held by another member (still finishing, or dead and not yet expired).
+    }
+  }
+
+  private publish(): void {
+    const owned = new Set<number>();
+    for (const [p, h] of this.held) if (!h.releasing) owned.add(p);
+    this.subject.next(owned);
+  }
+
+  /** The runner finished partition `p` after it left `owned$`: release its lease. */
+  async released(p: number): Promise<void> {
+    const h = this.held.get(p);
+    if (!h) return;
+    this.held.delete(p);
+    try {
+      await this.leases.delete(leaseKey(this.o.stage, p), { previousSeq: h.revision });
+    } catch (err) {
+      this.o.onError?.(`could not release the lease of partition ${p}`, err);
+    }
+  }
+
+  /** Partitions this instance holds a lease for (owned or being released). */
+  heldPartitions(): number[] {
+    return [...this.held.keys()].sort((a, b) => a - b);
+  }
+
+  /** Stop taking partitions: everything leaves `owned$`; call `leave()` once the runner has finished. */
+  relinquish(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const h of this.held.values()) h.releasing = true;
+    this.publish();
+  }
+
+  /** Release every lease still held and leave the member list. */
+  async leave(): Promise<void> {
+    this.relinquish();
+    if (!this.members) return; // never started
+    for (const w of this.watchers) w.stop();
+    await Promise.all(this.heldPartitions().map((p) => this.released(p)));
+    await this.members.delete(memberKey(this.o.stage, this.o.instanceId)).catch(() => undefined);
+    this.subject.complete();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * What the three partition-consuming services (router, processor,
+ * aggregator) share: their durable consumers, partition ownership by leases,
+ * the stage runner that follows it, readiness, a graceful stop that finishes
+ * and releases every partition, and `GET /v1/partitions`.
+ */
+import type { Stage } from '@mesh/contracts';
+import { ensurePartitionConsumers, PartitionOwnership } from '@mesh/messaging';
+import { sendJson } from './http';
+import type { CommonConfig, ServiceContext } from './service';
+import { StageRunner, type PartitionWorker } from './stage-runner';
+
+export interface StageConfig extends CommonConfig {
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+}
+
+export interface StageHandle {
+  readonly runner: StageRunner;
+  readonly ownership: PartitionOwnership;
+  /** Begin taking partitions. */
+  start(): Promise<void>;
+  readiness(): Record<string, boolean>;
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export async function createStage<C extends StageConfig>(
+  ctx: ServiceContext<C>,
+  stage: Stage,
+  open: (partition: number) => Promise<PartitionWorker>,
+): Promise<StageHandle> {
+  const { config, nc, js, log, http } = ctx;
+  await ensurePartitionConsumers(nc, stage, config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
+  const ownership = new PartitionOwnership(nc, {
+    stage,
+    instanceId: config.instance.id,
+    partitions: config.mesh.partitions,
+    ttlMs: config.mesh.leaseTtl,
+    onError: (what, err) => log.warn(what, { error: err }),
+  });
+  const runner = new StageRunner({
+    stage,
+    js,
+    ownership: ownership.owned$,
+    released: (p) => ownership.released(p),
+    batchMessages: config.consumer.batchMessages,
+    pullMessages: config.consumer.maxAckPending,
+    ackWaitMs: config.consumer.ackWait,
+    log,
+    open,
+    onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
+  });
+  let started = false;
+  http.route('GET', '/v1/partitions', (_req, res) =>
+    sendJson(res, 200, {
+      stage,
+      instance: config.instance.id,
+      assigned: runner.assigned(),
+      consuming: runner.consuming(),
+      leases: ownership.heldPartitions(),
+      members: ownership.liveMembers,
+    }),
+  );
+  return {
+    runner,
+    ownership,
+    async start() {
+      await ownership.start();
+      runner.start();
+      started = true;
+    },
+    readiness: () => ({ consuming: started && runner.consuming().length === runner.assigned().length }),
+    async stop(timeoutMs) {
+      await runner.stop(timeoutMs);
+      await ownership.leave();
+    },
+  };
+}
