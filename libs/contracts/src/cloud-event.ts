@@ -50,6 +50,16 @@ const KNOWN = new Set([
   'data', 'data_base64', 'partitionkey', 'traceparent', 'tracestate',
 ]);
 
+/** Date.parse rolls 2026-02-30 over to March; a timestamp must name a real day and time. */
+function isRealDate(text: string): boolean {
+  const [y, mo, d, h, mi, s] = text.slice(0, 19).split(/[-Tt:]/).map(Number);
+  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  return (
+    !Number.isNaN(Date.parse(text)) && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d &&
+    h < 24 && mi < 60 && s < 61
+  );
+}
+
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
@@ -97,7 +107,7 @@ export function validateEvent(candidate: unknown, index = 0): EventProblem[] {
   }
 
   if (e.time !== undefined) {
-    if (typeof e.time !== 'string' || !RFC3339.test(e.time) || Number.isNaN(Date.parse(e.time))) {
+    if (typeof e.time !== 'string' || !RFC3339.test(e.time) || !isRealDate(e.time)) {
       add('time', `must be an RFC 3339 timestamp such as "2026-01-31T12:00:00Z", got ${describe(e.time)}`);
     }
   }

@@ -24,7 +24,12 @@ export function createLogger(base: LogFields, level: LogLevel = 'info', write: (
   const min = RANK[level];
   const log = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, ...base, msg, ...errorFields(fields) })}\n`);
+    const record: LogFields = { time: '', level: lvl, ...base, msg, ...errorFields(fields) };
+    // A field named time, level or msg must not overwrite the record's own.
+    record.time = new Date().toISOString();
+    record.level = lvl;
+    record.msg = msg;
+    write(`${JSON.stringify(record)}\n`);
   };
   return {
     debug: (m, f) => log('debug', m, f),

@@ -22,5 +22,6 @@ export const defaultRetryPolicy: RetryPolicy = {
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
   const spread = base * policy.jitter;
-  return Math.round(base - spread + 2 * spread * random());
+  // maxDelayMs is a hard limit, jitter included.
+  return Math.min(policy.maxDelayMs, Math.round(base - spread + 2 * spread * random()));
 }

@@ -52,11 +52,11 @@ export function fields<S extends Record<string, FieldSpec>>(spec: S): DataSchema
       for (const [name, s] of Object.entries(spec)) {
         const optional = s.endsWith('?');
         const kind = (optional ? s.slice(0, -1) : s) as FieldKind;
-        const value = record[name];
+        const value = Object.hasOwn(record, name) ? record[name] : undefined;
         if (value === undefined) {
           if (!optional) out.push(`data.${name} is required (${kind})`);
         } else if (!matches(kind, value)) {
-          out.push(`data.${name} must be ${kind === 'integer' ? 'an' : 'a'} ${kind}, got ${kindOf(value)}`);
+          out.push(`data.${name} must be ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind}, got ${kindOf(value)}`);
         }
       }
       return out;

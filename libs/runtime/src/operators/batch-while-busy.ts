@@ -18,15 +18,22 @@ export function batchWhileBusy<T, R>(work: (batch: T[]) => ObservableInput<R>, m
       let sourceDone = false;
 
       const next = () => {
-        if (inner) return;
+        if (inner || subscriber.closed) return;
         if (buffer.length === 0) {
           if (sourceDone) subscriber.complete();
           return;
         }
         const batch = buffer.length <= maxBatch ? buffer : buffer.slice(0, maxBatch);
         buffer = buffer.length <= maxBatch ? [] : buffer.slice(maxBatch);
+        let input: ObservableInput<R>;
+        try {
+          input = work(batch);
+        } catch (err) {
+          subscriber.error(err);
+          return;
+        }
         let finishedSynchronously = false;
-        const sub = from(work(batch)).subscribe({
+        const sub = from(input).subscribe({
           next: (value) => subscriber.next(value),
           error: (err) => subscriber.error(err),
           complete: () => {

@@ -1,0 +1,65 @@
+import { createLogger, type LogLevel } from './logger';
+
+/** A logger writing into an array, and the records it wrote. */
+function capture(level?: LogLevel, base: Record<string, unknown> = { service: 'processor' }) {
+  const lines: string[] = [];
+  const log = createLogger(base, level, (line) => lines.push(line));
+  const records = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { log, lines, records };
+}
+
+describe('createLogger', () => {
+  it('writes one JSON object per line with time, level, base fields, message and fields', () => {
+    const { log, lines, records } = capture();
+    const before = Date.now();
+    log.info('partition opened', { partition: 3 });
+    expect(lines).toHaveLength(1);
+    expect(lines[0].endsWith('\n')).toBe(true);
+    expect(lines[0].indexOf('\n')).toBe(lines[0].length - 1);
+    const [record] = records();
+    expect(record).toEqual({ time: expect.any(String), level: 'info', service: 'processor', msg: 'partition opened', partition: 3 });
+    expect(Date.parse(record.time as string)).toBeGreaterThanOrEqual(before - 1000);
+    expect(record.time).toBe(new Date(Date.parse(record.time as string)).toISOString());
+  });
+
+  it('logs at info and above by default', () => {
+    const { log, records } = capture();
+    log.debug('d');
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    expect(records().map((r) => r.level)).toEqual(['info', 'warn', 'error']);
+  });
+
+  it.each([
+    ['debug', ['debug', 'info', 'warn', 'error']],
+    ['warn', ['warn', 'error']],
+    ['error', ['error']],
+  ] as const)('at level %s writes only %j', (level, written) => {
+    const { log, records } = capture(level);
+    log.debug('d');
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    expect(records().map((r) => r.level)).toEqual(written);
+  });
+
+  it('writes an Error field as its name and message', () => {
+    const { log, records } = capture();
+    const err = new TypeError('x is undefined');
+    log.error('handler failed', { error: err, attempt: 2 });
+    expect(records()[0]).toMatchObject({ error: { name: 'TypeError', message: 'x is undefined' }, attempt: 2 });
+  });
+
+  it('gives a child the fields of its parent and its own, and the same level', () => {
+    const { log, records } = capture('warn');
+    const child = log.child({ partition: 4 });
+    child.info('hidden');
+    child.warn('shown', { id: 'e-1' });
+    log.warn('parent');
+    expect(records()).toEqual([
+      expect.objectContaining({ service: 'processor', partition: 4, msg: 'shown', id: 'e-1' }),
+      expect.not.objectContaining({ partition: 4 }),
+    ]);
+  });
+});
