@@ -1,6 +1,6 @@
 export { connectNats } from './connect';
 export type { ConnectOptions } from './connect';
-export { provisionMesh, ensurePartitionConsumers, partitionConsumerConfig, defaultProvisionOptions } from './provision';
+export { provisionMesh, ensurePartitionConsumers, preparePartitionConsumer, partitionConsumerConfig, defaultProvisionOptions } from './provision';
 export type { ProvisionOptions } from './provision';
 export { PartitionCountMismatchError } from './errors';
 export { partitionMessages } from './partition-messages';

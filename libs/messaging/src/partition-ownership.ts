@@ -21,7 +21,7 @@
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
-import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
+import { BehaviorSubject, distinctUntilChanged, Subject, type Observable } from 'rxjs';
 import { Buckets, type Stage } from '@mesh/contracts';
 import { assignPartitions } from './assignment';
 
@@ -71,6 +71,9 @@ export class PartitionOwnership {
   liveMembers: string[] = [];
 
   readonly owned$: Observable<ReadonlySet<number>> = this.subject.pipe(distinctUntilChanged(sameSet));
+  private readonly lostSubject = new Subject<number>();
+  /** Partitions whose lease lapsed or was taken: stop them now, do not finish them. */
+  readonly lost$: Observable<number> = this.lostSubject.asObservable();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -137,6 +140,7 @@ export class PartitionOwnership {
       const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
 
       await this.renew();
+      this.fence();
       for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
       for (const p of target) if (!this.held.has(p)) await this.tryTake(p);
       this.publish();
@@ -147,15 +151,35 @@ export class PartitionOwnership {
     }
   }
 
+  /** How long after a renewal was sent the lease is trusted: well before the server lets it expire. */
+  private get trustMs(): number {
+    return this.o.ttlMs - this.tickMs / 2;
+  }
+
+  /**
+   * Whether this instance may still act for partition `p` right now. The
+   * runner asks before it handles a batch and before it acks, so even after a
+   * long pause nothing is written on a lease that may have lapsed.
+   */
+  holds(p: number): boolean {
+    const h = this.held.get(p);
+    return h !== undefined && Date.now() - h.renewedAt < this.trustMs;
+  }
+
+  private lose(p: number, why: string, err: unknown): void {
+    this.held.delete(p);
+    this.o.onError?.(why, err);
+    this.lostSubject.next(p);
+  }
+
   /** Give up, at once, every lease not renewed within the TTL. */
   private fence(): void {
     const now = Date.now();
     let changed = false;
     for (const [p, h] of this.held) {
-      if (now - h.renewedAt > this.o.ttlMs - this.tickMs / 2) {
-        this.held.delete(p);
+      if (now - h.renewedAt >= this.trustMs) {
+        this.lose(p, `lease of partition ${p} not renewed in time; giving it up`, new Error('lease expired'));
         changed = true;
-        this.o.onError?.(`lease of partition ${p} not renewed in time; giving it up`, new Error('lease expired'));
       }
     }
     if (changed) this.publish();
@@ -171,8 +195,7 @@ export class PartitionOwnership {
           h.renewedAt = sentAt;
         } catch (err) {
           // Somebody else holds it now (our lease lapsed): stop consuming it.
-          this.held.delete(p);
-          this.o.onError?.(`lost the lease of partition ${p}`, err);
+          this.lose(p, `lost the lease of partition ${p}`, err);
         }
       }),
     );
@@ -232,5 +255,6 @@ export class PartitionOwnership {
     await Promise.all(this.heldPartitions().map((p) => this.released(p)));
     await this.members.delete(memberKey(this.o.stage, this.o.instanceId)).catch(() => undefined);
     this.subject.complete();
+    this.lostSubject.complete();
   }
 }

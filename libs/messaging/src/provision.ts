@@ -5,6 +5,7 @@
  */
 import {
   AckPolicy,
+  JetStreamApiCodes,
   DeliverPolicy,
   DiscardPolicy,
   JetStreamApiError,
@@ -97,7 +98,11 @@ export function partitionConsumerConfig(stage: Stage, partition: number, o: { ma
   };
 }
 
-/** Create (or update) the durable consumers of one stage, one per partition. */
+/**
+ * Create (or update) the durable consumers of one stage, one per partition,
+ * for tools and tests. Services do not call it: the owner of a partition
+ * prepares its consumer itself (preparePartitionConsumer).
+ */
 export async function ensurePartitionConsumers(
   nc: NatsConnection,
   stage: Stage,
@@ -121,6 +126,47 @@ export async function ensurePartitionConsumers(
       }
     }),
   );
+}
+
+/**
+ * Make one partition's durable consumer ready for a new owner, and return
+ * the stream sequence below which everything is acknowledged.
+ *
+ * Only the lease holder calls this, so nobody else creates, changes or
+ * deletes the consumer meanwhile. If messages are still pending (delivered
+ * to a previous owner that died, or to a subscription of ours that failed),
+ * JetStream would hand them out again only after the ack wait, after newer
+ * ones: the partition would be processed out of order and a stage that skips
+ * what it has already applied would skip them. So the consumer is recreated
+ * to start right after its ack floor, and delivery resumes in stream order.
+ */
+export async function preparePartitionConsumer(
+  jsm: JetStreamManager,
+  stage: Stage,
+  partition: number,
+  o: { maxAckPending: number; ackWaitMs: number },
+): Promise<{ ackFloor: number; reset: boolean }> {
+  const stream = StageInput[stage];
+  const config = partitionConsumerConfig(stage, partition, o);
+  const name = config.durable_name!;
+  let info;
+  try {
+    info = await jsm.consumers.info(stream, name);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    await jsm.consumers.add(stream, config);
+    return { ackFloor: 0, reset: false };
+  }
+  const ackFloor = info.ack_floor.stream_seq;
+  if (info.num_ack_pending === 0) {
+    if (info.config.max_ack_pending !== config.max_ack_pending || info.config.ack_wait !== config.ack_wait) {
+      await jsm.consumers.update(stream, name, { max_ack_pending: config.max_ack_pending, ack_wait: config.ack_wait });
+    }
+    return { ackFloor, reset: false };
+  }
+  await jsm.consumers.delete(stream, name);
+  await jsm.consumers.add(stream, { ...config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: ackFloor + 1 });
+  return { ackFloor, reset: true };
 }
 
 /**

@@ -13,9 +13,9 @@
  * - Malformed envelopes never reach the worker: they are dead-lettered and acked.
  * - Graceful stop: no new pulls; what was received is handled and acked.
  */
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { consumerName, decodeEnvelope, StageInput, type CloudEvent, type Stage } from '@mesh/contracts';
-import { partitionMessages } from '@mesh/messaging';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { consumerName, decodeEnvelope, Headers, StageInput, type CloudEvent, type Stage } from '@mesh/contracts';
+import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
 import type { Logger } from './logger';
@@ -29,6 +29,8 @@ export interface InputEnvelope {
   timestampMs: number;
   /** 1 on first delivery. */
   deliveryCount: number;
+  /** Put back from the dead-letter stream by an operator (`mesh dlq redrive`). */
+  redriven: boolean;
   events: CloudEvent[];
 }
 
@@ -41,13 +43,25 @@ export interface PartitionWorker {
   handle(batch: InputEnvelope[]): Promise<void>;
 }
 
+/** Where a partition resumes: everything up to `ackFloor` (a stream sequence) is acknowledged. */
+export interface Resume {
+  ackFloor: number;
+}
+
 export interface StageRunnerOptions {
   stage: Stage;
   js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** Consumer settings the owner applies when it prepares a partition's consumer. */
+  maxAckPending: number;
   /** The partitions this instance should own, as they change. */
   ownership: Observable<ReadonlySet<number>>;
+  /** Partitions whose ownership was lost: stopped at once, not finished. */
+  lost?: Observable<number>;
+  /** Whether this instance may act for a partition right now (checked before handling and before acking). */
+  holds?(partition: number): boolean;
   /** Load a partition's state (checkpoint) and return its worker. */
-  open(partition: number): Promise<PartitionWorker>;
+  open(partition: number, resume: Resume): Promise<PartitionWorker>;
   /** Most messages in one worker batch. */
   batchMessages: number;
   /** Most messages one pull asks for. */
@@ -63,12 +77,21 @@ export interface StageRunnerOptions {
 
 const MAX_REOPEN_DELAY_MS = 10_000;
 
+/** This instance can no longer vouch for its lease of a partition: it must not write or ack for it. */
+export class LeaseLostError extends Error {
+  constructor(readonly partition: number) {
+    super(`the lease of partition ${partition} is no longer held`);
+    this.name = 'LeaseLostError';
+  }
+}
+
 class PartitionRun {
   private readonly stop = new AbortController();
   private readonly inHand = new Set<JsMsg>();
   private subscription?: Subscription;
   consuming = false;
   readonly done: Promise<void>;
+  private readonly keepAlive: NodeJS.Timeout;
 
   constructor(
     private readonly o: StageRunnerOptions,
@@ -77,8 +100,11 @@ class PartitionRun {
     const stream = StageInput[o.stage];
     const consumer = consumerName(o.stage, partition);
     const log = o.log.child({ partition });
+    // Everything received and not yet acked (the batch at work and those
+    // waiting behind it) is kept from being redelivered while it waits.
+    this.keepAlive = setInterval(() => this.inHand.forEach((m) => m.working()), Math.max(500, o.ackWaitMs / 3));
     this.done = new Promise<void>((resolve) => {
-      this.subscription = defer(() => from(o.open(partition)))
+      this.subscription = defer(() => from(this.prepare(log)))
         .pipe(
           switchMap((worker) => {
             this.setConsuming(true);
@@ -101,10 +127,12 @@ class PartitionRun {
         )
         .subscribe({
           complete: () => {
+            clearInterval(this.keepAlive);
             this.setConsuming(false);
             resolve();
           },
           error: (err) => {
+            clearInterval(this.keepAlive);
             this.setConsuming(false);
             log.error('partition stopped on error', { error: err });
             resolve();
@@ -113,16 +141,28 @@ class PartitionRun {
     });
   }
 
+  private async prepare(log: StageRunnerOptions['log']): Promise<PartitionWorker> {
+    const { ackFloor, reset } = await preparePartitionConsumer(this.o.jsm, this.o.stage, this.partition, {
+      maxAckPending: this.o.maxAckPending,
+      ackWaitMs: this.o.ackWaitMs,
+    });
+    if (reset) log.info('partition had unacknowledged messages; consumer restarted at its ack floor', { ack_floor: ackFloor });
+    return this.o.open(this.partition, { ackFloor });
+  }
+
   private setConsuming(consuming: boolean) {
     if (this.consuming === consuming) return;
     this.consuming = consuming;
     this.o.onPartitionChange?.(this.partition, consuming);
   }
 
+  private checkOwnership(): void {
+    if (this.o.holds && !this.o.holds(this.partition)) throw new LeaseLostError(this.partition);
+  }
+
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
-    // Keep long batches (handler retries with backoff) from being redelivered.
-    const keepAlive = setInterval(() => msgs.forEach((m) => m.working()), Math.max(1_000, this.o.ackWaitMs / 3));
-    try {
+    this.checkOwnership();
+    {
       const envelopes: InputEnvelope[] = [];
       for (const m of msgs) {
         const info = m.info;
@@ -132,6 +172,7 @@ class PartitionRun {
             subject: m.subject,
             timestampMs: Math.floor(Number(info.timestampNanos) / 1e6),
             deliveryCount: info.deliveryCount,
+            redriven: m.headers?.has(Headers.redrive) ?? false,
             events: decodeEnvelope(m.data),
           });
         } catch (err) {
@@ -149,12 +190,11 @@ class PartitionRun {
         }
       }
       if (envelopes.length > 0) await worker.handle(envelopes);
+      this.checkOwnership();
       for (const m of msgs) {
         m.ack();
         this.inHand.delete(m);
       }
-    } finally {
-      clearInterval(keepAlive);
     }
   }
 
@@ -177,6 +217,7 @@ class PartitionRun {
 
   /** Hard: drop everything now; what was in hand comes again at once. */
   abandon() {
+    clearInterval(this.keepAlive);
     this.subscription?.unsubscribe();
     this.nakInHand();
     this.setConsuming(false);
@@ -187,11 +228,19 @@ export class StageRunner {
   private readonly runs = new Map<number, PartitionRun>();
   private readonly closing = new Set<Promise<void>>();
   private ownershipSub?: Subscription;
+  private lostSub?: Subscription;
   private stopping = false;
 
   constructor(private readonly o: StageRunnerOptions) {}
 
   start(): void {
+    this.lostSub = this.o.lost?.subscribe((p) => {
+      const run = this.runs.get(p);
+      if (!run) return;
+      this.runs.delete(p);
+      this.o.log.warn('partition lost; stopped at once', { partition: p });
+      run.abandon();
+    });
     this.ownershipSub = this.o.ownership.subscribe((owned) => this.reconcile(owned));
   }
 
@@ -232,6 +281,7 @@ export class StageRunner {
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
     this.ownershipSub?.unsubscribe();
+    this.lostSub?.unsubscribe();
     for (const run of this.runs.values()) this.finish(run, timeoutMs);
     this.runs.clear();
     while (this.closing.size > 0) await Promise.all([...this.closing]);

@@ -1,14 +1,16 @@
 /**
  * What the three partition-consuming services (router, processor,
- * aggregator) share: their durable consumers, partition ownership by leases,
+ * aggregator) share: partition ownership by leases (the owner prepares each
+ * partition's durable consumer when it takes the partition),
  * the stage runner that follows it, readiness, a graceful stop that finishes
  * and releases every partition, and `GET /v1/partitions`.
  */
 import type { Stage } from '@mesh/contracts';
-import { ensurePartitionConsumers, PartitionOwnership } from '@mesh/messaging';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { PartitionOwnership } from '@mesh/messaging';
 import { sendJson } from './http';
 import type { CommonConfig, ServiceContext } from './service';
-import { StageRunner, type PartitionWorker } from './stage-runner';
+import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
 
 export interface StageConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
@@ -26,10 +28,10 @@ export interface StageHandle {
 export async function createStage<C extends StageConfig>(
   ctx: ServiceContext<C>,
   stage: Stage,
-  open: (partition: number) => Promise<PartitionWorker>,
+  open: (partition: number, resume: Resume) => Promise<PartitionWorker>,
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
-  await ensurePartitionConsumers(nc, stage, config.mesh.partitions, { maxAckPending: config.consumer.maxAckPending, ackWaitMs: config.consumer.ackWait });
+  const jsm = await jetstreamManager(nc);
   const ownership = new PartitionOwnership(nc, {
     stage,
     instanceId: config.instance.id,
@@ -40,7 +42,11 @@ export async function createStage<C extends StageConfig>(
   const runner = new StageRunner({
     stage,
     js,
+    jsm,
+    maxAckPending: config.consumer.maxAckPending,
     ownership: ownership.owned$,
+    lost: ownership.lost$,
+    holds: (p) => ownership.holds(p),
     released: (p) => ownership.released(p),
     batchMessages: config.consumer.batchMessages,
     pullMessages: config.consumer.maxAckPending,

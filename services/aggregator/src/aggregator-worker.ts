@@ -2,9 +2,9 @@
  * The aggregator's work on one partition. Its state is checkpointed in
  * `mesh_checkpoints` with the last input sequence applied; an input at or
  * below it (a redelivery after a crash) is skipped, so every event counts
- * once. Per batch: apply, write the changed results to `mesh_aggregates`,
- * publish closed windows and late events, then checkpoint (compare-and-set);
- * the runner acks after.
+ * once. Per batch: apply; publish closed windows and late events (their ids
+ * make that idempotent); checkpoint (compare-and-set); write the changed
+ * results to `mesh_aggregates`. The runner acks after.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -35,6 +35,8 @@ export async function loadWindows(checkpoints: KV, partition: number, create: ()
   const windows = create();
   const saved = await checkpoints.get(checkpointKey('aggregator', partition));
   if (saved && saved.operation === 'PUT' && saved.length > 0) windows.restore(saved.json<Snapshot>());
+  // The previous owner may have checkpointed and died before writing results.
+  windows.markAllDirty();
   return { windows, revision: saved?.revision ?? 0 };
 }
 
@@ -63,7 +65,8 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
       }
       const closed = windows.closeDue();
       counters.closed += closed.length;
-      const writes = windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r)));
+      // Idempotent first (ids derived from the window or the input), so a
+      // crash before the checkpoint only repeats them.
       const emits = closed.map(({ name, key, cell }) =>
         js.publish(
           Subjects.aggregates(name),
@@ -71,12 +74,16 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
           { msgID: `agg:${name}:${key}:${cell.start}` },
         ),
       );
-      await Promise.all([...writes, ...emits, ...late]);
+      await Promise.all([...emits, ...late]);
       // Compare-and-set on the revision this worker loaded or last wrote: if
       // another owner wrote since, this fails and the partition is reopened
       // from that checkpoint instead of overwriting it.
       const snapshot = JSON.stringify(windows.snapshot());
       revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
+      // Results last: only an owner whose checkpoint was accepted writes them.
+      // A crash between the two is repaired by the next owner, which rewrites
+      // every result of the partition after it opens.
+      await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
     },
   };
 }

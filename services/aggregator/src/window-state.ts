@@ -138,6 +138,11 @@ export class PartitionWindows {
     return closed;
   }
 
+  /** Have takeDirty return every key (after a restore, to repair results). */
+  markAllDirty(): void {
+    for (const [name, s] of this.state) for (const key of s.keys.keys()) this.dirty.get(name)!.add(key);
+  }
+
   /** Results of every key changed since the last call. */
   takeDirty(): WindowResult[] {
     const out: WindowResult[] = [];

@@ -61,8 +61,8 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
   http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }));
 
-  const stage = await createStage(ctx, 'router', async (partition) => {
-    const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow);
+  const stage = await createStage(ctx, 'router', async (partition, { ackFloor }) => {
+    const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow, ackFloor);
     log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
     return routerWorker({ js, partition, table, dedup: window, counters, log });
   });

@@ -5,13 +5,17 @@
  * will be delivered again and fill the window as it goes).
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { consumerName, decodeEnvelope, MalformedEnvelopeError, Streams, Subjects } from '@mesh/contracts';
+import { decodeEnvelope, Headers, MalformedEnvelopeError, Streams, Subjects } from '@mesh/contracts';
 import { DedupWindow } from './dedup-window';
 
-export async function rebuildDedup(js: JetStreamClient, jsm: JetStreamManager, partition: number, windowMs: number): Promise<{ window: DedupWindow; scanned: number }> {
+export async function rebuildDedup(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  partition: number,
+  windowMs: number,
+  floor: number,
+): Promise<{ window: DedupWindow; scanned: number }> {
   const window = new DedupWindow(windowMs);
-  const info = await jsm.consumers.info(Streams.ingest, consumerName('router', partition));
-  const floor = info.ack_floor.stream_seq;
   if (floor === 0) return { window, scanned: 0 };
 
   const last = await jsm.streams.getMessage(Streams.ingest, { seq: floor }).catch(() => null);
@@ -35,6 +39,7 @@ export async function rebuildDedup(js: JetStreamClient, jsm: JetStreamManager, p
         }
         scanned++;
         const at = Math.floor(Number(m.info.timestampNanos) / 1e6);
+        if (m.headers?.has(Headers.redrive)) continue; // as live: redriven events are not remembered
         try {
           for (const e of decodeEnvelope(m.data)) window.seen(DedupWindow.keyOf(e.source, e.id), at);
         } catch (err) {
