@@ -19,6 +19,8 @@ export const Headers = {
   originalSubject: 'Mesh-Original-Subject',
   originalSequence: 'Mesh-Original-Sequence',
   originalStream: 'Mesh-Original-Stream',
+  /** Set by `mesh dlq redrive`: the DLQ sequence the event came back from. */
+  redrive: 'Mesh-Redrive',
   traceparent: 'traceparent',
 } as const;
 

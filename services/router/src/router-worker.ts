@@ -41,7 +41,8 @@ export function routerWorker(deps: {
       for (const env of batch) {
         const byHandler = new Map<string, CloudEvent[]>();
         env.events.forEach((event, index) => {
-          if (dedup.seen(DedupWindow.keyOf(event.source, event.id), env.timestampMs)) {
+          // A redriven event was seen before by definition; its message id keeps it from being stored twice.
+          if (!env.redriven && dedup.seen(DedupWindow.keyOf(event.source, event.id), env.timestampMs)) {
             counters.duplicates++;
             return;
           }

@@ -1,0 +1,123 @@
+import { parseArgv, type Invocation } from './argv';
+import { UsageError } from './errors';
+
+function usageError(argv: string[], env = {}): string {
+  try {
+    parseArgv(argv, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error(`parseArgv(${JSON.stringify(argv)}) did not fail`);
+}
+
+function help(argv: string[]): string {
+  const inv = parseArgv(argv);
+  if (inv.command !== 'help') throw new Error(`not help: ${inv.command}`);
+  return inv.text;
+}
+
+describe('parseArgv', () => {
+  describe('global options', () => {
+    it('connects to NATS_URL, else to nats://127.0.0.1:4222, unless --nats says otherwise', () => {
+      expect(parseArgv(['dlq', 'ls'], {})).toMatchObject({ global: { natsUrl: 'nats://127.0.0.1:4222', json: false } });
+      expect(parseArgv(['dlq', 'ls'], { NATS_URL: 'nats://10.0.0.1:4222' })).toMatchObject({ global: { natsUrl: 'nats://10.0.0.1:4222' } });
+      expect(parseArgv(['dlq', 'ls', '--nats', 'nats://a:1,nats://b:2'], { NATS_URL: 'nats://10.0.0.1:4222' })).toMatchObject({
+        global: { natsUrl: 'nats://a:1,nats://b:2' },
+      });
+    });
+
+    it('takes options before or after the command, as --opt value or --opt=value', () => {
+      const want: Invocation = { command: 'dlq ls', global: { natsUrl: 'nats://h:1', json: true }, stage: 'processor', partition: 2, limit: 5 };
+      expect(parseArgv(['--json', '--nats', 'nats://h:1', 'dlq', 'ls', '--stage', 'processor', '--partition', '2', '--limit', '5'])).toEqual(want);
+      expect(parseArgv(['dlq', '--stage=processor', 'ls', '--partition=2', '--limit=5', '--nats=nats://h:1', '--json'])).toEqual(want);
+    });
+
+    it('rejects a NATS URL that is not one, naming where it came from', () => {
+      expect(usageError(['dlq', 'ls', '--nats', 'not a url'])).toBe(
+        "invalid --nats 'not a url'; use one or more comma-separated NATS URLs such as nats://127.0.0.1:4222",
+      );
+      expect(usageError(['dlq', 'ls'], { NATS_URL: 'http//x' })).toMatch(/^invalid NATS_URL 'http\/\/x'; use one or more/);
+    });
+  });
+
+  describe('commands', () => {
+    it('lists dead letters with a default limit of 100', () => {
+      expect(parseArgv(['dlq', 'ls'])).toMatchObject({ command: 'dlq ls', limit: 100, stage: undefined, partition: undefined });
+    });
+
+    it('shows one dead letter by sequence', () => {
+      expect(parseArgv(['dlq', 'show', '42'])).toMatchObject({ command: 'dlq show', seq: 42 });
+    });
+
+    it('redrives one sequence, or --all with an optional stage and partition', () => {
+      expect(parseArgv(['dlq', 'redrive', '7'])).toMatchObject({ command: 'dlq redrive', target: { seq: 7 } });
+      expect(parseArgv(['dlq', 'redrive', '--all'])).toMatchObject({ target: { all: true, stage: undefined, partition: undefined } });
+      expect(parseArgv(['dlq', 'redrive', '--all', '--stage', 'router', '--partition', '3'])).toMatchObject({
+        target: { all: true, stage: 'router', partition: 3 },
+      });
+    });
+
+    it('shows partitions of every stage or of one', () => {
+      expect(parseArgv(['partitions'])).toMatchObject({ command: 'partitions', stage: undefined });
+      expect(parseArgv(['partitions', '--stage', 'aggregator'])).toMatchObject({ stage: 'aggregator' });
+    });
+
+    it('treats everything after -- as arguments', () => {
+      expect(parseArgv(['dlq', 'show', '--', '9'])).toMatchObject({ command: 'dlq show', seq: 9 });
+    });
+  });
+
+  describe('errors name what was wrong, the value given and what is accepted', () => {
+    it.each([
+      [['dlq', 'ls', '--stage', 'routr'], "unknown stage 'routr'; use router, processor, aggregator or ingest"],
+      [['partitions', '--stage', 'ingest'], "unknown stage 'ingest'; use router, processor or aggregator (ingest has no partition consumers)"],
+      [['dlq', 'ls', '--partition', 'two'], "invalid partition 'two'; use a whole number from 0 to 1023"],
+      [['dlq', 'ls', '--partition', '-1'], "invalid partition '-1'; use a whole number from 0 to 1023"],
+      [['dlq', 'ls', '--partition', '1024'], "invalid partition '1024'; use a whole number from 0 to 1023"],
+      [['dlq', 'ls', '--limit', '0'], "invalid limit '0'; use a whole number from 1"],
+      [['dlq', 'show', 'abc'], "invalid sequence 'abc'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
+      [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
+      [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
+      [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive or partitions (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq or partitions (see 'mesh --help')"],
+      [['dlq'], "missing command after 'mesh dlq'; use ls, show or redrive"],
+      [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show or redrive"],
+      [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
+      [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --json or --help"],
+      [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --json or --help"],
+      [['dlq', 'ls', '--stage'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
+      [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
+      [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],
+      [['dlq', 'ls', '--json=yes'], "option --json takes no value, got 'yes'"],
+      [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all"],
+      [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
+      [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
+      [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
+    ])('%j', (argv, message) => {
+      expect(usageError(argv)).toBe(message);
+    });
+  });
+
+  describe('help', () => {
+    it('describes every command at the top level', () => {
+      const text = help(['--help']);
+      expect(text).toMatch(/^usage: mesh <command> \[options\]/);
+      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'partitions']) expect(text).toContain(`mesh ${c}`);
+      expect(text).toContain('--nats <url>');
+    });
+
+    it('narrows to a group or a command, with -h, --help or help', () => {
+      expect(help(['dlq', '--help'])).toMatch(/^usage: mesh dlq <command>/);
+      expect(help(['dlq', 'ls', '-h'])).toMatch(/^usage: mesh dlq ls \[options\]/);
+      expect(help(['help', 'partitions'])).toMatch(/^usage: mesh partitions \[options\]/);
+      expect(help(['dlq', 'redrive', '--help'])).toContain('--all');
+    });
+
+    it('wins over other mistakes on the line', () => {
+      expect(help(['dlq', 'ls', '--stage', 'nope', '--help'])).toMatch(/^usage: mesh dlq ls/);
+      expect(help(['nonsense', '--help'])).toMatch(/^usage: mesh <command>/);
+    });
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * The command line, parsed by hand: `mesh <group> <command> [args] [options]`.
+ * Options may come anywhere after `mesh`, as `--opt value` or `--opt=value`;
+ * `--` ends the options. Every mistake is a UsageError naming what was wrong,
+ * the value given and what is accepted.
+ */
+import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { UsageError } from './errors';
+import { helpText } from './help';
+import { DlqStages } from './mesh-names';
+import { oneOf } from './output';
+
+export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
+/** The largest partition count the mesh accepts (MESH_PARTITIONS). */
+const MaxPartitions = 1024;
+
+export interface GlobalOpts {
+  natsUrl: string;
+  json: boolean;
+}
+
+export type RedriveTarget = { seq: number } | { all: true; stage?: DlqStage; partition?: number };
+
+export type Invocation =
+  | { command: 'help'; text: string }
+  | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
+  | { command: 'dlq show'; global: GlobalOpts; seq: number }
+  | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
+  | { command: 'partitions'; global: GlobalOpts; stage?: Stage };
+
+const groups: Record<string, string[]> = {};
+for (const c of Commands) {
+  const [group, sub] = c.name.split(' ');
+  if (sub !== undefined) (groups[group] ??= []).push(sub);
+}
+const topLevel = [...new Set(Commands.map((c) => c.name.split(' ')[0]))];
+const knownOptions = new Map<string, OptionSpec>([...GlobalOptions, ...Commands.flatMap((c) => c.options)].map((o) => [o.flag, o]));
+
+interface Lexed {
+  words: string[];
+  values: Map<string, string | true>;
+  help: boolean;
+  /** The first problem with the options; reported after the command is known. */
+  problem?: (command: string, allowed: readonly OptionSpec[]) => UsageError;
+}
+
+function lex(argv: readonly string[]): Lexed {
+  const out: Lexed = { words: [], values: new Map(), help: false };
+  const fail = (p: Lexed['problem']) => {
+    out.problem ??= p;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      out.words.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '-h' || arg === '--help') {
+      out.help = true;
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      out.words.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = knownOptions.get(flag);
+    if (!spec) {
+      fail((command, allowed) => new UsageError(`unknown option '${flag}' for 'mesh ${command}'; use ${oneOf(allowed.map((o) => o.flag))}`));
+      continue;
+    }
+    let value: string | true = true;
+    if (spec.value) {
+      if (eq > 0) value = arg.slice(eq + 1);
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
+      else {
+        fail((_, allowed) => {
+          // The same flag may mean slightly different things per command (--stage); explain the command's.
+          const own = allowed.find((o) => o.flag === flag) ?? spec;
+          return new UsageError(`option ${flag} needs a value ${own.value}: ${own.help}`);
+        });
+        continue;
+      }
+    } else if (eq > 0) {
+      fail(() => new UsageError(`option ${flag} takes no value, got '${arg.slice(eq + 1)}'`));
+      continue;
+    }
+    if (out.values.has(flag)) fail(() => new UsageError(`option ${flag} is given twice; give it once`));
+    out.values.set(flag, value);
+  }
+  return out;
+}
+
+/** The command the leading words name, and the words after it. */
+function resolve(words: readonly string[]): { name: CommandName; rest: string[] } {
+  const [first, second] = words;
+  if (first === undefined) throw new UsageError(`missing command; use ${oneOf(Commands.map((c) => c.name))} (see 'mesh --help')`);
+  if (groups[first]) {
+    if (second === undefined) throw new UsageError(`missing command after 'mesh ${first}'; use ${oneOf(groups[first])}`);
+    if (!groups[first].includes(second)) throw new UsageError(`unknown command 'mesh ${first} ${second}'; use ${oneOf(groups[first])}`);
+    return { name: `${first} ${second}` as CommandName, rest: words.slice(2) };
+  }
+  if (topLevel.includes(first)) return { name: first as CommandName, rest: words.slice(1) };
+  throw new UsageError(`unknown command '${first}'; use ${oneOf(topLevel)} (see 'mesh --help')`);
+}
+
+/** The help topic named by the words, as far as they name one. */
+function helpTopic(words: readonly string[]): string {
+  const [first, second] = words[0] === 'help' ? words.slice(1) : words;
+  if (first !== undefined && groups[first]) return second !== undefined && groups[first].includes(second) ? `${first} ${second}` : first;
+  return first !== undefined && topLevel.includes(first) ? first : '';
+}
+
+function wholeNumber(text: string): number | undefined {
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : undefined;
+}
+
+export function parseStage(text: string): Stage {
+  const stage = Stages.find((s) => s === text);
+  if (stage) return stage;
+  const why = text === 'ingest' ? ' (ingest has no partition consumers)' : '';
+  throw new UsageError(`unknown stage '${text}'; use ${oneOf(Stages)}${why}`);
+}
+
+export function parseDlqStage(text: string): DlqStage {
+  const stage = DlqStages.find((s) => s === text);
+  if (stage) return stage;
+  throw new UsageError(`unknown stage '${text}'; use ${oneOf(DlqStages)}`);
+}
+
+export function parsePartition(text: string): number {
+  const n = wholeNumber(text);
+  if (n === undefined || n >= MaxPartitions) throw new UsageError(`invalid partition '${text}'; use a whole number from 0 to ${MaxPartitions - 1}`);
+  return n;
+}
+
+export function parseLimit(text: string): number {
+  const n = wholeNumber(text);
+  if (n === undefined || n < 1) throw new UsageError(`invalid limit '${text}'; use a whole number from 1`);
+  return n;
+}
+
+export function parseSeq(text: string): number {
+  const n = wholeNumber(text);
+  if (n === undefined || n < 1) throw new UsageError(`invalid sequence '${text}'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'`);
+  return n;
+}
+
+const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;
+
+function parseNatsUrl(text: string, from: string): string {
+  const urls = text.split(',').map((u) => u.trim());
+  if (urls.some((u) => !NATS_URL.test(u))) {
+    throw new UsageError(`invalid ${from} '${text}'; use one or more comma-separated NATS URLs such as ${DefaultNatsUrl}`);
+  }
+  return urls.join(',');
+}
+
+/**
+ * Parse `argv` (without `node` and the script). `env` supplies NATS_URL.
+ * Returns what to run, or throws a UsageError.
+ */
+export function parseArgv(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Invocation {
+  const lexed = lex(argv);
+  if (lexed.help || lexed.words[0] === 'help') return { command: 'help', text: helpText(helpTopic(lexed.words)) };
+
+  const { name, rest } = resolve(lexed.words);
+  const spec = Commands.find((c) => c.name === name)!;
+  const allowed = [...spec.options, ...GlobalOptions];
+  if (lexed.problem) throw lexed.problem(name, allowed);
+  for (const flag of lexed.values.keys()) {
+    if (!allowed.some((o) => o.flag === flag)) {
+      throw new UsageError(`option ${flag} does not apply to 'mesh ${name}'; use ${oneOf(allowed.map((o) => o.flag))}`);
+    }
+  }
+  const value = (flag: string) => lexed.values.get(flag) as string | undefined;
+  const has = (flag: string) => lexed.values.has(flag);
+
+  const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
+  const global: GlobalOpts = { natsUrl, json: has('--json') };
+
+  const noArguments = () => {
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' for 'mesh ${name}'; it takes none`);
+  };
+  const dlqStage = has('--stage') ? parseDlqStage(value('--stage')!) : undefined;
+
+  switch (name) {
+    case 'dlq ls': {
+      noArguments();
+      const partition = has('--partition') ? parsePartition(value('--partition')!) : undefined;
+      const limit = has('--limit') ? parseLimit(value('--limit')!) : DefaultLimit;
+      return { command: name, global, stage: dlqStage, partition, limit };
+    }
+    case 'dlq show': {
+      if (rest.length !== 1) throw new UsageError(`'mesh dlq show' takes one <seq>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      return { command: name, global, seq: parseSeq(rest[0]) };
+    }
+    case 'dlq redrive': {
+      const partition = has('--partition') ? parsePartition(value('--partition')!) : undefined;
+      if (has('--all')) {
+        if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
+        return { command: name, global, target: { all: true, stage: dlqStage, partition } };
+      }
+      if (rest.length === 0) throw new UsageError("missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all");
+      if (rest.length > 1) throw new UsageError(`'mesh dlq redrive' takes one <seq>, got ${rest.length}: ${rest.join(' ')}`);
+      for (const flag of ['--stage', '--partition']) {
+        if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
+      }
+      return { command: name, global, target: { seq: parseSeq(rest[0]) } };
+    }
+    case 'partitions': {
+      noArguments();
+      return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
+    }
+  }
+}
+

@@ -1,0 +1,66 @@
+/**
+ * The CLI as a function: argv in, lines out, an exit code back. main.ts
+ * wires it to the process; tests call it (or a command) directly.
+ */
+import { parseArgv, type Invocation } from './argv';
+import { openContext, type CommandContext } from './context';
+import { dlqList } from './dlq-ls';
+import { dlqRedrive } from './dlq-redrive';
+import { dlqShow } from './dlq-show';
+import { CliError, UsageError } from './errors';
+import { printable, type Output } from './output';
+import { showPartitions } from './partitions';
+
+export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Run one parsed command (not help) on an open context. */
+export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' }>): Promise<void> {
+  switch (inv.command) {
+    case 'dlq ls':
+      return dlqList(ctx, inv);
+    case 'dlq show':
+      return dlqShow(ctx, inv);
+    case 'dlq redrive':
+      return dlqRedrive(ctx, inv.target);
+    case 'partitions':
+      return showPartitions(ctx, inv);
+  }
+}
+
+/** One printable line, whatever the message held (a malformed body's bytes, say). */
+function oneLine(text: string): string {
+  return printable(text.replace(/\s*\n\s*/g, ' ').trim());
+}
+
+/** An error as one line on stderr, and its exit code. */
+export function reportError(err: unknown, out: Output): number {
+  if (err instanceof UsageError) {
+    out.err(`mesh: ${oneLine(err.message)}`);
+    return ExitCode.usage;
+  }
+  out.err(`mesh: ${oneLine(err instanceof Error ? err.message || err.name : String(err))}`);
+  return err instanceof CliError ? err.exitCode : ExitCode.failed;
+}
+
+export async function runCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, out: Output): Promise<number> {
+  let inv: Invocation;
+  try {
+    inv = parseArgv(argv, env);
+  } catch (err) {
+    return reportError(err, out);
+  }
+  if (inv.command === 'help') {
+    out.out(inv.text);
+    return ExitCode.ok;
+  }
+  let ctx: CommandContext | undefined;
+  try {
+    ctx = await openContext(inv.global.natsUrl, out, inv.global.json);
+    await runCommand(ctx, inv);
+    return ExitCode.ok;
+  } catch (err) {
+    return reportError(err, out);
+  } finally {
+    await ctx?.nc.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The commands of `mesh`, as data: the parser checks options against it
+ * and the help is rendered from it, so the two cannot disagree.
+ */
+
+export interface OptionSpec {
+  /** `--stage` */
+  flag: string;
+  /** Placeholder of the value (`<stage>`); absent for a flag. */
+  value?: string;
+  help: string;
+}
+
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions';
+
+export interface CommandSpec {
+  name: CommandName;
+  /** Positional arguments, as shown in the usage line. */
+  args: string;
+  summary: string;
+  options: OptionSpec[];
+  /** Extra paragraphs for `--help`. */
+  details: string[];
+}
+
+export const GlobalOptions: OptionSpec[] = [
+  { flag: '--nats', value: '<url>', help: 'NATS server URL(s), comma-separated (default: $NATS_URL, else nats://127.0.0.1:4222)' },
+  { flag: '--json', help: 'print JSON instead of a table' },
+  { flag: '--help', help: 'show this help' },
+];
+
+const dlqStageOption: OptionSpec = { flag: '--stage', value: '<stage>', help: 'only dead letters of this stage: router, processor, aggregator or ingest' };
+const partitionOption: OptionSpec = { flag: '--partition', value: '<n>', help: 'only dead letters of this partition' };
+
+export const DefaultLimit = 100;
+
+export const Commands: CommandSpec[] = [
+  {
+    name: 'dlq ls',
+    args: '',
+    summary: 'list dead letters, oldest first',
+    options: [dlqStageOption, partitionOption, { flag: '--limit', value: '<n>', help: `list at most n dead letters (default ${DefaultLimit})` }],
+    details: ['Reads MESH_DLQ with an ordered consumer; creates nothing durable.'],
+  },
+  {
+    name: 'dlq show',
+    args: '<seq>',
+    summary: 'show one dead letter: its headers and its body',
+    options: [],
+    details: ['<seq> is the DLQ sequence listed by `mesh dlq ls`.'],
+  },
+  {
+    name: 'dlq redrive',
+    args: '<seq> | --all',
+    summary: 'publish dead letters back to their original subject, then delete them',
+    options: [{ flag: '--all', help: 'redrive every dead letter (with --stage, --partition: those of a stage or partition)' }, dlqStageOption, partitionOption],
+    details: [
+      'The body is published as it is to the subject in Mesh-Original-Subject, with message id redrive:<seq> ' +
+        '(redriving one dead letter twice within the duplicate window stores it once) and header Mesh-Redrive: <seq>. ' +
+        'The dead letter is deleted only after JetStream has acknowledged the publish.',
+      'A dead letter whose body is not a batch envelope (a JSON array of CloudEvents) or that has no original subject is refused and kept.',
+    ],
+  },
+  {
+    name: 'partitions',
+    args: '',
+    summary: 'per stage and partition: consumer, lag, ack floor and owner',
+    options: [{ flag: '--stage', value: '<stage>', help: 'only this stage: router, processor or aggregator' }],
+    details: [
+      'lag = messages not yet delivered + delivered but not acknowledged. ' +
+        "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+];
