@@ -1,0 +1,95 @@
+/**
+ * Starts the OpenTelemetry Node SDK for a service: traces only, configured by
+ * the standard OTEL_* variables, no auto-instrumentation.
+ */
+import { context, diag, propagation, ProxyTracerProvider, trace } from '@opentelemetry/api';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { NoopSpanProcessor } from '@opentelemetry/sdk-trace';
+import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from './semconv';
+import type { ServiceIdentity, Telemetry } from './types';
+
+let running: { serviceName: string } | undefined;
+
+/**
+ * The one place this library looks at process.env itself. The SDK's own
+ * default for an unset OTEL_TRACES_EXPORTER is `otlp`, which sends every span
+ * to localhost:4318 and logs a connection error per batch when no collector
+ * listens: noise on every developer's machine and in CI. Locally we want
+ * 'none' unless asked. And the SDK's 'none' registers no tracer provider at
+ * all, so spans would be no-ops that merely pass the incoming traceparent
+ * through; we want real spans (fresh span ids, sampling decisions, trace ids
+ * in log lines) that are simply not exported. So in both cases we hand the SDK
+ * a span processor that drops ended spans. Every other OTEL_* variable
+ * (endpoint, protocol, sampler, resource attributes, OTEL_SDK_DISABLED) is read
+ * by the SDK.
+ */
+function tracesExportDisabled(): boolean {
+  const exporters = (process.env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'null');
+  // Same rule as the SDK: 'none' first disables export whatever follows.
+  return exporters.length === 0 || exporters[0] === 'none';
+}
+
+/**
+ * Call first thing in a service's main, before anything creates spans.
+ *
+ * - OTEL_TRACES_EXPORTER: unset or `none` (spans made, not exported),
+ *   `otlp`, `console`; OTEL_EXPORTER_OTLP_ENDPOINT and
+ *   OTEL_EXPORTER_OTLP_PROTOCOL (`http/protobuf` default, `http/json`, `grpc`);
+ *   OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG; OTEL_RESOURCE_ATTRIBUTES and
+ *   OTEL_SERVICE_NAME override the identity given here.
+ * - Metrics are not the SDK's business here: they are served on /metrics by
+ *   createMetrics, so the SDK gets no metric reader (OTEL_METRICS_EXPORTER is
+ *   ignored) and no log processor.
+ *
+ * Throws when telemetry is already running in this process.
+ */
+export function startTelemetry(identity: ServiceIdentity): Telemetry {
+  if (running) {
+    throw new Error(`telemetry is already started in this process (service ${running.serviceName}); call shutdown() before starting it for ${identity.serviceName}`);
+  }
+  const resource = defaultResource().merge(
+    resourceFromAttributes({
+      [ATTR_SERVICE_NAME]: identity.serviceName,
+      [ATTR_SERVICE_INSTANCE_ID]: identity.instanceId,
+      [ATTR_SERVICE_VERSION]: identity.version,
+    }),
+  );
+  const sdk = new NodeSDK({
+    resource,
+    instrumentations: [],
+    metricReaders: [],
+    logRecordProcessors: [],
+    ...(tracesExportDisabled() ? { spanProcessors: [new NoopSpanProcessor()] } : {}),
+  });
+  sdk.start();
+  running = { serviceName: identity.serviceName };
+
+  let stopped: Promise<void> | undefined;
+  return {
+    shutdown() {
+      stopped ??= (async () => {
+        try {
+          // The SDK's shutdown does not wait for exports a simple (console)
+          // span processor has under way; a flush first does.
+          const provider = trace.getTracerProvider();
+          const delegate: object = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
+          if ('forceFlush' in delegate && typeof delegate.forceFlush === 'function') await delegate.forceFlush();
+          await sdk.shutdown();
+        } catch (err) {
+          diag.error('telemetry: flushing spans at shutdown failed', err);
+        } finally {
+          // Back to the API's no-op globals, so a later startTelemetry can register again.
+          trace.disable();
+          propagation.disable();
+          context.disable();
+          running = undefined;
+        }
+      })();
+      return stopped;
+    },
+  };
+}
