@@ -120,6 +120,12 @@ export function ingestSchema() {
 
 export function processorSchema() {
   return {
+    handlerModules: {
+      doc: 'Extra handler modules to load (comma-separated paths of JS files whose default export is a handler definition or a list of them).',
+      format: String,
+      default: '',
+      env: 'MESH_HANDLER_MODULES',
+    },
     keyConcurrency: {
       doc: 'Keys of one partition a processor works on at once (one key stays in order).',
       format: 'positive-int',

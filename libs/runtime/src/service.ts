@@ -102,7 +102,15 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
     process.exit(1);
   }
   state.provisioned = true;
-  running = await def.start({ service: def.name, config, log, nc, js, http, httpPort });
+  try {
+    running = await def.start({ service: def.name, config, log, nc, js, http, httpPort });
+  } catch (err) {
+    // A handler that cannot work, a duplicate name, a module that does not load: say which and stop.
+    log.error('cannot start', { error: err });
+    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
+    await nc.close();
+    process.exit(1);
+  }
   log.info('started', { partitions: config.mesh.partitions });
 
   const shutdown = async (signal: string) => {

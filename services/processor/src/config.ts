@@ -7,7 +7,7 @@ import type { CommonConfig } from '@mesh/runtime';
 export interface ProcessorConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
   envelope: { maxEvents: number; maxBytes: number };
-  processor: { keyConcurrency: number };
+  processor: { keyConcurrency: number; handlerModules: string };
 }
 
 export const schema = {

@@ -8,11 +8,12 @@ import { Buckets } from '@mesh/contracts';
 import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
+import { loadHandlerModules } from './load-handler-modules';
 import { processorWorker, type ProcessorCounters } from './processor-worker';
 
 async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningService> {
   const { config, nc, js, log, http } = ctx;
-  const byName = registry('handler', handlers);
+  const byName = registry('handler', [...handlers, ...loadHandlerModules(config.processor.handlerModules)]);
 
   const routes = await new Kvm(nc).open(Buckets.routes);
   for (const h of byName.values()) {
