@@ -1,3 +1,6 @@
+/** Version of the mesh, reported by service discovery and telemetry. */
+export const MeshVersion = '0.1.0';
+
 /**
  * Stream, bucket and consumer names: the JetStream layout of the mesh.
  * Every service and tool takes these names from here; none spells them by hand.

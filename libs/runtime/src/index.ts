@@ -22,3 +22,5 @@ export { HttpApp, sendJson, sendError, readBody, BodyTooLargeError } from './htt
 export type { RouteHandler } from './http';
 export { runService } from './service';
 export type { CommonConfig, ServiceContext, ServiceDefinition, RunningService } from './service';
+export { EndpointStats } from './endpoint-stats';
+export { isSampled, startEventSpan, endEventSpan } from './event-spans';

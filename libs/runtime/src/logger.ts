@@ -20,11 +20,19 @@ function errorFields(fields: LogFields | undefined): LogFields | undefined {
   return out;
 }
 
-export function createLogger(base: LogFields, level: LogLevel = 'info', write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+/**
+ * `dynamic` adds fields at each call (the active trace and span ids, say).
+ */
+export function createLogger(
+  base: LogFields,
+  level: LogLevel = 'info',
+  write: (line: string) => void = (l) => process.stdout.write(l),
+  dynamic?: () => LogFields,
+): Logger {
   const min = RANK[level];
   const log = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
-    const record: LogFields = { time: '', level: lvl, ...base, msg, ...errorFields(fields) };
+    const record: LogFields = { time: '', level: lvl, ...base, ...dynamic?.(), msg, ...errorFields(fields) };
     // A field named time, level or msg must not overwrite the record's own.
     record.time = new Date().toISOString();
     record.level = lvl;
@@ -36,6 +44,6 @@ export function createLogger(base: LogFields, level: LogLevel = 'info', write: (
     info: (m, f) => log('info', m, f),
     warn: (m, f) => log('warn', m, f),
     error: (m, f) => log('error', m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, level, write),
+    child: (fields) => createLogger({ ...base, ...fields }, level, write, dynamic),
   };
 }

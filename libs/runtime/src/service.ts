@@ -9,6 +9,11 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ConfigError } from '@mesh/config';
 import { connectNats, provisionMesh } from '@mesh/messaging';
+import { MeshVersion } from '@mesh/contracts';
+import {
+  activeTraceIds, createMetrics, PrometheusContentType, startDiscovery, startTelemetry,
+  type DiscoveryEndpoint, type DiscoveryEndpointStats, type MetricsRegistry,
+} from '@mesh/telemetry';
 import { HttpApp, sendJson } from './http';
 import { createLogger, type Logger, type LogLevel } from './logger';
 
@@ -30,6 +35,8 @@ export interface ServiceContext<C extends CommonConfig> {
   http: HttpApp;
   /** The port the HTTP server listens on. */
   httpPort: number;
+  /** The mesh's instruments, served on /metrics. */
+  metrics: MetricsRegistry;
 }
 
 export interface RunningService {
@@ -37,6 +44,8 @@ export interface RunningService {
   readiness(): Record<string, boolean>;
   /** Stop taking work, finish what is in flight, checkpoint. */
   stop(timeoutMs: number): Promise<void>;
+  /** What NATS service discovery ($SRV.INFO, $SRV.STATS) reports. */
+  discovery?: { description: string; endpoints: DiscoveryEndpoint[]; stats(): DiscoveryEndpointStats[] };
 }
 
 export interface ServiceDefinition<C extends CommonConfig> {
@@ -56,7 +65,10 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
     }
     throw err;
   }
-  const log = createLogger({ service: def.name, instance: config.instance.id }, config.log.level as LogLevel);
+  // Before anything can create a span.
+  const telemetry = startTelemetry({ serviceName: def.name, instanceId: config.instance.id, version: MeshVersion });
+  const metrics = createMetrics(def.name, { instanceId: config.instance.id, version: MeshVersion });
+  const log = createLogger({ service: def.name, instance: config.instance.id }, config.log.level as LogLevel, undefined, () => ({ ...activeTraceIds() }));
   const state = { connected: false, provisioned: false, stopping: false };
   let running: RunningService | undefined;
 
@@ -66,6 +78,11 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
     const checks = { nats: state.connected, provisioned: state.provisioned, ...(running?.readiness() ?? { started: false }), running: !state.stopping };
     const ready = Object.values(checks).every(Boolean);
     sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
+  });
+  http.route('GET', '/metrics', async (_req, res) => {
+    const body = await metrics.renderPrometheus();
+    res.writeHead(200, { 'content-type': PrometheusContentType, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   });
   let httpPort: number;
   try {
@@ -103,7 +120,7 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   }
   state.provisioned = true;
   try {
-    running = await def.start({ service: def.name, config, log, nc, js, http, httpPort });
+    running = await def.start({ service: def.name, config, log, nc, js, http, httpPort, metrics });
   } catch (err) {
     // A handler that cannot work, a duplicate name, a module that does not load: say which and stop.
     log.error('cannot start', { error: err });
@@ -111,6 +128,17 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
     await nc.close();
     process.exit(1);
   }
+  const described = running.discovery;
+  const discovery = startDiscovery(nc, {
+    name: def.name,
+    version: MeshVersion,
+    id: config.instance.id,
+    description: described?.description ?? def.name,
+    metadata: { http: `${config.http.host}:${httpPort}`, partitions: String(config.mesh.partitions) },
+    endpoints: described?.endpoints ?? [],
+    stats: () => described?.stats() ?? [],
+    onError: (err) => log.warn('service discovery failed', { error: err }),
+  });
   log.info('started', { partitions: config.mesh.partitions });
 
   const shutdown = async (signal: string) => {
@@ -125,9 +153,12 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
     hardStop.unref();
     try {
       await running?.stop(timeout);
+      await discovery.stop();
       await nc.drain();
       await http.close();
+      await metrics.shutdown();
       log.info('stopped');
+      await telemetry.shutdown();
       process.exit(0);
     } catch (err) {
       log.error('shutdown failed', { error: err });

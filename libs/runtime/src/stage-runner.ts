@@ -14,6 +14,8 @@
  * - Graceful stop: no new pulls; what was received is handled and acked.
  */
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { MetricsRegistry } from '@mesh/telemetry';
+import { EndpointStats } from './endpoint-stats';
 import { consumerName, decodeEnvelope, Headers, StageInput, type CloudEvent, type Stage } from '@mesh/contracts';
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
@@ -73,6 +75,9 @@ export interface StageRunnerOptions {
   onPartitionChange?(partition: number, consuming: boolean): void;
   /** Called once a partition that left `ownership` is finished and acked: release it. */
   released?(partition: number): void | Promise<void>;
+  metrics?: MetricsRegistry;
+  /** Counts for service discovery. */
+  stats?: EndpointStats;
 }
 
 const MAX_REOPEN_DELAY_MS = 10_000;
@@ -90,6 +95,8 @@ class PartitionRun {
   private readonly inHand = new Set<JsMsg>();
   private subscription?: Subscription;
   consuming = false;
+  /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
+  lag = 0;
   readonly done: Promise<void>;
   private readonly keepAlive: NodeJS.Timeout;
 
@@ -109,7 +116,10 @@ class PartitionRun {
           switchMap((worker) => {
             this.setConsuming(true);
             return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages }).pipe(
-              tap((m) => this.inHand.add(m)),
+              tap((m) => {
+                this.inHand.add(m);
+                this.lag = m.info.pending + this.inHand.size;
+              }),
               batchWhileBusy((msgs: JsMsg[]) => from(this.process(worker, msgs)), o.batchMessages),
             );
           }),
@@ -120,6 +130,7 @@ class PartitionRun {
               this.nakInHand();
               if (this.stop.signal.aborted) return EMPTY;
               const wait = Math.min(MAX_REOPEN_DELAY_MS, 250 * 2 ** (attempt - 1));
+              o.stats?.record(0, 0, 1, err instanceof Error ? err.message : String(err));
               log.warn('partition failed; reopening', { error: err, attempt, delay_ms: wait });
               return timer(wait);
             },
@@ -162,6 +173,7 @@ class PartitionRun {
 
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
     this.checkOwnership();
+    const started = performance.now();
     {
       const envelopes: InputEnvelope[] = [];
       for (const m of msgs) {
@@ -195,6 +207,16 @@ class PartitionRun {
         m.ack();
         this.inHand.delete(m);
       }
+      this.lag = Math.max(0, this.lag - msgs.length);
+      const events = envelopes.reduce((n, e) => n + e.events.length, 0);
+      const ms = performance.now() - started;
+      const stage = { stage: this.o.stage };
+      this.o.metrics?.eventsIn.add(events, stage);
+      this.o.metrics?.batchSize.record(events, stage);
+      this.o.metrics?.processingDuration.record(ms / 1000, stage);
+      const redelivered = envelopes.filter((e) => e.deliveryCount > 1).length;
+      if (redelivered > 0) this.o.metrics?.redeliveries.add(redelivered, stage);
+      this.o.stats?.record(events, ms);
     }
   }
 
@@ -252,6 +274,11 @@ export class StageRunner {
   /** Partitions assigned to this instance. */
   assigned(): number[] {
     return [...this.runs.keys()].sort((a, b) => a - b);
+  }
+
+  /** Lag of each partition being consumed. */
+  lags(): Map<number, number> {
+    return new Map([...this.runs.values()].filter((r) => r.consuming).map((r) => [r.partition, r.lag]));
   }
 
   private reconcile(owned: ReadonlySet<number>): void {

@@ -5,24 +5,23 @@
  * the stage runner that follows it, readiness, a graceful stop that finishes
  * and releases every partition, and `GET /v1/partitions`.
  */
-import type { Stage } from '@mesh/contracts';
+import { StageInput, Subjects, type Stage } from '@mesh/contracts';
+import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { PartitionOwnership } from '@mesh/messaging';
 import { sendJson } from './http';
-import type { CommonConfig, ServiceContext } from './service';
+import type { CommonConfig, RunningService, ServiceContext } from './service';
 import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
 
 export interface StageConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
 }
 
-export interface StageHandle {
+export interface StageHandle extends RunningService {
   readonly runner: StageRunner;
   readonly ownership: PartitionOwnership;
   /** Begin taking partitions. */
   start(): Promise<void>;
-  readiness(): Record<string, boolean>;
-  stop(timeoutMs: number): Promise<void>;
 }
 
 export async function createStage<C extends StageConfig>(
@@ -39,7 +38,10 @@ export async function createStage<C extends StageConfig>(
     ttlMs: config.mesh.leaseTtl,
     onError: (what, err) => log.warn(what, { error: err }),
   });
+  const stats = new EndpointStats('consume');
   const runner = new StageRunner({
+    metrics: ctx.metrics,
+    stats,
     stage,
     js,
     jsm,
@@ -54,6 +56,10 @@ export async function createStage<C extends StageConfig>(
     log,
     open,
     onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
+  });
+  ctx.metrics.ownedPartitions.addCallback((r) => r.observe(runner.consuming().length, { stage }));
+  ctx.metrics.consumerLag.addCallback((r) => {
+    for (const [partition, lag] of runner.lags()) r.observe(lag, { stage, partition });
   });
   let started = false;
   http.route('GET', '/v1/partitions', (_req, res) =>
@@ -75,6 +81,17 @@ export async function createStage<C extends StageConfig>(
       started = true;
     },
     readiness: () => ({ consuming: started && runner.consuming().length === runner.assigned().length }),
+    discovery: {
+      description: `mesh ${stage}: consumes ${StageInput[stage]} partition by partition`,
+      endpoints: [
+        {
+          name: 'consume',
+          subject: { router: Subjects.ingestAll, processor: Subjects.routedAll, aggregator: Subjects.processedAll }[stage],
+          metadata: { stream: StageInput[stage], kind: 'jetstream-partition-consumer' },
+        },
+      ],
+      stats: () => [stats.snapshot({ partitions: runner.consuming() })],
+    },
     async stop(timeoutMs) {
       await runner.stop(timeoutMs);
       await ownership.leave();

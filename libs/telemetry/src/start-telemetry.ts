@@ -5,7 +5,7 @@
 import { context, diag, propagation, ProxyTracerProvider, trace } from '@opentelemetry/api';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { NoopSpanProcessor } from '@opentelemetry/sdk-trace';
+import { AlwaysOffSampler, NoopSpanProcessor } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from './semconv';
 import type { ServiceIdentity, Telemetry } from './types';
 
@@ -64,6 +64,9 @@ export function startTelemetry(identity: ServiceIdentity): Telemetry {
     metricReaders: [],
     logRecordProcessors: [],
     ...(tracesExportDisabled() ? { spanProcessors: [new NoopSpanProcessor()] } : {}),
+    // With nothing exported, recording spans only costs CPU on the hot path:
+    // sample nothing (trace ids still flow and reach the logs) unless a sampler is asked for.
+    ...(tracesExportDisabled() && !process.env.OTEL_TRACES_SAMPLER ? { sampler: new AlwaysOffSampler() } : {}),
   });
   sdk.start();
   running = { serviceName: identity.serviceName };

@@ -9,7 +9,8 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey, checkpointKey, encodeEnvelope, Subjects } from '@mesh/contracts';
-import type { InputEnvelope, PartitionWorker } from '@mesh/runtime';
+import { endEventSpan, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
+import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { PartitionWindows, type Snapshot } from './window-state';
 
@@ -47,6 +48,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   return {
     async handle(batch: InputEnvelope[]) {
       const late: Promise<unknown>[] = [];
+      const spans: Span[] = [];
       for (const env of batch) {
         if (env.seq <= windows.lastSeq) {
           counters.skipped += env.events.length;
@@ -54,6 +56,8 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         }
         env.events.forEach((event, index) => {
           counters.applied++;
+          const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition: d.partition, batchSize: env.events.length });
+          if (span) spans.push(span);
           for (const name of windows.apply(event, env.timestampMs)) {
             counters.late++;
             const h = natsHeaders();
@@ -84,6 +88,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
       // A crash between the two is repaired by the next owner, which rewrites
       // every result of the partition after it opens.
       await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
+      for (const span of spans) endEventSpan(span);
     },
   };
 }

@@ -4,8 +4,11 @@
  * a request with any invalid event stores nothing.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { publishAll } from '@mesh/messaging';
+import { context, SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
+import { partitionOf, partitionKeyOf } from '@mesh/contracts';
+import { publishEnvelope } from '@mesh/messaging';
 import { errorMessage, type Logger } from '@mesh/runtime';
+import { injectTraceparent, recordFailure, startProducerSpan, TracerName, type MetricsRegistry } from '@mesh/telemetry';
 import { parseRequest } from './parse-request';
 import { prepareEvents } from './prepare-events';
 
@@ -22,11 +25,42 @@ export interface AcceptDeps {
   maxBytes: number;
   log: Logger;
   isConnected(): boolean;
+  metrics?: MetricsRegistry;
 }
 
 const RETRY_AFTER_S = '1';
 
-export async function accept(deps: AcceptDeps, contentType: string | undefined, body: Uint8Array, defaultType?: string): Promise<AcceptAnswer> {
+/**
+ * Parse, validate and store one request. `parent` is the caller's trace
+ * context (from a `traceparent` header); the request gets a server span, each
+ * envelope a producer span, and each event without a `traceparent` of its own
+ * the producer span's, so it is one trace from here to its aggregate.
+ */
+export async function accept(
+  deps: AcceptDeps,
+  contentType: string | undefined,
+  body: Uint8Array,
+  defaultType?: string,
+  parent: Context = context.active(),
+): Promise<AcceptAnswer> {
+  const started = performance.now();
+  const span = trace.getTracer(TracerName).startSpan('POST /v1/events', { kind: SpanKind.SERVER }, parent);
+  const answer = await store(deps, contentType, body, defaultType, trace.setSpan(parent, span), span);
+  span.setAttribute('http.response.status_code', answer.status);
+  span.end();
+  deps.metrics?.ingestRequests.add(1, { status: answer.status });
+  deps.metrics?.ingestRequestDuration.record((performance.now() - started) / 1000, {});
+  return answer;
+}
+
+async function store(
+  deps: AcceptDeps,
+  contentType: string | undefined,
+  body: Uint8Array,
+  defaultType: string | undefined,
+  ctx: Context,
+  span: Span,
+): Promise<AcceptAnswer> {
   const parsed = parseRequest(contentType, body);
   if (!parsed.ok) return { status: parsed.status, body: { error: parsed.error, ...(parsed.problems ? { problems: parsed.problems } : {}) } };
 
@@ -43,9 +77,27 @@ export async function accept(deps: AcceptDeps, contentType: string | undefined, 
   if (!deps.isConnected()) {
     return { status: 503, body: { error: 'not connected to NATS; nothing was stored, retry later' }, headers: { 'retry-after': RETRY_AFTER_S } };
   }
+  span.setAttribute('messaging.batch.message_count', prepared.events.length);
+  const producers: Span[] = [];
   try {
-    await publishAll(deps.js, prepared.envelopes);
+    await Promise.all(
+      prepared.envelopes.map((envelope) => {
+        const first = envelope.events[0];
+        const producer = startProducerSpan({
+          destination: envelope.subject,
+          messageId: envelope.msgId,
+          partition: partitionOf(partitionKeyOf(first), deps.partitions),
+          batchSize: envelope.events.length,
+          parent: ctx,
+        });
+        producers.push(producer);
+        const { traceparent } = injectTraceparent(trace.setSpan(ctx, producer));
+        if (traceparent) for (const e of envelope.events) e.traceparent ??= traceparent;
+        return publishEnvelope(deps.js, envelope);
+      }),
+    );
   } catch (err) {
+    for (const p of producers) recordFailure(p, err);
     deps.log.warn('could not store events', { error: err, envelopes: prepared.envelopes.length });
     // Some envelopes may be stored: a retry with the same events is deduplicated.
     return {
@@ -53,6 +105,8 @@ export async function accept(deps: AcceptDeps, contentType: string | undefined, 
       body: { error: `JetStream could not store the events (${errorMessage(err)}); retry the same request` },
       headers: { 'retry-after': RETRY_AFTER_S },
     };
+  } finally {
+    for (const p of producers) p.end();
   }
   return { status: 202, body: { accepted: prepared.events.length, ids: prepared.events.map((e) => e.id) } };
 }

@@ -4,7 +4,8 @@
  * MESH_INGEST as batch envelopes. Stateless: run as many as you like.
  */
 import { Subjects } from '@mesh/contracts';
-import { BodyTooLargeError, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { contextFromTraceHeaders } from '@mesh/telemetry';
+import { BodyTooLargeError, EndpointStats, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { accept, type AcceptDeps } from './accept';
 import { loadIngestConfig, type IngestConfig } from './config';
 
@@ -27,7 +28,10 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
     maxEvents: config.envelope.maxEvents,
     maxBytes: config.envelope.maxBytes,
     isConnected: () => connected,
+    metrics: ctx.metrics,
   };
+  const httpStats = new EndpointStats('http');
+  const natsStats = new EndpointStats('events');
   let inFlight = 0;
   let draining = false;
 
@@ -44,7 +48,10 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
         }
         return sendError(res, 400, `could not read the request body: ${(err as Error).message}`);
       }
-      const answer = await accept(deps, req.headers['content-type'], body);
+      const started = performance.now();
+      const headers = { get: (k: string) => req.headers[k.toLowerCase()] as string | undefined, set: () => undefined };
+      const answer = await accept(deps, req.headers['content-type'], body, undefined, contextFromTraceHeaders(headers));
+      httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
       sendJson(res, answer.status, answer.body, answer.headers);
     } finally {
       inFlight--;
@@ -57,8 +64,13 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       if (err) return log.error('inbound subscription failed', { error: err });
       const type = msg.subject.slice(Subjects.inboundPrefix.length);
       inFlight++;
-      accept(deps, msg.headers?.get('Content-Type') || 'application/cloudevents+json', msg.data, type)
-        .then((answer) => msg.respond(JSON.stringify({ status: answer.status, ...answer.body })))
+      const started = performance.now();
+      const parent = contextFromTraceHeaders(msg.headers ? { get: (k: string) => msg.headers!.get(k), set: () => undefined } : undefined);
+      accept(deps, msg.headers?.get('Content-Type') || 'application/cloudevents+json', msg.data, type, parent)
+        .then((answer) => {
+          natsStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
+          msg.respond(JSON.stringify({ status: answer.status, ...answer.body }));
+        })
         .catch((e: Error) => msg.respond(JSON.stringify({ status: 500, error: e.message })))
         .finally(() => inFlight--);
     },
@@ -66,6 +78,14 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
 
   return {
     readiness: () => ({ accepting: !draining }),
+    discovery: {
+      description: 'mesh ingest: takes CloudEvents over HTTP and NATS and stores them in MESH_INGEST',
+      endpoints: [
+        { name: 'events', subject: Subjects.inboundAll, queueGroup: QUEUE, metadata: { format: 'CloudEvents JSON, batch or NDJSON', http: 'POST /v1/events' } },
+      ],
+      // The HTTP entry has no subject; its counts ride along in the data of the NATS one.
+      stats: () => [natsStats.snapshot({ http: httpStats.snapshot() })],
+    },
     async stop(timeoutMs) {
       draining = true;
       await sub.drain();

@@ -29,7 +29,7 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   const stage = await createStage(ctx, 'processor', async (partition) =>
     processorWorker({
       js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
-      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log,
+      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log, metrics: ctx.metrics,
     }),
   );
   await stage.start();

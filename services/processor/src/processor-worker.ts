@@ -10,7 +10,9 @@ import {
   chunkEvents, encodeEnvelope, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
-import { deadLetter, errorMessage, keyLanes, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import { deadLetter, endEventSpan, errorMessage, keyLanes, startEventSpan, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import type { MetricsRegistry } from '@mesh/telemetry';
+import type { Span } from '@opentelemetry/api';
 import { from, lastValueFrom, map, defaultIfEmpty } from 'rxjs';
 import { runHandler, type HandlerRun } from './run-handler';
 
@@ -37,6 +39,7 @@ export interface ProcessorWorkerDeps {
   maxBytes: number;
   counters: ProcessorCounters;
   log: Logger;
+  metrics?: MetricsRegistry;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -51,12 +54,19 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
         env.events.forEach((event, index) => items.push({ env: e, index, event, handler }));
       });
       const results: HandlerRun[] = new Array(items.length);
+      const spans: (Span | undefined)[] = new Array(items.length);
+      const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
       const log = d.log.child({ partition: d.partition });
       await lastValueFrom(
         from(items.map((item, k) => ({ item, k }))).pipe(
           keyLanes(
             ({ item }) => partitionKeyOf(item.event),
             ({ item, k }) => {
+              const env = batch[item.env];
+              // Before the handler runs, so what it emits continues this span.
+              spans[k] = startEventSpan(item.event, {
+                destination: env.subject, messageId: item.event.id, partition: d.partition, batchSize: env.events.length, consumerGroup,
+              });
               const def = d.handlers.get(item.handler);
               const run: Promise<HandlerRun> = def
                 ? runHandler(def, item.event, { partition: d.partition, log, sleep })
@@ -79,6 +89,9 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           const item = items[k];
           if (!r.ok) {
             d.counters.failed++;
+            d.metrics?.deadLetters.add(1, { stage: 'processor', handler: item.handler });
+            endEventSpan(spans[k], r.error);
+            spans[k] = undefined;
             log.warn('event dead-lettered', { handler: item.handler, id: item.event.id, attempts: r.attempts, error: errorMessage(r.error) });
             dead.push(
               deadLetter(d.js, {
@@ -90,6 +103,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             continue;
           }
           d.counters.processed++;
+          if (r.outputs.length > 0) d.metrics?.eventsOut.add(r.outputs.length, { stage: 'processor', handler: item.handler });
           for (const out of r.outputs) {
             const p = partitionOf(partitionKeyOf(out), d.partitions);
             const g = `${p} ${out.type}`;
@@ -105,7 +119,11 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           });
         }
       });
-      await Promise.all([publishAll(d.js, outs), ...dead]);
+      try {
+        await Promise.all([publishAll(d.js, outs), ...dead]);
+      } finally {
+        for (const span of spans) endEventSpan(span);
+      }
     },
   };
 }

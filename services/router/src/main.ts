@@ -64,7 +64,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   const stage = await createStage(ctx, 'router', async (partition, { ackFloor }) => {
     const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow, ackFloor);
     log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
-    return routerWorker({ js, partition, table, dedup: window, counters, log });
+    return routerWorker({ js, partition, table, dedup: window, counters, log, metrics: ctx.metrics });
   });
 
   // Until some processor has declared its handlers every event would be
@@ -79,6 +79,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
 
   return {
     readiness: () => ({ routes: loaded && started, ...stage.readiness() }),
+    discovery: stage.discovery,
     async stop(timeoutMs) {
       await stage.stop(timeoutMs);
       watcher.stop();

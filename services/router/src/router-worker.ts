@@ -7,7 +7,9 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { encodeEnvelope, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
-import { deadLetter, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import { deadLetter, endEventSpan, startEventSpan, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import type { MetricsRegistry } from '@mesh/telemetry';
+import type { Span } from '@opentelemetry/api';
 import { DedupWindow } from './dedup-window';
 import type { RouteTable } from './route-table';
 
@@ -32,12 +34,15 @@ export function routerWorker(deps: {
   dedup: DedupWindow;
   counters: RouterCounters;
   log: Logger;
+  metrics?: MetricsRegistry;
 }): PartitionWorker {
-  const { js, partition, table, dedup, counters } = deps;
+  const { js, partition, table, dedup, counters, metrics } = deps;
+  const consumerGroup = `router-p${String(partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
       const outs: EnvelopeOut[] = [];
       const dead: Promise<unknown>[] = [];
+      const spans: Span[] = [];
       for (const env of batch) {
         const byHandler = new Map<string, CloudEvent[]>();
         env.events.forEach((event, index) => {
@@ -46,6 +51,8 @@ export function routerWorker(deps: {
             counters.duplicates++;
             return;
           }
+          const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition, batchSize: env.events.length, consumerGroup });
+          if (span) spans.push(span);
           const decision = table.route(event);
           if (decision.kind === 'drop') {
             counters.dropped++;
@@ -53,6 +60,9 @@ export function routerWorker(deps: {
           }
           if (decision.kind === 'unroutable') {
             counters.unroutable++;
+            metrics?.deadLetters.add(1, { stage: 'router' });
+            endEventSpan(span, new UnroutableError(event.type));
+            if (span) spans.pop();
             dead.push(
               deadLetter(js, {
                 stage: 'router', partition, error: new UnroutableError(event.type), attempts: 1,
@@ -70,10 +80,15 @@ export function routerWorker(deps: {
         });
         for (const [handler, events] of byHandler) {
           counters.routed += events.length;
+          metrics?.eventsOut.add(events.length, { stage: 'router', handler });
           outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events });
         }
       }
-      await Promise.all([publishAll(js, outs), ...dead]);
+      try {
+        await Promise.all([publishAll(js, outs), ...dead]);
+      } finally {
+        for (const span of spans) endEventSpan(span);
+      }
     },
   };
 }
