@@ -1,4 +1,5 @@
 import { MaxIdLength, MaxPartitionKeyLength, MaxSourceLength, MaxTypeLength, isCloudEvent, validateEvent, type EventProblem } from './cloud-event';
+import { MaxDataDepth } from './cloud-event';
 
 const valid = {
   specversion: '1.0',
@@ -200,5 +201,24 @@ describe('validateEvent', () => {
       expect(onlyProblem({ tenant: { id: 1 } }).problem).toBe('extension attributes must be a string, number or boolean, got object');
       expect(onlyProblem({ tenant: [1] }).problem).toBe('extension attributes must be a string, number or boolean, got array');
     });
+  });
+});
+
+describe('validateEvent: nesting of data', () => {
+  const base = { specversion: '1.0', id: 'e1', source: 's', type: 'order.created' };
+  const nested = (depth: number) => {
+    let v: unknown = 1;
+    for (let i = 0; i < depth; i++) v = [v];
+    return v;
+  };
+
+  it('accepts data nested as deep as the limit', () => {
+    expect(validateEvent({ ...base, data: nested(MaxDataDepth) })).toEqual([]);
+  });
+
+  it('refuses data nested one level deeper, without overflowing the stack even at 100,000 levels', () => {
+    const problem = { index: 0, attribute: 'data', problem: `must not nest arrays and objects deeper than ${MaxDataDepth} levels` };
+    expect(validateEvent({ ...base, data: nested(MaxDataDepth + 1) })).toEqual([problem]);
+    expect(validateEvent({ ...base, data: nested(100_000) })).toEqual([problem]);
   });
 });

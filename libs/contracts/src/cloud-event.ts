@@ -36,6 +36,22 @@ export const MaxTypeLength = 200;
 export const MaxIdLength = 512;
 export const MaxSourceLength = 1024;
 export const MaxPartitionKeyLength = 1024;
+/** Deepest nesting of arrays and objects accepted in `data` (deeper JSON overflows the stack of every stage). */
+export const MaxDataDepth = 64;
+
+/** Depth of nested arrays and objects, without recursion, stopping past `limit`. */
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
 
 const TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const EXTENSION_NAME = /^[a-z0-9]{1,20}$/;
@@ -122,6 +138,7 @@ export function validateEvent(candidate: unknown, index = 0): EventProblem[] {
     add('traceparent', `must be a W3C traceparent such as "00-<32 hex>-<16 hex>-01", got ${describe(e.traceparent)}`);
   }
   if (e.data !== undefined && e.data_base64 !== undefined) add('data_base64', 'must not be present together with data');
+  if (e.data !== undefined && depthExceeds(e.data, MaxDataDepth)) add('data', `must not nest arrays and objects deeper than ${MaxDataDepth} levels`);
 
   for (const name of Object.keys(e)) {
     if (KNOWN.has(name)) continue;

@@ -25,8 +25,13 @@ export interface AcceptDeps {
   maxBytes: number;
   log: Logger;
   isConnected(): boolean;
+  /** Largest message the server takes (its max_payload). */
+  maxPayload(): number;
   metrics?: MetricsRegistry;
 }
+
+/** Room left in a message for the envelope's brackets and headers. */
+const ENVELOPE_OVERHEAD = 1024;
 
 const RETRY_AFTER_S = '1';
 
@@ -64,15 +69,19 @@ async function store(
   const parsed = parseRequest(contentType, body);
   if (!parsed.ok) return { status: parsed.status, body: { error: parsed.error, ...(parsed.problems ? { problems: parsed.problems } : {}) } };
 
+  const maxEventBytes = deps.maxPayload() - ENVELOPE_OVERHEAD;
   const prepared = prepareEvents(parsed.candidates, {
     partitions: deps.partitions,
     maxEvents: deps.maxEvents,
     maxBytes: deps.maxBytes,
     now: new Date(),
     defaultType,
+    maxEventBytes,
   });
   if (!prepared.ok) {
-    return { status: 400, body: { error: `${prepared.problems.length} problem(s) in the request; nothing was stored`, problems: prepared.problems } };
+    const error = `${prepared.problems.length} problem(s) in the request; nothing was stored`;
+    if (prepared.tooLarge) return { status: 413, body: { error, problems: prepared.problems, limit: maxEventBytes } };
+    return { status: 400, body: { error, problems: prepared.problems } };
   }
   if (!deps.isConnected()) {
     return { status: 503, body: { error: 'not connected to NATS; nothing was stored, retry later' }, headers: { 'retry-after': RETRY_AFTER_S } };

@@ -28,6 +28,7 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
     maxEvents: config.envelope.maxEvents,
     maxBytes: config.envelope.maxBytes,
     isConnected: () => connected,
+    maxPayload: () => nc.info?.max_payload ?? 1024 * 1024,
     metrics: ctx.metrics,
   };
   const httpStats = new EndpointStats('http');
@@ -44,7 +45,9 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
         body = await readBody(req, config.ingest.maxBodyBytes);
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          return sendError(res, 413, `${err.message} (MESH_MAX_BODY_BYTES); split the events over several requests`, { limit: err.limit }, { connection: 'close' });
+          // No `connection: close`: Node reads and discards the rest of the body, so a
+          // client still sending it receives this answer instead of a reset.
+          return sendError(res, 413, `${err.message} (MESH_MAX_BODY_BYTES); split the events over several requests`, { limit: err.limit });
         }
         return sendError(res, 400, `could not read the request body: ${(err as Error).message}`);
       }

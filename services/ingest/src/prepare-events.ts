@@ -18,9 +18,13 @@ export interface PrepareOptions {
   now: Date;
   /** Type to use for events without one (the NATS entry's subject). */
   defaultType?: string;
+  /** Largest event accepted, in bytes of JSON (below the server's max_payload, which an envelope must fit in). */
+  maxEventBytes?: number;
 }
 
-export type Prepared = { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[] } | { ok: false; problems: EventProblem[] };
+export type Prepared =
+  | { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[] }
+  | { ok: false; problems: EventProblem[]; tooLarge?: boolean };
 
 /**
  * The envelope's message id: a hash of the `source` + `id` of its events, so
@@ -49,6 +53,13 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
 
   const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
   const accepted = events.map((e) => (e.time === undefined ? { ...e, time } : e));
+  const sizes = new Map<CloudEvent, number>(accepted.map((e) => [e, Buffer.byteLength(JSON.stringify(e))]));
+  if (o.maxEventBytes !== undefined) {
+    const large = accepted.flatMap((e, index) =>
+      sizes.get(e)! > o.maxEventBytes! ? [{ index, attribute: '', problem: `the event is ${sizes.get(e)} bytes; at most ${o.maxEventBytes} bytes are accepted per event` }] : [],
+    );
+    if (large.length > 0) return { ok: false, problems: large, tooLarge: true };
+  }
   for (const e of accepted) {
     const partition = partitionOf(partitionKeyOf(e), o.partitions);
     const k = `${partition} ${e.type}`;
@@ -58,7 +69,7 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
   }
   const envelopes: EnvelopeOut[] = [];
   for (const g of groups.values()) {
-    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, (e) => JSON.stringify(e).length)) {
+    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, (e) => sizes.get(e)!)) {
       envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk });
     }
   }
