@@ -1,5 +1,6 @@
 export { startNatsServer, waitForExit, NatsServerBinary } from './nats-server';
 export type { NatsServer, NatsServerOptions } from './nats-server';
+export { startNatsCluster, type NatsCluster, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster';
 export { startService, startMesh, stopAll, RepoRoot } from './service-process';
 export type { ServiceProcess, ServiceName } from './service-process';
 export { orderEvent, encodeRequest, postEvents, eventually } from './events';
