@@ -20,5 +20,8 @@ export async function connectNats(opts: Partial<ConnectOptions> & Pick<ConnectOp
     reconnectTimeWait: 250,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
     pingInterval: 10_000,
+    // Capturing an async stack for every request and publish costs 20-30% of a
+    // service's CPU (measured with --cpu-prof); errors still say what failed.
+    noAsyncTraces: true,
   });
 }

@@ -21,6 +21,10 @@ export interface PartitionMessagesOptions {
   stop?: AbortSignal;
 }
 
+function isMissedHeartbeat(err: unknown): boolean {
+  return err instanceof Error && /heartbeats missed/i.test(err.message);
+}
+
 export function partitionMessages(
   js: JetStreamClient,
   stream: string,
@@ -37,9 +41,17 @@ export function partitionMessages(
       while (!unsubscribed && !opts.stop?.aborted) {
         const batch = await c.fetch({ max_messages: maxMessages, expires });
         current = batch;
-        for await (const m of batch) {
-          if (unsubscribed) m.nak();
-          else subscriber.next(m);
+        try {
+          for await (const m of batch) {
+            if (unsubscribed) m.nak();
+            else subscriber.next(m);
+          }
+        } catch (err) {
+          // Missed heartbeats end this pull, not the partition: under CPU load
+          // the client's timers fire late. A server that is really gone makes
+          // the next fetch fail, and that does end it.
+          if (!isMissedHeartbeat(err)) throw err;
+          await new Promise((r) => setTimeout(r, 100));
         }
         current = undefined;
       }

@@ -111,9 +111,11 @@ export class PartitionOwnership {
 
   private loop(): void {
     if (this.stopped) return;
-    void this.tick().finally(() => {
-      if (!this.stopped) this.timer = setTimeout(() => this.loop(), this.tickMs);
-    });
+    this.tick()
+      .catch((err) => this.o.onError?.('ownership tick failed', err))
+      .finally(() => {
+        if (!this.stopped) this.timer = setTimeout(() => this.loop(), this.tickMs);
+      });
   }
 
   private kick(): void {
@@ -126,17 +128,52 @@ export class PartitionOwnership {
     await this.members.put(memberKey(this.o.stage, this.o.instanceId), JSON.stringify({ instance: this.o.instanceId, stage: this.o.stage, since: this.since }));
   }
 
+  /**
+   * One round, bounded: a KV call can hang while a stream elects a new
+   * leader, and a round that never ends would keep every later round (and so
+   * every retake) from running. A late round's effects are harmless: an
+   * old renewal time only makes the fence act sooner.
+   */
   private async tick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`ownership round took over ${this.o.ttlMs} ms`)), this.o.ttlMs);
+    });
     try {
+      await Promise.race([this.round(), deadline]);
+    } catch (err) {
       this.fence();
-      await this.heartbeat();
-      const prefix = `${this.o.stage}.`;
+      this.o.onError?.('ownership tick failed', err);
+    } finally {
+      clearTimeout(timer);
+      this.ticking = false;
+    }
+  }
+
+  /** Live members of the stage; the last known list when the bucket does not answer in time. */
+  private async listMembers(): Promise<string[]> {
+    const prefix = `${this.o.stage}.`;
+    const list = (async () => {
       const live: string[] = [];
       for await (const k of await this.members.keys(`${this.o.stage}.>`)) live.push(k.slice(prefix.length));
+      return live;
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.tickMs)));
+    const live = await Promise.race([list, late]).finally(() => clearTimeout(timer));
+    list.catch(() => undefined);
+    return live ?? this.liveMembers;
+  }
+
+  private async round(): Promise<void> {
+    {
+      this.fence();
+      await this.heartbeat();
+      const live = await this.listMembers();
       if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
-      this.liveMembers = live.sort();
+      this.liveMembers = [...live].sort();
       const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
 
       await this.renew();
@@ -144,10 +181,6 @@ export class PartitionOwnership {
       for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
       for (const p of target) if (!this.held.has(p)) await this.tryTake(p);
       this.publish();
-    } catch (err) {
-      this.o.onError?.('ownership tick failed', err);
-    } finally {
-      this.ticking = false;
     }
   }
 

@@ -165,6 +165,9 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
       process.exit(1);
     }
   };
+  // A promise nobody awaited failed: a defect, but the partition fences keep
+  // the data safe, so say so loudly and keep serving.
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: err, stack: (err as Error)?.stack }));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

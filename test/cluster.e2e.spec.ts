@@ -1,0 +1,75 @@
+/**
+ * On a 3-node JetStream cluster with R3 streams and buckets, the node leading
+ * MESH_PROCESSED is SIGKILLed mid-stream: the services carry on after the
+ * election and every key's totals are exact. The node then comes back.
+ */
+import { Streams } from '@mesh/contracts';
+import { eventually, orderEvent, postEvents, startNatsCluster, startService, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
+
+const KEYS = 60;
+const EVENTS = 12_000;
+const PER_REQUEST = 100;
+
+describe('a 3-node cluster losing a stream leader', () => {
+  let cluster: NatsCluster;
+  const procs = new Map<ServiceName, ServiceProcess>();
+
+  beforeAll(async () => {
+    cluster = await startNatsCluster();
+    const env = { NATS_URL: cluster.urls, MESH_REPLICAS: '3', MESH_LEASE_TTL: '3s', MESH_ACK_WAIT: '5s' };
+    procs.set('processor', await startService('processor', env));
+    for (const name of ['ingest', 'router', 'aggregator'] as const) procs.set(name, await startService(name, env));
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([...procs.values()].map((p) => p.stop()));
+    await cluster?.stop();
+  }, 60_000);
+
+  it('keeps counting exactly while the leader of MESH_PROCESSED dies and a new one is elected', async () => {
+    const keyOf = (n: number) => `c-${n % KEYS}`;
+    const amountOf = (n: number) => (n % 9) + 1;
+    let sent = 0;
+    const produce = (async () => {
+      for (let first = 0; first < EVENTS; first += PER_REQUEST) {
+        const events = Array.from({ length: PER_REQUEST }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i)));
+        await postEvents(procs.get('ingest')!.url, events, 'batch', 120_000);
+        sent += events.length;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+
+    await eventually(async () => sent >= EVENTS * 0.4, 60_000, 20);
+    const leader = await cluster.leaderOf(Streams.processed);
+    await cluster.node(leader).kill();
+    await produce;
+    const newLeader = await cluster.leaderOf(Streams.processed);
+    expect(newLeader).not.toBe(leader);
+
+    const expected = new Map<string, { count: number; sum: number }>();
+    for (let n = 0; n < EVENTS; n++) {
+      const t = expected.get(keyOf(n)) ?? { count: 0, sum: 0 };
+      t.count++;
+      t.sum += amountOf(n);
+      expected.set(keyOf(n), t);
+    }
+    const totals = async () =>
+      new Map(
+        await Promise.all(
+          [...expected.keys()].map(async (k) => {
+            const body = (await (await fetch(`${procs.get('aggregator')!.url}/v1/aggregates/totals/${k}`)).json()) as { windows: { count: number; sum: number }[] };
+            return [k, body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 })] as const;
+          }),
+        ),
+      );
+    let actual = new Map<string, { count: number; sum: number }>();
+    await eventually(async () => [...(actual = await totals())].every(([k, t]) => t.count >= expected.get(k)!.count), 120_000, 500);
+    await new Promise((r) => setTimeout(r, 1_000));
+    actual = await totals();
+    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+
+    // The killed node rejoins, and the mesh stays ready throughout.
+    await cluster.node(leader).restart();
+    for (const p of procs.values()) await p.waitReady(30_000);
+  }, 240_000);
+});
