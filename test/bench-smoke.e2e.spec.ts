@@ -1,0 +1,34 @@
+/**
+ * The benchmark harness works: a few-second run starts its own nats-server
+ * and the services, checks exact totals, and writes its results. Speed is
+ * not checked here; `npm run bench` measures it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RepoRoot } from '@mesh/testing';
+
+describe('npm run bench -- --smoke', () => {
+  it('runs the raw baseline and the mesh, finds every total exact and writes results', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+    try {
+      const child = spawn(process.execPath, [join(RepoRoot, 'bench', 'dist', 'main.js'), '--smoke', '--out', out], {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, tail: output.slice(-1500) }).toEqual({ code: 0, tail: expect.stringContaining('Totals exact for every key after every step.') });
+      const files = readdirSync(out);
+      const json = files.find((f) => f.endsWith('.json'));
+      expect(files.some((f) => f.endsWith('.svg'))).toBe(true);
+      const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as Record<string, unknown>;
+      expect(Object.keys(results).length).toBeGreaterThan(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
