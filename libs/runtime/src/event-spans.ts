@@ -19,6 +19,9 @@ export function startEventSpan(event: CloudEvent, options: Omit<MessagingSpanOpt
   if (!isSampled(event.traceparent)) return undefined;
   const parent = contextFromTraceparent(event.traceparent!, event.tracestate);
   const span = startConsumerSpan({ ...options, operation: options.operation ?? 'process', parent });
+  // A stage that does not record (it exports nothing) must not cut the trace
+  // for the stages after it: the event keeps its parent.
+  if (!span.isRecording()) return undefined;
   const next = injectTraceparent(trace.setSpan(parent, span));
   if (next.traceparent) event.traceparent = next.traceparent;
   return span;

@@ -45,6 +45,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters } = d;
   let revision = d.revision;
   const key = checkpointKey('aggregator', d.partition);
+  const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
       const late: Promise<unknown>[] = [];
@@ -56,7 +57,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         }
         env.events.forEach((event, index) => {
           counters.applied++;
-          const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition: d.partition, batchSize: env.events.length });
+          const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition: d.partition, batchSize: env.events.length, consumerGroup });
           if (span) spans.push(span);
           for (const name of windows.apply(event, env.timestampMs)) {
             counters.late++;
@@ -67,28 +68,35 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         });
         windows.lastSeq = env.seq;
       }
-      const closed = windows.closeDue();
-      counters.closed += closed.length;
-      // Idempotent first (ids derived from the window or the input), so a
-      // crash before the checkpoint only repeats them.
-      const emits = closed.map(({ name, key, cell }) =>
-        js.publish(
-          Subjects.aggregates(name),
-          JSON.stringify({ name, key, start: new Date(cell.start).toISOString(), end: new Date(cell.end).toISOString(), ...cell.acc }),
-          { msgID: `agg:${name}:${key}:${cell.start}` },
-        ),
-      );
-      await Promise.all([...emits, ...late]);
-      // Compare-and-set on the revision this worker loaded or last wrote: if
-      // another owner wrote since, this fails and the partition is reopened
-      // from that checkpoint instead of overwriting it.
-      const snapshot = JSON.stringify(windows.snapshot());
-      revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
-      // Results last: only an owner whose checkpoint was accepted writes them.
-      // A crash between the two is repaired by the next owner, which rewrites
-      // every result of the partition after it opens.
-      await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
-      for (const span of spans) endEventSpan(span);
+      let failure: unknown;
+      try {
+        const closed = windows.closeDue();
+        counters.closed += closed.length;
+        // Idempotent first (ids derived from the window or the input), so a
+        // crash before the checkpoint only repeats them.
+        const emits = closed.map(({ name, key, cell }) =>
+          js.publish(
+            Subjects.aggregates(name),
+            JSON.stringify({ name, key, start: new Date(cell.start).toISOString(), end: new Date(cell.end).toISOString(), ...cell.acc }),
+            { msgID: `agg:${name}:${key}:${cell.start}` },
+          ),
+        );
+        await Promise.all([...emits, ...late]);
+        // Compare-and-set on the revision this worker loaded or last wrote: if
+        // another owner wrote since, this fails and the partition is reopened
+        // from that checkpoint instead of overwriting it.
+        const snapshot = JSON.stringify(windows.snapshot());
+        revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
+        // Results last: only an owner whose checkpoint was accepted writes them.
+        // A crash between the two is repaired by the next owner, which rewrites
+        // every result of the partition after it opens.
+        await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
+      } catch (err) {
+        failure = err;
+        throw err;
+      } finally {
+        for (const span of spans) endEventSpan(span, failure);
+      }
     },
   };
 }
