@@ -5,10 +5,10 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { context, SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
-import { partitionOf, partitionKeyOf } from '@mesh/contracts';
-import { publishEnvelope } from '@mesh/messaging';
+import { partitionOf, partitionKeyOf, Subjects } from '@mesh/contracts';
 import { errorMessage, type Logger } from '@mesh/runtime';
 import { injectTraceparent, recordFailure, startProducerSpan, TracerName, type MetricsRegistry } from '@mesh/telemetry';
+import type { EnvelopeBatcher } from './envelope-batcher';
 import { parseRequest } from './parse-request';
 import { prepareEvents } from './prepare-events';
 
@@ -20,6 +20,8 @@ export interface AcceptAnswer {
 
 export interface AcceptDeps {
   js: JetStreamClient;
+  /** Packs the events of concurrent requests into shared envelopes and stores them. */
+  batcher: EnvelopeBatcher;
   partitions: number;
   maxEvents: number;
   maxBytes: number;
@@ -77,6 +79,7 @@ async function store(
     now: new Date(),
     defaultType,
     maxEventBytes,
+    pack: false,
   });
   if (!prepared.ok) {
     const error = `${prepared.problems.length} problem(s) in the request; nothing was stored`;
@@ -87,27 +90,24 @@ async function store(
     return { status: 503, body: { error: 'not connected to NATS; nothing was stored, retry later' }, headers: { 'retry-after': RETRY_AFTER_S } };
   }
   span.setAttribute('messaging.batch.message_count', prepared.events.length);
-  const producers: Span[] = [];
+  // One producer span for the request's events: envelopes mix events of
+  // concurrent requests, so they cannot each have a parent of their own.
+  const first = prepared.events[0];
+  const partition = partitionOf(partitionKeyOf(first), deps.partitions);
+  const producer = startProducerSpan({
+    destination: Subjects.ingest(partition, first.type),
+    partition,
+    messageId: first.id,
+    batchSize: prepared.events.length,
+    parent: ctx,
+  });
+  const { traceparent } = injectTraceparent(trace.setSpan(ctx, producer));
+  if (traceparent) for (const e of prepared.events) e.traceparent ??= traceparent;
   try {
-    await Promise.all(
-      prepared.envelopes.map((envelope) => {
-        const first = envelope.events[0];
-        const producer = startProducerSpan({
-          destination: envelope.subject,
-          messageId: envelope.msgId,
-          partition: partitionOf(partitionKeyOf(first), deps.partitions),
-          batchSize: envelope.events.length,
-          parent: ctx,
-        });
-        producers.push(producer);
-        const { traceparent } = injectTraceparent(trace.setSpan(ctx, producer));
-        if (traceparent) for (const e of envelope.events) e.traceparent ??= traceparent;
-        return publishEnvelope(deps.js, envelope);
-      }),
-    );
+    await deps.batcher.submit(prepared.events, prepared.sizes);
   } catch (err) {
-    for (const p of producers) recordFailure(p, err);
-    deps.log.warn('could not store events', { error: err, envelopes: prepared.envelopes.length });
+    recordFailure(producer, err);
+    deps.log.warn('could not store events', { error: err, events: prepared.events.length });
     // Some envelopes may be stored: a retry with the same events is deduplicated.
     return {
       status: 503,
@@ -115,7 +115,7 @@ async function store(
       headers: { 'retry-after': RETRY_AFTER_S },
     };
   } finally {
-    for (const p of producers) p.end();
+    producer.end();
   }
   return { status: 202, body: { accepted: prepared.events.length, ids: prepared.events.map((e) => e.id) } };
 }

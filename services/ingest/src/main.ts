@@ -7,6 +7,8 @@ import { Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import { BodyTooLargeError, EndpointStats, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { accept, type AcceptDeps } from './accept';
+import { EnvelopeBatcher } from './envelope-batcher';
+import { publishEnvelope } from '@mesh/messaging';
 import { loadIngestConfig, type IngestConfig } from './config';
 
 /** Queue group: each NATS request is answered by one ingest instance. */
@@ -21,8 +23,15 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       if (s.type === 'reconnect') connected = true;
     }
   })();
+  const batcher = new EnvelopeBatcher((envelope) => publishEnvelope(js, envelope), {
+    partitions: config.mesh.partitions,
+    maxEvents: config.envelope.maxEvents,
+    maxBytes: config.envelope.maxBytes,
+    maxInFlight: 2,
+  });
   const deps: AcceptDeps = {
     js,
+    batcher,
     log,
     partitions: config.mesh.partitions,
     maxEvents: config.envelope.maxEvents,

@@ -20,10 +20,40 @@ export interface PrepareOptions {
   defaultType?: string;
   /** Largest event accepted, in bytes of JSON (below the server's max_payload, which an envelope must fit in). */
   maxEventBytes?: number;
+  /** Pack the request's events into envelopes (default); ingest itself packs a whole round of requests at once. */
+  pack?: boolean;
+}
+
+export interface PackOptions {
+  partitions: number;
+  maxEvents: number;
+  maxBytes: number;
+}
+
+/**
+ * Envelopes for events: one per partition and type, in the events' order,
+ * split by size; the message id is a hash of their `source` + `id`.
+ */
+export function packEnvelopes(events: readonly CloudEvent[], sizeOf: (e: CloudEvent) => number, o: PackOptions): EnvelopeOut[] {
+  const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
+  for (const e of events) {
+    const partition = partitionOf(partitionKeyOf(e), o.partitions);
+    const k = `${partition} ${e.type}`;
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { partition, type: e.type, events: [] }));
+    g.events.push(e);
+  }
+  const envelopes: EnvelopeOut[] = [];
+  for (const g of groups.values()) {
+    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, sizeOf)) {
+      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk });
+    }
+  }
+  return envelopes;
 }
 
 export type Prepared =
-  | { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[] }
+  | { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[]; sizes: Map<CloudEvent, number> }
   | { ok: false; problems: EventProblem[]; tooLarge?: boolean };
 
 /**
@@ -51,7 +81,6 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
   });
   if (problems.length > 0) return { ok: false, problems };
 
-  const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
   const accepted = events.map((e) => (e.time === undefined ? { ...e, time } : e));
   const sizes = new Map<CloudEvent, number>(accepted.map((e) => [e, Buffer.byteLength(JSON.stringify(e))]));
   if (o.maxEventBytes !== undefined) {
@@ -60,18 +89,6 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
     );
     if (large.length > 0) return { ok: false, problems: large, tooLarge: true };
   }
-  for (const e of accepted) {
-    const partition = partitionOf(partitionKeyOf(e), o.partitions);
-    const k = `${partition} ${e.type}`;
-    let g = groups.get(k);
-    if (!g) groups.set(k, (g = { partition, type: e.type, events: [] }));
-    g.events.push(e);
-  }
-  const envelopes: EnvelopeOut[] = [];
-  for (const g of groups.values()) {
-    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, (e) => sizes.get(e)!)) {
-      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk });
-    }
-  }
-  return { ok: true, envelopes, events: accepted };
+  const envelopes = o.pack === false ? [] : packEnvelopes(accepted, (e) => sizes.get(e)!, o);
+  return { ok: true, envelopes, events: accepted, sizes };
 }
