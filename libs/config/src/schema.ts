@@ -80,16 +80,16 @@ export function shutdownSchema() {
 export function consumerSchema() {
   return {
     maxAckPending: {
-      doc: 'Messages (batch envelopes) a partition consumer may have unacknowledged.',
+      doc: 'Messages (batch envelopes) a partition consumer may have unacknowledged; bounds memory per partition.',
       format: 'positive-int',
-      default: 256,
+      default: 32,
       env: 'MESH_MAX_ACK_PENDING',
     },
     ackWait: { doc: 'How long JetStream waits for an ack before redelivering.', format: 'duration', default: '30s', env: 'MESH_ACK_WAIT' },
     batchMessages: {
       doc: 'Most input messages a partition handles in one step (one checkpoint, one round of acks).',
       format: 'positive-int',
-      default: 64,
+      default: 16,
       env: 'MESH_BATCH_MESSAGES',
     },
   };

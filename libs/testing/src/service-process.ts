@@ -94,11 +94,15 @@ export async function startMesh(natsUrl: string, env: Record<string, string> = {
   const common = { NATS_URL: natsUrl, ...env };
   // The processor first: it declares the handlers the router routes to.
   const processor = await startService('processor', common);
-  const [ingest, router, aggregator] = await Promise.all([
-    startService('ingest', common),
-    startService('router', common),
-    startService('aggregator', common),
-  ]);
+  const rest = await Promise.allSettled([startService('ingest', common), startService('router', common), startService('aggregator', common)]);
+  const started = rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // Leave nothing running behind a failed start.
+    await stopAll([processor, ...started]);
+    throw failed.reason;
+  }
+  const [ingest, router, aggregator] = started;
   return { ingest, router, processor, aggregator };
 }
 

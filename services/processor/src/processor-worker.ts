@@ -10,10 +10,10 @@ import {
   chunkEvents, encodeEnvelope, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
-import { deadLetter, endEventSpan, errorMessage, keyLanes, startEventSpan, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import { deadLetter, endEventSpan, errorMessage, startEventSpan, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
-import { from, lastValueFrom, map, defaultIfEmpty } from 'rxjs';
+import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
 import { runHandler, type HandlerRun } from './run-handler';
 
 export interface ProcessorCounters {
@@ -57,27 +57,31 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       const spans: (Span | undefined)[] = new Array(items.length);
       const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
       const log = d.log.child({ partition: d.partition });
-      await lastValueFrom(
-        from(items.map((item, k) => ({ item, k }))).pipe(
-          keyLanes(
-            ({ item }) => partitionKeyOf(item.event),
-            ({ item, k }) => {
-              const env = batch[item.env];
-              // Before the handler runs, so what it emits continues this span.
-              spans[k] = startEventSpan(item.event, {
-                destination: env.subject, messageId: item.event.id, partition: d.partition, batchSize: env.events.length, consumerGroup,
-              });
-              const def = d.handlers.get(item.handler);
-              const run: Promise<HandlerRun> = def
-                ? runHandler(def, item.event, { partition: d.partition, log, sleep })
-                : Promise.resolve({ ok: false, attempts: 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) });
-              return from(run).pipe(map((r) => (results[k] = r)));
-            },
-            d.keyConcurrency,
-          ),
-          defaultIfEmpty(null),
-        ),
-      );
+      // Per-key lanes: one lane per key, its events in order; keys run
+      // concurrently. Lanes are the unit of concurrency (not single events), so
+      // a batch of thousands of events costs a few hundred lane steps.
+      const lanes = new Map<string, number[]>();
+      items.forEach((item, k) => {
+        const key = partitionKeyOf(item.event);
+        const lane = lanes.get(key);
+        if (lane) lane.push(k);
+        else lanes.set(key, [k]);
+      });
+      const runLane = async (lane: number[]) => {
+        for (const k of lane) {
+          const item = items[k];
+          const env = batch[item.env];
+          // Before the handler runs, so what it emits continues this span.
+          spans[k] = startEventSpan(item.event, {
+            destination: env.subject, messageId: item.event.id, partition: d.partition, batchSize: env.events.length, consumerGroup,
+          });
+          const def = d.handlers.get(item.handler);
+          results[k] = def
+            ? await runHandler(def, item.event, { partition: d.partition, log, sleep })
+            : { ok: false, attempts: 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) };
+        }
+      };
+      await lastValueFrom(from(lanes.values()).pipe(mergeMap((lane) => from(runLane(lane)), d.keyConcurrency), defaultIfEmpty(null)));
 
       const outs: EnvelopeOut[] = [];
       const dead: Promise<unknown>[] = [];

@@ -3,7 +3,7 @@
  * with backoff for a RetryableError, and the events it emits made complete
  * (ids derived from the input, so a replay emits the same ids).
  */
-import { partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
+import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
 import {
   backoffDelay, defaultRetryPolicy, isRetryable, PermanentError, type AnyHandlerDefinition, type EmittedEvent, type Logger, type RetryPolicy,
 } from '@mesh/runtime';
@@ -30,6 +30,13 @@ export function completeEmitted(handler: string, input: CloudEvent, emitted: Emi
   return out;
 }
 
+const TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+function emittedIsPlain(e: EmittedEvent): boolean {
+  for (const k in e) if (k !== 'type' && k !== 'data' && k !== 'partitionkey') return false;
+  return e.type.length <= MaxTypeLength && (e.partitionkey === undefined || e.partitionkey.length <= MaxPartitionKeyLength);
+}
+
 function toList(output: unknown): EmittedEvent[] {
   if (output === undefined || output === null) return [];
   return (Array.isArray(output) ? output : [output]) as EmittedEvent[];
@@ -45,7 +52,11 @@ export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o
     try {
       const emitted = toList(await def.handle(event , { handler: def.name, partition: o.partition, attempt, log: o.log }));
       const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
-      for (const out of outputs) {
+      for (let i = 0; i < outputs.length; i++) {
+        const out = outputs[i];
+        // What came from the input was validated at ingest; the full check is
+        // only needed when the handler set attributes beyond type, data and key.
+        if (emittedIsPlain(emitted[i]) && TYPE.test(out.type) && typeof out.partitionkey === 'string' && out.partitionkey !== '') continue;
         const problems = validateEvent(out);
         if (problems.length > 0) {
           const text = problems.map((p) => `${p.attribute || 'event'} ${p.problem}`).join('; ');
