@@ -168,20 +168,18 @@ export class PartitionOwnership {
   }
 
   private async round(): Promise<void> {
-    {
-      this.fence();
-      await this.heartbeat();
-      const live = await this.listMembers();
-      if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
-      this.liveMembers = [...live].sort();
-      const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
-
-      await this.renew();
-      this.fence();
-      for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
-      for (const p of target) if (!this.held.has(p)) await this.tryTake(p);
-      this.publish();
-    }
+    this.fence();
+    // Renewals first, and alongside the heartbeat: under CPU pressure every
+    // await is slow, and a late renewal costs a partition.
+    await Promise.all([this.renew(), this.heartbeat()]);
+    this.fence();
+    const live = await this.listMembers();
+    if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
+    this.liveMembers = [...live].sort();
+    const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
+    for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
+    await Promise.all([...target].filter((p) => !this.held.has(p)).map((p) => this.tryTake(p)));
+    this.publish();
   }
 
   /** How long after a renewal was sent the lease is trusted: well before the server lets it expire. */
