@@ -52,12 +52,26 @@ export async function postEvents(baseUrl: string, events: readonly CloudEvent[],
   }
 }
 
-/** Poll until `check` returns true or the time is up; returns the last value of `check`. */
+/**
+ * Poll until `check` returns true or the time is up; returns the last value
+ * of `check`. A check that throws counts as not yet (a service busy
+ * recovering); if the last one threw when time is up, that error is thrown.
+ */
 export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 250): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
+    let error: unknown;
+    let ok = false;
+    try {
+      ok = await check();
+    } catch (err) {
+      error = err;
+    }
+    if (ok) return true;
+    if (Date.now() > deadline) {
+      if (error !== undefined) throw error;
+      return false;
+    }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -27,7 +27,13 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
     if (!byName.has(name)) {
       return sendError(res, 404, `unknown aggregation '${name}'; known aggregations: ${[...byName.keys()].join(', ')}`);
     }
-    const entry = await results.get(aggregateKvKey(name, key));
+    let entry;
+    try {
+      entry = await results.get(aggregateKvKey(name, key));
+    } catch (err) {
+      // The bucket is electing a leader or NATS is away: nothing is wrong with the request.
+      return sendError(res, 503, `results are unavailable right now (${(err as Error).message}); retry`, {}, { 'retry-after': '1' });
+    }
     if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
     sendJson(res, 200, entry.json());
   });
