@@ -56,9 +56,9 @@ function optionsForJson(o: BenchOptions): Record<string, unknown> {
   return { ...o, loads: o.loads.map((l) => (Number.isFinite(l) ? l : 'max')) };
 }
 
-/** MESH_* variables of the bench's environment go to the services (tuning runs); nothing else of it does. */
+/** MESH_* and OTEL_* variables of the bench's environment go to the services (tuning runs, tracing cost); nothing else of it does. */
 function meshEnv(): Record<string, string> {
-  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('MESH_') && e[1] !== undefined));
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => (e[0].startsWith('MESH_') || e[0].startsWith('OTEL_')) && e[1] !== undefined));
 }
 
 async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
