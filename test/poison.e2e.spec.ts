@@ -1,0 +1,324 @@
+/**
+ * Poison events in the processor, with the real mesh and a handler loaded
+ * from MESH_HANDLER_MODULES: a retryable failure is retried with the
+ * handler's backoff (no hot loop) and then dead-lettered with headers saying
+ * what failed, where and how often; a permanent failure is dead-lettered at
+ * once; a handler that recovers counts its event once; a key stuck in its
+ * backoff holds up no other partition; and `mesh dlq redrive` puts a dead
+ * letter back so it is processed once and leaves the DLQ.
+ *
+ * The handler appends one line per call to a file (event id, attempt, time),
+ * so the test sees every call and when it happened.
+ */
+import { execFile } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import {
+  eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, stopAll, type NatsServer, type ServiceName, type ServiceProcess,
+} from '@mesh/testing';
+import { allAcked, deadLetters, partitionConsumers, totalsOf, totalsOfAll, type DeadLetterMessage, type Totals } from './support/mesh-state';
+
+/** The default MESH_PARTITIONS. */
+const P = 16;
+
+/** The policy of the 'flaky' handler: delays of exactly 200, 400 and 800 ms before attempts 2, 3 and 4. */
+const FLAKY_RETRY = { maxAttempts: 4, initialDelayMs: 200, multiplier: 2, jitter: 0, maxDelayMs: 5000 };
+const FLAKY_DELAYS = [200, 400, 800];
+/** The 'stubborn' handler holds its key for 2 x 3 s before giving up: long enough to watch other keys go by. */
+const STUBBORN_RETRY = { maxAttempts: 3, initialDelayMs: 3000, multiplier: 1, jitter: 0, maxDelayMs: 5000 };
+
+interface Call {
+  id: string;
+  handler: string;
+  attempt: number;
+  at: number;
+}
+
+/**
+ * Two handlers in one CommonJS file. 'flaky' acts on the event type:
+ * `flaky.always` throws a retryable error every time, `flaky.permanent`
+ * throws a plain Error unless the file `fixed-<id>` exists, `flaky.twice`
+ * throws a retryable error on attempts 1 and 2; whatever succeeds emits
+ * `flaky.done` with the input's amount (so `totals` counts it). 'stubborn'
+ * always throws a retryable error, with long delays.
+ */
+function handlerModule(dir: string): string {
+  return `'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const DIR = ${JSON.stringify(dir)};
+
+function record(event, ctx) {
+  fs.appendFileSync(path.join(DIR, 'calls.ndjson'), JSON.stringify({ id: event.id, handler: ctx.handler, attempt: ctx.attempt, at: Date.now() }) + '\\n');
+}
+function retryable(message) {
+  const err = new Error(message);
+  err.name = 'RetryableError';
+  err.retryable = true;
+  return err;
+}
+const done = (event) => ({ type: 'flaky.done', data: { amount: event.data.amount } });
+
+module.exports = [
+  {
+    name: 'flaky',
+    types: ['flaky.*'],
+    retry: ${JSON.stringify(FLAKY_RETRY)},
+    handle(event, ctx) {
+      record(event, ctx);
+      switch (event.type) {
+        case 'flaky.always':
+          throw retryable('ledger of ' + event.id + ' is busy');
+        case 'flaky.permanent':
+          if (fs.existsSync(path.join(DIR, 'fixed-' + event.id))) return done(event);
+          throw new Error('cannot process ' + event.id);
+        case 'flaky.twice':
+          if (ctx.attempt <= 2) throw retryable('not yet: attempt ' + ctx.attempt);
+          return done(event);
+        default:
+          return done(event);
+      }
+    },
+  },
+  {
+    name: 'stubborn',
+    types: ['stubborn.*'],
+    retry: ${JSON.stringify(STUBBORN_RETRY)},
+    handle(event, ctx) {
+      record(event, ctx);
+      throw retryable('still stuck');
+    },
+  },
+];
+`;
+}
+
+function flakyEvent(type: string, id: string, key: string, amount: number): CloudEvent {
+  return { specversion: '1.0', id, source: 'test://poison', type, partitionkey: key, data: { amount } };
+}
+
+/** `count` keys named `<prefix><n>` whose partition is not `avoid`. */
+function keysOutside(prefix: string, avoid: number, count: number): string[] {
+  const keys: string[] = [];
+  for (let n = 0; keys.length < count; n++) if (partitionOf(`${prefix}${n}`, P) !== avoid) keys.push(`${prefix}${n}`);
+  return keys;
+}
+
+function runMeshCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(RepoRoot, 'tools/mesh/dist/main.js'), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('poison events in the processor', () => {
+  let server: NatsServer;
+  let mesh: Record<ServiceName, ServiceProcess> | undefined;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let dir: string;
+
+  const calls = (id: string): Call[] => {
+    const file = join(dir, 'calls.ndjson');
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Call)
+      .filter((c) => c.id === id);
+  };
+
+  /** The dead letter of the event `id`: the one whose body carries it. */
+  const deadLetterOf = async (id: string): Promise<DeadLetterMessage | undefined> =>
+    (await deadLetters(jsm)).find((d) => {
+      try {
+        return (JSON.parse(d.text) as CloudEvent[]).some((e) => e.id === id);
+      } catch {
+        return false;
+      }
+    });
+
+  const waitForDeadLetter = async (id: string, timeoutMs = 20_000): Promise<DeadLetterMessage> => {
+    let found: DeadLetterMessage | undefined;
+    const seen = await eventually(async () => (found = await deadLetterOf(id)) !== undefined, timeoutMs, 100);
+    if (!seen) throw new Error(`no dead letter for event ${id} within ${timeoutMs} ms; calls: ${JSON.stringify(calls(id))}`);
+    return found!;
+  };
+
+  /** Everything the processor and aggregator received is acked: no retry or redelivery can follow. */
+  const waitSettled = async () => {
+    const settled = await eventually(
+      async () => allAcked(await partitionConsumers(jsm, 'processor', P)) && allAcked(await partitionConsumers(jsm, 'aggregator', P)),
+      30_000,
+      100,
+    );
+    expect(settled).toBe(true);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mesh-poison-'));
+    const modulePath = join(dir, 'flaky.handler.js');
+    writeFileSync(modulePath, handlerModule(dir));
+    server = await startNatsServer();
+    mesh = await startMesh(server.url, { MESH_HANDLER_MODULES: modulePath });
+    nc = await connect({ servers: server.url });
+    jsm = await jetstreamManager(nc);
+  }, 60_000);
+
+  afterAll(async () => {
+    await nc?.close();
+    if (mesh) await stopAll(Object.values(mesh));
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('tries an event whose handler always throws a retryable error exactly maxAttempts times with the backoff delays, then dead-letters it with its headers', async () => {
+    const key = 'poison-a';
+    const p = partitionOf(key, P);
+    const event = flakyEvent('flaky.always', 'always-1', key, 7);
+    await postEvents(mesh!.ingest.url, [event], 'single');
+
+    const letter = await waitForDeadLetter(event.id);
+    await waitSettled();
+
+    const tried = calls(event.id);
+    expect(tried.map((c) => c.attempt)).toEqual([1, 2, 3, 4]);
+    const waited = tried.slice(1).map((c, i) => c.at - tried[i].at);
+    waited.forEach((ms, i) => {
+      // Never sooner than the policy says (a hot loop), nor much later.
+      expect(ms).toBeGreaterThanOrEqual(FLAKY_DELAYS[i] - 20);
+      expect(ms).toBeLessThanOrEqual(FLAKY_DELAYS[i] + 400);
+    });
+
+    expect(letter.subject).toBe(Subjects.dlq('processor', p));
+    expect(letter.headers).toEqual(
+      expect.objectContaining({
+        [Headers.stage]: 'processor',
+        [Headers.handler]: 'flaky',
+        [Headers.error]: 'ledger of always-1 is busy',
+        [Headers.errorKind]: 'RetryableError',
+        [Headers.attempts]: '4',
+        [Headers.originalSubject]: Subjects.routed(p, 'flaky'),
+        [Headers.originalSequence]: expect.stringMatching(/^\d+$/),
+      }),
+    );
+    expect(JSON.parse(letter.text)).toEqual([expect.objectContaining({ id: event.id, source: event.source, type: event.type, partitionkey: key, data: event.data })]);
+
+    // Mesh-Original-Sequence names the message in MESH_ROUTED that carried the event.
+    const original = await jsm.streams.getMessage(Streams.routed, { seq: Number(letter.headers[Headers.originalSequence]) });
+    expect(original?.subject).toBe(Subjects.routed(p, 'flaky'));
+    expect((original!.json() as CloudEvent[]).map((e) => e.id)).toContain(event.id);
+
+    // Dead-lettered means not counted.
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 0, sum: 0 });
+  }, 60_000);
+
+  it('dead-letters an event whose handler throws a plain Error at once: one call, Mesh-Attempts 1', async () => {
+    const key = 'perm-b';
+    const p = partitionOf(key, P);
+    const event = flakyEvent('flaky.permanent', 'perm-1', key, 3);
+    await postEvents(mesh!.ingest.url, [event], 'single');
+
+    const letter = await waitForDeadLetter(event.id);
+    await waitSettled();
+
+    expect(calls(event.id).map((c) => c.attempt)).toEqual([1]);
+    expect(letter.subject).toBe(Subjects.dlq('processor', p));
+    expect(letter.headers).toEqual(
+      expect.objectContaining({
+        [Headers.stage]: 'processor',
+        [Headers.handler]: 'flaky',
+        [Headers.error]: 'cannot process perm-1',
+        [Headers.errorKind]: 'Error',
+        [Headers.attempts]: '1',
+        [Headers.originalSubject]: Subjects.routed(p, 'flaky'),
+        [Headers.originalSequence]: expect.stringMatching(/^\d+$/),
+      }),
+    );
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 0, sum: 0 });
+  }, 60_000);
+
+  it('counts once the output of a handler that fails twice with a retryable error and then succeeds', async () => {
+    const key = 'twice-c';
+    const event = flakyEvent('flaky.twice', 'twice-1', key, 5);
+    await postEvents(mesh!.ingest.url, [event], 'single');
+
+    expect(await eventually(async () => (await totalsOf(mesh!.aggregator.url, key)).count >= 1, 20_000, 100)).toBe(true);
+    await waitSettled();
+
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 1, sum: 5 });
+    const tried = calls(event.id);
+    expect(tried.map((c) => c.attempt)).toEqual([1, 2, 3]);
+    // The two retries waited as the policy says.
+    expect(tried[1].at - tried[0].at).toBeGreaterThanOrEqual(FLAKY_DELAYS[0] - 20);
+    expect(tried[2].at - tried[1].at).toBeGreaterThanOrEqual(FLAKY_DELAYS[1] - 20);
+    expect(await deadLetterOf(event.id)).toBeUndefined();
+  }, 60_000);
+
+  it('lets events of other partitions, in the same request and after it, reach their totals while a key waits out its backoff', async () => {
+    const stuckKey = 'stuck-d';
+    const stuck = flakyEvent('stubborn.stuck', 'stuck-1', stuckKey, 1);
+    const others = keysOutside('free-d-', partitionOf(stuckKey, P), 24);
+    const expected = new Map<string, Totals>(others.map((k) => [k, { count: 0, sum: 0 }]));
+    const order = (key: string, n: number, amount: number) => {
+      const t = expected.get(key)!;
+      t.count += 1;
+      t.sum += amount;
+      return orderEvent(key, n, amount);
+    };
+
+    // The stuck event first, then other keys in the same request.
+    await postEvents(mesh!.ingest.url, [stuck, ...others.map((k, i) => order(k, 1, i + 1))], 'batch');
+    // More for the other keys once the stuck one is in its backoff.
+    expect(await eventually(async () => calls(stuck.id).length >= 1, 10_000, 20)).toBe(true);
+    await postEvents(mesh!.ingest.url, others.map((k, i) => order(k, 2, 2 * i + 1)), 'ndjson');
+
+    let totals: Record<string, Totals> = {};
+    const reached = await eventually(async () => {
+      totals = await totalsOfAll(mesh!.aggregator.url, others);
+      return others.every((k) => totals[k].count >= expected.get(k)!.count);
+    }, 15_000, 50);
+    // Read before anything else: the stuck event must still be waiting now.
+    const stuckCallsThen = calls(stuck.id).length;
+    const stuckDeadThen = await deadLetterOf(stuck.id);
+    expect(reached).toBe(true);
+    expect(totals).toEqual(Object.fromEntries(expected));
+    expect(stuckDeadThen).toBeUndefined();
+    expect(stuckCallsThen).toBeLessThan(STUBBORN_RETRY.maxAttempts);
+
+    // And the stuck event does end in the DLQ after all its attempts.
+    const letter = await waitForDeadLetter(stuck.id, 20_000);
+    expect(letter.headers[Headers.handler]).toBe('stubborn');
+    expect(letter.headers[Headers.attempts]).toBe(String(STUBBORN_RETRY.maxAttempts));
+    await waitSettled();
+    expect(await totalsOfAll(mesh!.aggregator.url, others)).toEqual(Object.fromEntries(expected));
+  }, 60_000);
+
+  it('redrives a dead letter with `mesh dlq redrive <seq>` once its handler is fixed: processed once, gone from the DLQ', async () => {
+    const key = 'perm-e';
+    const event = flakyEvent('flaky.permanent', 'perm-2', key, 11);
+    await postEvents(mesh!.ingest.url, [event], 'single');
+    const letter = await waitForDeadLetter(event.id);
+    await waitSettled();
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 0, sum: 0 });
+
+    // The handler now succeeds for this event.
+    appendFileSync(join(dir, `fixed-${event.id}`), 'fixed\n');
+    const cli = await runMeshCli(['--nats', server.url, 'dlq', 'redrive', String(letter.seq)]);
+    expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(cli.stdout).toContain(`redrove dead letter ${letter.seq} to ${letter.headers[Headers.originalSubject]}`);
+
+    expect(await eventually(async () => (await totalsOf(mesh!.aggregator.url, key)).count >= 1, 20_000, 100)).toBe(true);
+    await waitSettled();
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 1, sum: 11 });
+    expect(calls(event.id).map((c) => c.attempt)).toEqual([1, 1]);
+    expect((await deadLetters(jsm)).map((d) => d.seq)).not.toContain(letter.seq);
+    expect(await deadLetterOf(event.id)).toBeUndefined();
+  }, 60_000);
+});

@@ -1,0 +1,82 @@
+/**
+ * Reading the mesh's state from a test: a key's totals from the aggregator,
+ * the dead letters in MESH_DLQ, and the partition consumers' ack state.
+ * Reads only: nothing here creates a durable consumer or changes what the
+ * stages see.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
+
+export interface Totals {
+  count: number;
+  sum: number;
+}
+
+/** A key's totals over all its windows; an unknown key has none (count 0). */
+export async function totalsOf(aggregatorUrl: string, key: string): Promise<Totals> {
+  const res = await fetch(`${aggregatorUrl}/v1/aggregates/totals/${encodeURIComponent(key)}`);
+  if (res.status !== 200) throw new Error(`GET totals/${key} answered ${res.status}: ${await res.text()}`);
+  const body = (await res.json()) as { windows: { count: number; sum: number }[] };
+  return body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 });
+}
+
+export async function totalsOfAll(aggregatorUrl: string, keys: Iterable<string>): Promise<Record<string, Totals>> {
+  return Object.fromEntries(await Promise.all([...keys].map(async (k) => [k, await totalsOf(aggregatorUrl, k)] as const)));
+}
+
+export interface DeadLetterMessage {
+  /** Sequence in MESH_DLQ. */
+  seq: number;
+  subject: string;
+  headers: Record<string, string>;
+  body: Uint8Array;
+  text: string;
+}
+
+/**
+ * Every message in MESH_DLQ, oldest first, read by sequence with message
+ * gets: exact for the few dead letters a test makes, and it sees a deletion
+ * (a redrive) at once.
+ */
+export async function deadLetters(jsm: JetStreamManager): Promise<DeadLetterMessage[]> {
+  const { state } = await jsm.streams.info(Streams.dlq);
+  const found: DeadLetterMessage[] = [];
+  if (state.messages === 0) return found;
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(Streams.dlq, { seq });
+    if (!m) continue;
+    const headers: Record<string, string> = {};
+    if (m.header) for (const [k, v] of m.header) headers[k] = v.join(',');
+    found.push({ seq: m.seq, subject: m.subject, headers, body: m.data, text: Buffer.from(m.data).toString('utf8') });
+  }
+  return found;
+}
+
+export interface ConsumerState {
+  name: string;
+  numPending: number;
+  numAckPending: number;
+}
+
+/** Ack state of a stage's durable partition consumers (`processor-p00` ...). */
+export async function partitionConsumers(jsm: JetStreamManager, stage: Stage, partitions: number): Promise<ConsumerState[]> {
+  const stream = StageInput[stage];
+  return Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const info = await jsm.consumers.info(stream, consumerName(stage, p));
+      return { name: info.name, numPending: info.num_pending, numAckPending: info.num_ack_pending };
+    }),
+  );
+}
+
+/** Whether every consumer has nothing left to deliver and nothing unacknowledged. */
+export function allAcked(states: readonly ConsumerState[]): boolean {
+  return states.every((c) => c.numPending === 0 && c.numAckPending === 0);
+}
+
+/** The partitions a stage instance is consuming now (`GET /v1/partitions`). */
+export async function consumingPartitions(serviceUrl: string): Promise<number[]> {
+  const res = await fetch(`${serviceUrl}/v1/partitions`);
+  if (res.status !== 200) throw new Error(`GET /v1/partitions answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { consuming: number[] }).consuming;
+}
