@@ -4,7 +4,7 @@
  * election and every key's totals are exact. The node then comes back.
  */
 import { Streams } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, startNatsCluster, startService, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { eventually, orderEvent, postEvents, startNatsCluster, startService, totalsFor, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
 
 const KEYS = 60;
 const EVENTS = 12_000;
@@ -53,20 +53,13 @@ describe('a 3-node cluster losing a stream leader', () => {
       t.sum += amountOf(n);
       expected.set(keyOf(n), t);
     }
-    const totals = async () =>
-      new Map(
-        await Promise.all(
-          [...expected.keys()].map(async (k) => {
-            const body = (await (await fetch(`${procs.get('aggregator')!.url}/v1/aggregates/totals/${k}`)).json()) as { windows: { count: number; sum: number }[] };
-            return [k, body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 })] as const;
-          }),
-        ),
-      );
-    let actual = new Map<string, { count: number; sum: number }>();
-    await eventually(async () => [...(actual = await totals())].every(([k, t]) => t.count >= expected.get(k)!.count), 120_000, 500);
+    const url = procs.get('aggregator')!.url;
+    await eventually(async () => {
+      const now = await totalsFor(url, expected.keys());
+      return [...expected].every(([k, t]) => now[k].count >= t.count);
+    }, 120_000, 500);
     await new Promise((r) => setTimeout(r, 1_000));
-    actual = await totals();
-    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+    expect(await totalsFor(url, expected.keys())).toEqual(Object.fromEntries(expected));
 
     // The killed node rejoins, and the mesh stays ready throughout.
     await cluster.node(leader).restart();

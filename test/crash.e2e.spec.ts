@@ -6,7 +6,7 @@
  * would (retries on 503 and dropped connections, same event ids). Every
  * key's totals must equal the exact expected values.
  */
-import { eventually, orderEvent, postEvents, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { eventually, orderEvent, postEvents, startNatsServer, startService, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 
 const KEYS = 120;
 const EVENTS = 24_000;
@@ -77,28 +77,13 @@ describe('effectively once under crashes', () => {
       t.sum += amountOf(n);
       expected.set(keyOf(n), t);
     }
-    const totals = async () =>
-      new Map(
-        await Promise.all(
-          [...expected.keys()].map(async (k) => {
-            const res = await fetch(`${live.get('aggregator')!.url}/v1/aggregates/totals/${k}`);
-            const body = (await res.json()) as { windows: { count: number; sum: number }[] };
-            return [k, body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 })] as const;
-          }),
-        ),
-      );
-    let actual = new Map<string, { count: number; sum: number }>();
+    const url = () => live.get('aggregator')!.url;
     await eventually(async () => {
-      try {
-        actual = await totals();
-      } catch {
-        return false;
-      }
-      return [...expected].every(([k, t]) => actual.get(k)!.count >= t.count);
+      const now = await totalsFor(url(), expected.keys());
+      return [...expected].every(([k, t]) => now[k].count >= t.count);
     }, 120_000, 500);
     // Anything counted twice would show up by now too.
     await new Promise((r) => setTimeout(r, 1_000));
-    actual = await totals();
-    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+    expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));
   }, 300_000);
 });

@@ -5,22 +5,13 @@
  * totals must be exact.
  */
 import type { CloudEvent } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, type Format, type NatsServer, type ServiceProcess, type ServiceName } from '@mesh/testing';
+import {
+  eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, totalsOf,
+  type Format, type NatsServer, type ServiceProcess, type ServiceName, type Totals,
+} from '@mesh/testing';
 
 const KEYS = 200;
 const EVENTS = 10_000;
-
-interface Totals {
-  count: number;
-  sum: number;
-}
-
-async function totalsOf(aggregatorUrl: string, key: string): Promise<Totals> {
-  const res = await fetch(`${aggregatorUrl}/v1/aggregates/totals/${encodeURIComponent(key)}`);
-  if (res.status !== 200) throw new Error(`GET totals/${key} answered ${res.status}`);
-  const body = (await res.json()) as { windows: { count: number; sum: number }[] };
-  return body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 });
-}
 
 async function inPool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -75,3 +75,21 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+export interface Totals {
+  count: number;
+  sum: number;
+}
+
+/** One key's totals over all its windows, from the aggregator's query API. */
+export async function totalsOf(aggregatorUrl: string, key: string): Promise<Totals> {
+  const res = await fetch(`${aggregatorUrl}/v1/aggregates/totals/${encodeURIComponent(key)}`);
+  if (res.status !== 200) throw new Error(`GET totals/${key} answered ${res.status}: ${await res.text()}`);
+  const body = (await res.json()) as { windows: Totals[] };
+  return body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 });
+}
+
+/** Totals of many keys at once, as a plain object (readable in a failed toEqual). */
+export async function totalsFor(aggregatorUrl: string, keys: Iterable<string>): Promise<Record<string, Totals>> {
+  return Object.fromEntries(await Promise.all([...keys].map(async (k) => [k, await totalsOf(aggregatorUrl, k)] as const)));
+}
