@@ -69,6 +69,8 @@ export class PartitionOwnership {
   private readonly since = new Date().toISOString();
   /** Members seen at the last tick, for operators and tests. */
   liveMembers: string[] = [];
+  /** True once a first round has run: before it, owning nothing means nothing yet. */
+  settled = false;
 
   readonly owned$: Observable<ReadonlySet<number>> = this.subject.pipe(distinctUntilChanged(sameSet));
   private readonly lostSubject = new Subject<number>();
@@ -180,6 +182,7 @@ export class PartitionOwnership {
     for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
     await Promise.all([...target].filter((p) => !this.held.has(p)).map((p) => this.tryTake(p)));
     this.publish();
+    this.settled = true;
   }
 
   /** How long after a renewal was sent the lease is trusted: well before the server lets it expire. */

@@ -80,7 +80,9 @@ export async function createStage<C extends StageConfig>(
       runner.start();
       started = true;
     },
-    readiness: () => ({ consuming: started && runner.consuming().length === runner.assigned().length }),
+    // Ready once a first ownership round has run and every partition taken is being consumed
+    // (a spare instance with none stays ready).
+    readiness: () => ({ consuming: started && ownership.settled && runner.consuming().length === runner.assigned().length }),
     discovery: {
       description: `mesh ${stage}: consumes ${StageInput[stage]} partition by partition`,
       endpoints: [

@@ -38,7 +38,11 @@ export async function startService(name: ServiceName, env: Record<string, string
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
 
   const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not open its HTTP port within 15 s:\n${out}`)), 15_000);
+    const fail = (err: Error) => {
+      child.kill('SIGKILL');
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`${name} did not open its HTTP port within 15 s:\n${out}`)), 15_000);
     const check = () => {
       const m = /"msg":"http listening","port":(\d+)/.exec(out);
       if (m) {
@@ -85,7 +89,14 @@ export async function startService(name: ServiceName, env: Record<string, string
     },
     exited: () => exit,
   };
-  if (options.waitReady ?? true) await proc.waitReady();
+  if (options.waitReady ?? true) {
+    try {
+      await proc.waitReady();
+    } catch (err) {
+      await proc.kill(); // never leave a child behind a failed start
+      throw err;
+    }
+  }
   return proc;
 }
 
