@@ -1,28 +1,12 @@
 /**
- * Reading the mesh's state from a test: a key's totals from the aggregator,
- * the dead letters in MESH_DLQ, and the partition consumers' ack state.
+ * Reading the mesh's state from a test: the dead letters in MESH_DLQ, the
+ * partition consumers' ack state and the partitions an instance consumes
+ * (totals come from @mesh/testing's totalsOf and totalsFor).
  * Reads only: nothing here creates a durable consumer or changes what the
  * stages see.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
-
-export interface Totals {
-  count: number;
-  sum: number;
-}
-
-/** A key's totals over all its windows; an unknown key has none (count 0). */
-export async function totalsOf(aggregatorUrl: string, key: string): Promise<Totals> {
-  const res = await fetch(`${aggregatorUrl}/v1/aggregates/totals/${encodeURIComponent(key)}`);
-  if (res.status !== 200) throw new Error(`GET totals/${key} answered ${res.status}: ${await res.text()}`);
-  const body = (await res.json()) as { windows: { count: number; sum: number }[] };
-  return body.windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 });
-}
-
-export async function totalsOfAll(aggregatorUrl: string, keys: Iterable<string>): Promise<Record<string, Totals>> {
-  return Object.fromEntries(await Promise.all([...keys].map(async (k) => [k, await totalsOf(aggregatorUrl, k)] as const)));
-}
 
 export interface DeadLetterMessage {
   /** Sequence in MESH_DLQ. */
