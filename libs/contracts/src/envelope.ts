@@ -28,6 +28,11 @@ export function encodeEnvelope(events: readonly CloudEvent[]): Uint8Array {
   return Buffer.from(JSON.stringify(events));
 }
 
+/** The same envelope from events already serialized one by one (so nothing is serialized twice). */
+export function encodeEnvelopeParts(parts: readonly string[]): Uint8Array {
+  return Buffer.from(`[${parts.join(',')}]`);
+}
+
 /** Thrown when a message on an internal subject is not a batch envelope. */
 export class MalformedEnvelopeError extends Error {
   constructor(readonly reason: string) {

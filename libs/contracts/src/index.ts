@@ -6,4 +6,4 @@ export { typeMatches, typePatternProblem } from './type-pattern';
 export { encodeKvToken, decodeKvToken, aggregateKvKey } from './kv-key';
 export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, MaxSourceLength, MaxPartitionKeyLength, MaxDataDepth } from './cloud-event';
 export type { CloudEvent, EventProblem } from './cloud-event';
-export { Headers, encodeEnvelope, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';
+export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';

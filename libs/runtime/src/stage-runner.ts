@@ -174,50 +174,48 @@ class PartitionRun {
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
     this.checkOwnership();
     const started = performance.now();
-    {
-      const envelopes: InputEnvelope[] = [];
-      for (const m of msgs) {
-        const info = m.info;
-        try {
-          envelopes.push({
-            seq: m.seq,
-            subject: m.subject,
-            timestampMs: Math.floor(Number(info.timestampNanos) / 1e6),
-            deliveryCount: info.deliveryCount,
-            redriven: m.headers?.has(Headers.redrive) ?? false,
-            events: decodeEnvelope(m.data),
-          });
-        } catch (err) {
-          await deadLetter(this.o.js, {
-            stage: this.o.stage,
-            partition: this.partition,
-            error: err,
-            attempts: info.deliveryCount,
-            originalStream: StageInput[this.o.stage],
-            originalSubject: m.subject,
-            originalSequence: m.seq,
-            index: -1,
-            payload: m.data,
-          });
-        }
+    const envelopes: InputEnvelope[] = [];
+    for (const m of msgs) {
+      const info = m.info;
+      try {
+        envelopes.push({
+          seq: m.seq,
+          subject: m.subject,
+          timestampMs: Math.floor(Number(info.timestampNanos) / 1e6),
+          deliveryCount: info.deliveryCount,
+          redriven: m.headers?.has(Headers.redrive) ?? false,
+          events: decodeEnvelope(m.data),
+        });
+      } catch (err) {
+        await deadLetter(this.o.js, {
+          stage: this.o.stage,
+          partition: this.partition,
+          error: err,
+          attempts: info.deliveryCount,
+          originalStream: StageInput[this.o.stage],
+          originalSubject: m.subject,
+          originalSequence: m.seq,
+          index: -1,
+          payload: m.data,
+        });
       }
-      if (envelopes.length > 0) await worker.handle(envelopes);
-      this.checkOwnership();
-      for (const m of msgs) {
-        m.ack();
-        this.inHand.delete(m);
-      }
-      this.lag = Math.max(0, this.lag - msgs.length);
-      const events = envelopes.reduce((n, e) => n + e.events.length, 0);
-      const ms = performance.now() - started;
-      const stage = { stage: this.o.stage };
-      this.o.metrics?.eventsIn.add(events, stage);
-      this.o.metrics?.batchSize.record(events, stage);
-      this.o.metrics?.processingDuration.record(ms / 1000, stage);
-      const redelivered = envelopes.filter((e) => e.deliveryCount > 1).length;
-      if (redelivered > 0) this.o.metrics?.redeliveries.add(redelivered, stage);
-      this.o.stats?.record(events, ms);
     }
+    if (envelopes.length > 0) await worker.handle(envelopes);
+    this.checkOwnership();
+    for (const m of msgs) {
+      m.ack();
+      this.inHand.delete(m);
+    }
+    this.lag = Math.max(0, this.lag - msgs.length);
+    const events = envelopes.reduce((n, e) => n + e.events.length, 0);
+    const ms = performance.now() - started;
+    const stage = { stage: this.o.stage };
+    this.o.metrics?.eventsIn.add(events, stage);
+    this.o.metrics?.batchSize.record(events, stage);
+    this.o.metrics?.processingDuration.record(ms / 1000, stage);
+    const redelivered = envelopes.filter((e) => e.deliveryCount > 1).length;
+    if (redelivered > 0) this.o.metrics?.redeliveries.add(redelivered, stage);
+    this.o.stats?.record(events, ms);
   }
 
   private nakInHand() {

@@ -7,7 +7,7 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
-  chunkEvents, encodeEnvelope, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
+  chunkEvents, encodeEnvelope, encodeEnvelopeParts, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import { deadLetter, endEventSpan, errorMessage, startEventSpan, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
@@ -117,9 +117,17 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           }
         }
         for (const g of groups.values()) {
-          chunkEvents(g.events, d.maxEvents, d.maxBytes, (e) => JSON.stringify(e).length).forEach((events, n) => {
-            d.counters.emitted += events.length;
-            outs.push({ subject: Subjects.processed(g.partition, g.type), msgId: `processor:${env.seq}:${g.partition}:${g.type}:${n}`, events });
+          // Serialized once: the lengths size the chunks and the strings make the bodies.
+          const json = g.events.map((e) => JSON.stringify(e));
+          const positions = g.events.map((_, i) => i);
+          chunkEvents(positions, d.maxEvents, d.maxBytes, (i) => json[i].length).forEach((chunk, n) => {
+            d.counters.emitted += chunk.length;
+            outs.push({
+              subject: Subjects.processed(g.partition, g.type),
+              msgId: `processor:${env.seq}:${g.partition}:${g.type}:${n}`,
+              events: chunk.map((i) => g.events[i]),
+              body: encodeEnvelopeParts(chunk.map((i) => json[i])),
+            });
           });
         }
       });

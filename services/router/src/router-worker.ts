@@ -52,26 +52,27 @@ export function routerWorker(deps: {
             return;
           }
           const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition, batchSize: env.events.length, consumerGroup });
-          if (span) spans.push(span);
           const decision = table.route(event);
           if (decision.kind === 'drop') {
             counters.dropped++;
+            endEventSpan(span);
             return;
           }
           if (decision.kind === 'unroutable') {
             counters.unroutable++;
             metrics?.deadLetters.add(1, { stage: 'router' });
-            endEventSpan(span, new UnroutableError(event.type));
-            if (span) spans.pop();
+            const error = new UnroutableError(event.type);
+            endEventSpan(span, error);
             dead.push(
               deadLetter(js, {
-                stage: 'router', partition, error: new UnroutableError(event.type), attempts: 1,
+                stage: 'router', partition, error, attempts: 1,
                 originalStream: Streams.ingest, originalSubject: env.subject, originalSequence: env.seq, index,
                 payload: encodeEnvelope([event]),
               }),
             );
             return;
           }
+          if (span) spans.push(span);
           for (const h of decision.handlers) {
             let list = byHandler.get(h);
             if (!list) byHandler.set(h, (list = []));
