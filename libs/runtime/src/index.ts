@@ -1,7 +1,6 @@
 export { createLogger } from './logger';
 export type { Logger, LogLevel, LogFields } from './logger';
 export { batchWhileBusy } from './operators/batch-while-busy';
-export { keyLanes } from './operators/key-lanes';
 export { RetryableError, PermanentError, isRetryable, DuplicateNameError, DefinitionError } from './errors';
 export { defaultRetryPolicy, backoffDelay } from './retry';
 export type { RetryPolicy } from './retry';
@@ -15,7 +14,6 @@ export { deadLetter, errorKind, errorMessage } from './dead-letter';
 export type { DeadLetter } from './dead-letter';
 export { StageRunner, LeaseLostError } from './stage-runner';
 export type { StageRunnerOptions, PartitionWorker, InputEnvelope, Resume } from './stage-runner';
-export { allPartitions } from './ownership';
 export { createStage } from './stage-service';
 export type { StageConfig, StageHandle } from './stage-service';
 export { HttpApp, sendJson, sendError, readBody, BodyTooLargeError } from './http';
