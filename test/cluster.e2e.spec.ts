@@ -5,6 +5,7 @@
  */
 import { Streams } from '@mesh/contracts';
 import { eventually, orderEvent, postEvents, startNatsCluster, startService, totalsFor, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 60;
 const EVENTS = 12_000;
@@ -58,7 +59,8 @@ describe('a 3-node cluster losing a stream leader', () => {
       const now = await totalsFor(url, expected.keys());
       return [...expected].every(([k, t]) => now[k].count >= t.count);
     }, 120_000, 500);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Once drained nothing more can be counted: a duplicate would show in the comparison.
+    expect(await waitUntilDrained(cluster.urls, 16, 60_000)).toBe(true);
     expect(await totalsFor(url, expected.keys())).toEqual(Object.fromEntries(expected));
 
     // The killed node rejoins, and the mesh stays ready throughout.

@@ -7,6 +7,7 @@
  * key's totals must equal the exact expected values.
  */
 import { eventually, orderEvent, postEvents, startNatsServer, startService, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 120;
 const EVENTS = 24_000;
@@ -82,8 +83,8 @@ describe('effectively once under crashes', () => {
       const now = await totalsFor(url(), expected.keys());
       return [...expected].every(([k, t]) => now[k].count >= t.count);
     }, 120_000, 500);
-    // Anything counted twice would show up by now too.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Once drained nothing more can be counted: a duplicate would show in the comparison.
+    expect(await waitUntilDrained(server.url, 16, 60_000)).toBe(true);
     expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));
   }, 300_000);
 });

@@ -9,6 +9,7 @@ import {
   eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, totalsOf,
   type Format, type NatsServer, type ServiceProcess, type ServiceName, type Totals,
 } from '@mesh/testing';
+import { waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 200;
 const EVENTS = 10_000;
@@ -65,8 +66,8 @@ describe('the pipeline end to end', () => {
       actual = new Map(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh.aggregator.url, k)] as const)));
       return keys.every((k) => actual.get(k)!.count >= expected.get(k)!.count);
     }, 90_000, 500);
-    // Let any duplicate that slipped through show up before comparing.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Once drained nothing more can be counted: a duplicate would show in the comparison.
+    expect(await waitUntilDrained(server.url, 16, 60_000)).toBe(true);
     actual = new Map(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh.aggregator.url, k)] as const)));
     expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
   }, 150_000);

@@ -5,8 +5,10 @@
  * Reads only: nothing here creates a durable consumer or changes what the
  * stages see.
  */
-import type { JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
+import { eventually } from '@mesh/testing';
 
 export interface DeadLetterMessage {
   /** Sequence in MESH_DLQ. */
@@ -63,4 +65,22 @@ export async function consumingPartitions(serviceUrl: string): Promise<number[]>
   const res = await fetch(`${serviceUrl}/v1/partitions`);
   if (res.status !== 200) throw new Error(`GET /v1/partitions answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { consuming: number[] }).consuming;
+}
+
+/**
+ * Wait until the mesh is drained: every router, processor and aggregator
+ * partition consumer has nothing left to deliver and nothing unacknowledged.
+ * Then nothing more will be counted, so totals can be compared exactly.
+ */
+export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number): Promise<boolean> {
+  const nc = await connect({ servers: natsUrl.split(',') });
+  try {
+    const jsm = await jetstreamManager(nc);
+    return await eventually(async () => {
+      const states = await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, partitions)));
+      return states.every(allAcked);
+    }, timeoutMs, 250);
+  } finally {
+    await nc.close();
+  }
 }
