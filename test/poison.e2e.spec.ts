@@ -16,9 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import { Kvm } from '@nats-io/kv';
+import { Buckets, checkpointKey, Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import {
-  eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, stopAll, totalsFor, totalsOf, type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, startService, stopAll, totalsFor, totalsOf, type NatsServer, type ServiceName, type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { allAcked, deadLetters, partitionConsumers, type DeadLetterMessage } from './support/mesh-state';
 
@@ -30,6 +32,8 @@ const FLAKY_RETRY = { maxAttempts: 4, initialDelayMs: 200, multiplier: 2, jitter
 const FLAKY_DELAYS = [200, 400, 800];
 /** The 'stubborn' handler holds its key for 2 x 3 s before giving up: long enough to watch other keys go by. */
 const STUBBORN_RETRY = { maxAttempts: 3, initialDelayMs: 3000, multiplier: 1, jitter: 0, maxDelayMs: 5000 };
+/** The 'patient' handler tries every 500 ms for 20 s: the test decides when it succeeds. */
+const PATIENT_RETRY = { maxAttempts: 40, initialDelayMs: 500, multiplier: 1, jitter: 0, maxDelayMs: 500 };
 
 interface Call {
   id: string;
@@ -44,7 +48,8 @@ interface Call {
  * throws a plain Error unless the file `fixed-<id>` exists, `flaky.twice`
  * throws a retryable error on attempts 1 and 2; whatever succeeds emits
  * `flaky.done` with the input's amount (so `totals` counts it). 'stubborn'
- * always throws a retryable error, with long delays.
+ * always throws a retryable error, with long delays. 'patient' throws a
+ * retryable error until the file `release-<id>` exists.
  */
 function handlerModule(dir: string): string {
   return `'use strict';
@@ -93,12 +98,29 @@ module.exports = [
       throw retryable('still stuck');
     },
   },
+  {
+    name: 'patient',
+    types: ['patient.*'],
+    retry: ${JSON.stringify(PATIENT_RETRY)},
+    handle(event, ctx) {
+      record(event, ctx);
+      if (!fs.existsSync(path.join(DIR, 'release-' + event.id))) throw retryable(event.id + ' is not released yet');
+      return done(event);
+    },
+  },
 ];
 `;
 }
 
 function flakyEvent(type: string, id: string, key: string, amount: number): CloudEvent {
   return { specversion: '1.0', id, source: 'test://poison', type, partitionkey: key, data: { amount } };
+}
+
+/** `count` keys named `<prefix><n>` in partition `p`. */
+function keysInside(prefix: string, p: number, count: number): string[] {
+  const keys: string[] = [];
+  for (let n = 0; keys.length < count; n++) if (partitionOf(`${prefix}${n}`, P) === p) keys.push(`${prefix}${n}`);
+  return keys;
 }
 
 /** `count` keys named `<prefix><n>` whose partition is not `avoid`. */
@@ -302,6 +324,124 @@ describe('poison events in the processor', () => {
     await waitSettled();
     expect(await totalsFor(mesh!.aggregator.url, others)).toEqual(Object.fromEntries(expected));
   }, 60_000);
+
+  /** Ids of the events in the MESH_ROUTED messages of `subject`, one list per message. */
+  const routedEnvelopes = async (subject: string): Promise<string[][]> => {
+    const out: string[][] = [];
+    for (let seq = 1; ; ) {
+      const m = await jsm.streams.getMessage(Streams.routed, { next_by_subj: subject, seq }).catch(() => null);
+      if (!m) return out;
+      out.push((m.json() as CloudEvent[]).map((e) => e.id));
+      seq = m.seq + 1;
+    }
+  };
+
+  /** The processor's retry records of partition `p` (RetryLedger) still in mesh_checkpoints. */
+  const retryRecords = async (p: number): Promise<string[]> => {
+    const kv = await new Kvm(nc).open(Buckets.checkpoints);
+    const keys: string[] = [];
+    for await (const k of await kv.keys(`${checkpointKey('processor', p)}.retry.>`)) keys.push(k);
+    return keys;
+  };
+
+  const release = (id: string) => appendFileSync(join(dir, `release-${id}`), 'released\n');
+  const patient = (id: string, key: string, amount: number) => flakyEvent('patient.hold', id, key, amount);
+
+  it('while an event waits for its retry, the other events of its envelope and other keys of its partition go on, and its own key waits behind it in order', async () => {
+    const key = 'hold-f';
+    const p = partitionOf(key, P);
+    const neighbours = keysInside('hold-f-', p, 6);
+    const expected = new Map<string, Totals>(neighbours.map((k) => [k, { count: 0, sum: 0 }]));
+    const released = (id: string, k: string, amount: number) => {
+      release(id);
+      const t = expected.get(k)!;
+      t.count += 1;
+      t.sum += amount;
+      return patient(id, k, amount);
+    };
+
+    // One request: the held event first, then its neighbours, all one envelope.
+    const held = patient('hold-1', key, 1);
+    const firstRound = neighbours.map((k, i) => released(`hold-n1-${i}`, k, i + 1));
+    await postEvents(mesh!.ingest.url, [held, ...firstRound], 'batch');
+    expect(await eventually(async () => calls(held.id).length >= 1, 10_000, 20)).toBe(true);
+    // A later event of the held key (released: it would succeed) and more for the neighbours.
+    const after = patient('hold-2', key, 10);
+    release(after.id);
+    const secondRound = neighbours.map((k, i) => released(`hold-n2-${i}`, k, 2 * i + 1));
+    await postEvents(mesh!.ingest.url, [after, ...secondRound], 'batch');
+
+    let totals: Record<string, Totals> = {};
+    const reached = await eventually(async () => {
+      totals = await totalsFor(mesh!.aggregator.url, neighbours);
+      return neighbours.every((k) => totals[k].count >= expected.get(k)!.count);
+    }, 15_000, 50);
+    // Read at once: the held key must still be waiting now.
+    const heldCallsThen = calls(held.id);
+    const afterCallsThen = calls(after.id);
+    const heldTotalsThen = await totalsOf(mesh!.aggregator.url, key);
+    expect(reached).toBe(true);
+    expect(totals).toEqual(Object.fromEntries(expected));
+    expect(heldTotalsThen).toEqual({ count: 0, sum: 0 });
+    expect(afterCallsThen).toEqual([]);
+    expect(heldCallsThen.length).toBeGreaterThanOrEqual(1);
+    // The retries wait the policy's delay: a nak with a delay, not a hot loop.
+    heldCallsThen.slice(1).forEach((c, i) => expect(c.at - heldCallsThen[i].at).toBeGreaterThanOrEqual(PATIENT_RETRY.initialDelayMs - 20));
+    // The held event and its neighbours came in one envelope, and the neighbours ran once each.
+    const envelopes = await routedEnvelopes(Subjects.routed(p, 'patient'));
+    expect(envelopes).toContainEqual([held.id, ...firstRound.map((e) => e.id)]);
+    for (const e of [...firstRound, ...secondRound]) expect(calls(e.id).map((c) => c.attempt)).toEqual([1]);
+    expect(await retryRecords(p)).not.toEqual([]);
+
+    release(held.id);
+    expect(await eventually(async () => (await totalsOf(mesh!.aggregator.url, key)).count >= 2, 15_000, 50)).toBe(true);
+    await waitSettled();
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 2, sum: 11 });
+    expect(await totalsFor(mesh!.aggregator.url, neighbours)).toEqual(Object.fromEntries(expected));
+    // The key's later event ran once, only after the held one had succeeded.
+    const heldCalls = calls(held.id);
+    const afterCalls = calls(after.id);
+    expect(afterCalls.map((c) => c.attempt)).toEqual([1]);
+    expect(afterCalls[0].at).toBeGreaterThanOrEqual(heldCalls[heldCalls.length - 1].at);
+    expect(heldCalls.map((c) => c.attempt)).toEqual(heldCalls.map((_, i) => i + 1));
+    expect(await deadLetterOf(held.id)).toBeUndefined();
+    expect(await eventually(async () => (await retryRecords(p)).length === 0, 10_000, 50)).toBe(true);
+  }, 60_000);
+
+  it('a processor killed while an event waits: its successor finishes the split envelope from the record, each event counted once', async () => {
+    const key = 'crash-g';
+    const p = partitionOf(key, P);
+    const neighbours = keysInside('crash-g-', p, 5);
+    const held = patient('crash-1', key, 4);
+    const others = neighbours.map((k, i) => {
+      release(`crash-n-${i}`);
+      return patient(`crash-n-${i}`, k, i + 1);
+    });
+    await postEvents(mesh!.ingest.url, [held, ...others], 'batch');
+    expect(
+      await eventually(async () => {
+        const totals = await totalsFor(mesh!.aggregator.url, neighbours);
+        return neighbours.every((k) => totals[k].count >= 1);
+      }, 15_000, 50),
+    ).toBe(true);
+    expect(await retryRecords(p)).toHaveLength(1);
+
+    await mesh!.processor.kill();
+    mesh!.processor = await startService('processor', { NATS_URL: server.url, MESH_HANDLER_MODULES: join(dir, 'flaky.handler.js') });
+    release(held.id);
+
+    expect(await eventually(async () => (await totalsOf(mesh!.aggregator.url, key)).count >= 1, 30_000, 100)).toBe(true);
+    await waitSettled();
+    expect(await totalsOf(mesh!.aggregator.url, key)).toEqual({ count: 1, sum: 4 });
+    expect(await totalsFor(mesh!.aggregator.url, neighbours)).toEqual(Object.fromEntries(neighbours.map((k, i) => [k, { count: 1, sum: i + 1 }])));
+    // The successor could not know the neighbours' outputs were stored, so it ran
+    // them again; their ids were the same, so JetStream kept one of each.
+    for (const e of others) expect(calls(e.id).map((c) => c.attempt)).toEqual([1, 1]);
+    // The attempts went on from the record, not from 1.
+    const attempts = calls(held.id).map((c) => c.attempt);
+    expect(attempts).toEqual(attempts.map((_, i) => i + 1));
+    expect(await eventually(async () => (await retryRecords(p)).length === 0, 10_000, 50)).toBe(true);
+  }, 90_000);
 
   it('redrives a dead letter with `mesh dlq redrive <seq>` once its handler is fixed: processed once, gone from the DLQ', async () => {
     const key = 'perm-e';

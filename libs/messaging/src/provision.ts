@@ -139,13 +139,15 @@ export async function ensurePartitionConsumers(
  * ones: the partition would be processed out of order and a stage that skips
  * what it has already applied would skip them. So the consumer is recreated
  * to start right after its ack floor, and delivery resumes in stream order.
+ * `deliveredUpTo` is the highest sequence the partition handed out before:
+ * up to it, a first delivery of the new consumer may be a message seen before.
  */
 export async function preparePartitionConsumer(
   jsm: JetStreamManager,
   stage: Stage,
   partition: number,
   o: { maxAckPending: number; ackWaitMs: number },
-): Promise<{ ackFloor: number; reset: boolean }> {
+): Promise<{ ackFloor: number; reset: boolean; deliveredUpTo: number }> {
   const stream = StageInput[stage];
   const config = partitionConsumerConfig(stage, partition, o);
   const name = config.durable_name!;
@@ -155,18 +157,19 @@ export async function preparePartitionConsumer(
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
     await jsm.consumers.add(stream, config);
-    return { ackFloor: 0, reset: false };
+    return { ackFloor: 0, reset: false, deliveredUpTo: 0 };
   }
   const ackFloor = info.ack_floor.stream_seq;
   if (info.num_ack_pending === 0) {
     if (info.config.max_ack_pending !== config.max_ack_pending || info.config.ack_wait !== config.ack_wait) {
       await jsm.consumers.update(stream, name, { max_ack_pending: config.max_ack_pending, ack_wait: config.ack_wait });
     }
-    return { ackFloor, reset: false };
+    return { ackFloor, reset: false, deliveredUpTo: ackFloor };
   }
   await jsm.consumers.delete(stream, name);
   await jsm.consumers.add(stream, { ...config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: ackFloor + 1 });
-  return { ackFloor, reset: true };
+  // The new consumer delivers these again with a delivery count of 1.
+  return { ackFloor, reset: true, deliveredUpTo: info.delivered.stream_seq };
 }
 
 /**

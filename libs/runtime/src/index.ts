@@ -13,7 +13,7 @@ export type { AggregationDefinition, WindowSpec } from './aggregation';
 export { deadLetter, errorKind, errorMessage } from './dead-letter';
 export type { DeadLetter } from './dead-letter';
 export { StageRunner, LeaseLostError } from './stage-runner';
-export type { StageRunnerOptions, PartitionWorker, InputEnvelope, Resume } from './stage-runner';
+export type { StageRunnerOptions, PartitionWorker, InputEnvelope, Resume, Disposition } from './stage-runner';
 export { createStage } from './stage-service';
 export type { StageConfig, StageHandle } from './stage-service';
 export { HttpApp, sendJson, sendError, readBody, BodyTooLargeError } from './http';

@@ -10,6 +10,9 @@
  *   partition's unacked messages are nak'ed, the worker is dropped and the
  *   partition reopened after a backoff: state is reloaded from its checkpoint
  *   and the messages come again in order.
+ * - Retry: the worker may give an envelope back (a nak with a delay) instead
+ *   of having it acked; JetStream redelivers it after the delay while the
+ *   partition goes on. Keeping per-key order meanwhile is the worker's part.
  * - Malformed envelopes never reach the worker: they are dead-lettered and acked.
  * - Graceful stop: no new pulls; what was received is handled and acked.
  */
@@ -36,18 +39,36 @@ export interface InputEnvelope {
   events: CloudEvent[];
 }
 
+/** What the runner does with one input message once the worker is done with it. */
+export type Disposition =
+  | { kind: 'ack' }
+  /** Ack, wait for the server to confirm it, then tell the worker (`settled`). */
+  | { kind: 'ack-confirmed' }
+  /** Give it back: JetStream redelivers it after `delayMs` (a nak with a delay). */
+  | { kind: 'retry'; delayMs: number };
+
 export interface PartitionWorker {
   /**
    * Handle envelopes of one partition, in order. Resolve once every output is
-   * stored and state checkpointed; the runner then acks them. Reject to have
-   * the partition reopened and the envelopes delivered again.
+   * stored and state checkpointed; the runner then acks them, or does what
+   * the returned map says for an envelope (by sequence). Reject to have the
+   * partition reopened and the envelopes delivered again.
    */
-  handle(batch: InputEnvelope[]): Promise<void>;
+  handle(batch: InputEnvelope[]): Promise<void | ReadonlyMap<number, Disposition>>;
+  /** The server confirmed the acks of these sequences (those marked `ack-confirmed`). */
+  settled?(seqs: number[]): Promise<void>;
 }
 
-/** Where a partition resumes: everything up to `ackFloor` (a stream sequence) is acknowledged. */
+/** Where a partition resumes. */
 export interface Resume {
+  /** Everything up to this stream sequence is acknowledged. */
   ackFloor: number;
+  /**
+   * Up to this sequence, a message delivered for the first time may have been
+   * handled before (by a previous owner, or before the consumer was restarted
+   * at its ack floor) without being acked.
+   */
+  deliveredUpTo: number;
 }
 
 export interface StageRunnerOptions {
@@ -153,12 +174,12 @@ class PartitionRun {
   }
 
   private async prepare(log: StageRunnerOptions['log']): Promise<PartitionWorker> {
-    const { ackFloor, reset } = await preparePartitionConsumer(this.o.jsm, this.o.stage, this.partition, {
+    const { ackFloor, reset, deliveredUpTo } = await preparePartitionConsumer(this.o.jsm, this.o.stage, this.partition, {
       maxAckPending: this.o.maxAckPending,
       ackWaitMs: this.o.ackWaitMs,
     });
     if (reset) log.info('partition had unacknowledged messages; consumer restarted at its ack floor', { ack_floor: ackFloor });
-    return this.o.open(this.partition, { ackFloor });
+    return this.o.open(this.partition, { ackFloor, deliveredUpTo });
   }
 
   private setConsuming(consuming: boolean) {
@@ -200,11 +221,22 @@ class PartitionRun {
         });
       }
     }
-    if (envelopes.length > 0) await worker.handle(envelopes);
+    const dispositions = envelopes.length > 0 ? await worker.handle(envelopes) : undefined;
     this.checkOwnership();
+    const confirming: Promise<boolean>[] = [];
+    const confirmed: number[] = [];
     for (const m of msgs) {
-      m.ack();
+      const d = dispositions?.get(m.seq);
+      if (d?.kind === 'retry') m.nak(d.delayMs);
+      else if (d?.kind === 'ack-confirmed') confirming.push(m.ackAck().then((ok) => ok && confirmed.push(m.seq) > 0));
+      else m.ack();
       this.inHand.delete(m);
+    }
+    if (confirming.length > 0) {
+      // An ack whose confirmation is lost leaves the worker's record in place:
+      // the message comes again and is settled then.
+      await Promise.allSettled(confirming);
+      if (confirmed.length > 0) await worker.settled?.(confirmed);
     }
     this.lag = Math.max(0, this.lag - msgs.length);
     const events = envelopes.reduce((n, e) => n + e.events.length, 0);

@@ -43,6 +43,10 @@ export function createMeshInstruments(meter: Meter): MeshInstruments {
       description: 'Events sent to the dead-letter stream MESH_DLQ.',
       unit: '{event}',
     }),
+    handlerRetries: meter.createCounter<StageHandlerAttributes>('mesh_handler_retries', {
+      description: 'Handler attempts that failed with a retryable error and were put off for a later attempt.',
+      unit: '{attempt}',
+    }),
     ownedPartitions: meter.createObservableGauge<StageAttributes>('mesh_owned_partitions', {
       description: 'Partitions whose lease this instance holds.',
       unit: '{partition}',

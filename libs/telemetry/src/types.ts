@@ -127,6 +127,8 @@ export interface MeshInstruments {
   redeliveries: Counter<StageAttributes>;
   /** mesh_dead_letters_total{stage,handler}: events sent to MESH_DLQ. */
   deadLetters: Counter<StageHandlerAttributes>;
+  /** mesh_handler_retries_total{stage,handler}: attempts that failed with a retryable error and were put off. */
+  handlerRetries: Counter<StageHandlerAttributes>;
   /** mesh_owned_partitions{stage}: partitions this instance holds the lease of. */
   ownedPartitions: ObservableGauge<StageAttributes>;
   /** mesh_ingest_requests_total{status}: ingest requests by answered status. */

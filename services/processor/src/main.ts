@@ -10,6 +10,7 @@ import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
 import { loadHandlerModules } from './load-handler-modules';
 import { processorWorker, type ProcessorCounters } from './processor-worker';
+import { RetryLedger } from './retry-ledger';
 
 async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningService> {
   const { config, nc, js, log, http } = ctx;
@@ -21,17 +22,20 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   }
   log.info('handlers declared', { handlers: [...byName.keys()] });
 
-  const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0 };
+  const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0, retried: 0 };
+  const checkpoints = await new Kvm(nc).open(Buckets.checkpoints);
   http.route('GET', '/v1/handlers', (_req, res) =>
     sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
   );
 
-  const stage = await createStage(ctx, 'processor', async (partition) =>
-    processorWorker({
+  const stage = await createStage(ctx, 'processor', async (partition, resume) => {
+    const ledger = await RetryLedger.load(checkpoints, partition, resume.ackFloor);
+    if (ledger.size() > 0) log.info('partition has events waiting for a retry', { partition, envelopes: ledger.size() });
+    return processorWorker({
       js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
-      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, log, metrics: ctx.metrics,
-    }),
-  );
+      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, ledger, resume, log, metrics: ctx.metrics,
+    });
+  });
   await stage.start();
   return stage;
 }

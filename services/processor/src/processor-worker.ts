@@ -1,25 +1,43 @@
 /**
  * The processor's work on one partition. The events of a batch run in
- * per-key lanes (one key in order, keys concurrently); then, per input
- * envelope, what the handler emitted is packed by destination partition and
- * type and published with ids `processor:<seq>:<p>:<type>:<n>`; failed
- * events are dead-lettered. The runner acks once all of it is stored.
+ * per-key lanes (one key in order, keys concurrently). Per input envelope,
+ * what the handlers emitted is packed by destination partition and type and
+ * published with ids `processor:<seq>:<p>:<type>:<n>`; failed events are
+ * dead-lettered; the runner then acks the envelope.
+ *
+ * A retryable failure does not hold the partition: the event waits, and so
+ * do its key's later events, while everything else goes on. The envelope is
+ * then split (see RetryLedger): its finished events are published under ids
+ * of their own, `processor:<seq>:e<index>:<p>:<type>:<n>`, and the envelope
+ * is given back with the backoff delay (a nak), to run only what waits when
+ * it comes again. After its last attempt, a failing event is dead-lettered.
+ *
+ * One case keeps the old way, retries in process with the lane held: an
+ * envelope that may have been handled whole before (a redelivery with no
+ * record) may already have its whole-envelope ids stored, so it cannot be
+ * split now.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
   chunkEvents, encodeEnvelope, encodeEnvelopeParts, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
-import { deadLetter, endEventSpan, errorMessage, startEventSpan, type AnyHandlerDefinition, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
+import {
+  backoffDelay, deadLetter, endEventSpan, errorMessage, startEventSpan, type AnyHandlerDefinition, type Disposition, type InputEnvelope, type Logger,
+  type PartitionWorker, type Resume,
+} from '@mesh/runtime';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
 import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
-import { runHandler, type HandlerRun } from './run-handler';
+import type { RetryLedger, WaitingEvent } from './retry-ledger';
+import { attemptHandler, retriable, retryPolicy, runHandler, type HandlerRun } from './run-handler';
 
 export interface ProcessorCounters {
   processed: number;
   emitted: number;
   failed: number;
+  /** Attempts that failed with a retryable error and were put off. */
+  retried: number;
 }
 
 export class UnknownHandlerError extends Error {
@@ -38,59 +56,142 @@ export interface ProcessorWorkerDeps {
   maxEvents: number;
   maxBytes: number;
   counters: ProcessorCounters;
+  /** The partition's waiting events, loaded when the partition was opened. */
+  ledger: RetryLedger;
+  resume: Resume;
   log: Logger;
   metrics?: MetricsRegistry;
 }
 
+/** A waiting event queued behind another of its key comes back this long after it. */
+const BEHIND_MS = 25;
+/** The shortest delay of a nak: never a hot loop. */
+const MIN_RETRY_MS = 20;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+interface Item {
+  env: number;
+  index: number;
+  event: CloudEvent;
+  handler: string;
+  key: string;
+}
+
+type Outcome = { kind: 'done'; run: HandlerRun } | { kind: 'wait'; waiting: WaitingEvent };
+
 export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
+  const log = d.log.child({ partition: d.partition });
+  const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
+  const handlerOf = (item: Item) => d.handlers.get(item.handler);
+
   return {
     async handle(batch: InputEnvelope[]) {
-      type Item = { env: number; index: number; event: CloudEvent; handler: string };
+      const now = Date.now();
+      const inBatch = new Set(batch.map((env) => env.seq));
       const items: Item[] = [];
-      batch.forEach((env, e) => {
-        const handler = subjectTail(env.subject, 3);
-        env.events.forEach((event, index) => items.push({ env: e, index, event, handler }));
+      // Whether an envelope may be split if one of its events must wait: it is
+      // split already, or it was never handled before. A first delivery past
+      // what the partition handed out before was not; nor was one holding an
+      // event behind a key that waits from an earlier envelope (had it been
+      // handled, that event would have waited then, and the envelope have a record).
+      const splittable = batch.map((env) => {
+        if (d.ledger.has(env.seq)) return true;
+        if (env.deliveryCount === 1 && env.seq > d.resume.deliveredUpTo) return true;
+        return env.events.some((event) => d.ledger.waitsBefore(partitionKeyOf(event), env.seq));
       });
-      const results: HandlerRun[] = new Array(items.length);
+      // In stream order, whatever order redeliveries came in: lanes keep it per key.
+      const bySeq = batch.map((_, e) => e).sort((a, b) => batch[a].seq - batch[b].seq);
+      bySeq.forEach((e) => {
+        const env = batch[e];
+        const handler = subjectTail(env.subject, 3);
+        const run = d.ledger.toRun(env.seq);
+        const indices = run ?? env.events.map((_, i) => i);
+        for (const index of indices) {
+          const event = env.events[index];
+          items.push({ env: e, index, event, handler, key: partitionKeyOf(event) });
+        }
+      });
+
+      const outcomes: Outcome[] = new Array(items.length);
       const spans: (Span | undefined)[] = new Array(items.length);
-      const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
-      const log = d.log.child({ partition: d.partition });
+
       // Per-key lanes: one lane per key, its events in order; keys run
       // concurrently. Lanes are the unit of concurrency (not single events), so
       // a batch of thousands of events costs a few hundred lane steps.
       const lanes = new Map<string, number[]>();
       items.forEach((item, k) => {
-        const key = partitionKeyOf(item.event);
-        const lane = lanes.get(key);
+        const lane = lanes.get(item.key);
         if (lane) lane.push(k);
-        else lanes.set(key, [k]);
+        else lanes.set(item.key, [k]);
       });
       const runLane = async (lane: number[]) => {
+        // Once one event of the key waits, the rest of the lane waits behind it.
+        let held = false;
         for (const k of lane) {
           const item = items[k];
           const env = batch[item.env];
+          const before = d.ledger.waiting(env.seq, item.index);
+          const attempts = before?.attempts ?? 0;
+          if (!held && d.ledger.heldBackBy(item.key, env.seq, item.index, inBatch)) held = true;
+          if (!held && before && before.notBefore > now) held = true;
+          if (held) {
+            outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts, notBefore: before?.notBefore ?? 0 } };
+            continue;
+          }
           // Before the handler runs, so what it emits continues this span.
           spans[k] = startEventSpan(item.event, {
             destination: env.subject, messageId: item.event.id, partition: d.partition, batchSize: env.events.length, consumerGroup,
           });
-          const def = d.handlers.get(item.handler);
-          results[k] = def
-            ? await runHandler(def, item.event, { partition: d.partition, log, sleep })
-            : { ok: false, attempts: 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) };
+          const def = handlerOf(item);
+          if (!def) {
+            outcomes[k] = { kind: 'done', run: { ok: false, attempts: attempts + 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) } };
+            continue;
+          }
+          const options = { partition: d.partition, log, sleep };
+          let run = await attemptHandler(def, item.event, attempts + 1, options);
+          if (retriable(def, run)) {
+            const delay = backoffDelay(retryPolicy(def), run.attempts);
+            d.counters.retried++;
+            d.metrics?.handlerRetries.add(1, { stage: 'processor', handler: def.name });
+            log.debug('handler failed; retrying', { handler: def.name, id: item.event.id, attempt: run.attempts, delay_ms: delay, error: (run as { error: unknown }).error });
+            if (splittable[item.env]) {
+              endEventSpan(spans[k], (run as { error: unknown }).error);
+              spans[k] = undefined;
+              outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts: run.attempts, notBefore: Date.now() + delay } };
+              held = true;
+              continue;
+            }
+            await sleep(delay);
+            run = await runHandler(def, item.event, options, run.attempts + 1);
+          }
+          outcomes[k] = { kind: 'done', run };
         }
       };
       await lastValueFrom(from(lanes.values()).pipe(mergeMap((lane) => from(runLane(lane)), d.keyConcurrency), defaultIfEmpty(null)));
 
+      // Per envelope: what waits, what is finished.
+      const byEnv = batch.map(() => ({ done: [] as number[], waiting: [] as WaitingEvent[] }));
+      outcomes.forEach((o, k) => {
+        const slot = byEnv[items[k].env];
+        if (o.kind === 'wait') slot.waiting.push(o.waiting);
+        else slot.done.push(k);
+      });
+      const split = batch.map((env, e) => d.ledger.has(env.seq) || byEnv[e].waiting.length > 0);
+      // The records first: nothing of a split envelope is published before it is known to be split.
+      await Promise.all(
+        batch.map((env, e) => (split[e] && !sameWaiting(d.ledger, env.seq, byEnv[e].waiting) ? d.ledger.record(env.seq, byEnv[e].waiting) : undefined)),
+      );
+
       const outs: EnvelopeOut[] = [];
       const dead: Promise<unknown>[] = [];
-      let k = 0;
-      batch.forEach((env) => {
-        const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
-        for (let index = 0; index < env.events.length; index++, k++) {
-          const r = results[k];
+      const dispositions = new Map<number, Disposition>();
+      batch.forEach((env, e) => {
+        const groups = new Map<string, { partition: number; type: string; events: CloudEvent[]; index?: number }>();
+        for (const k of byEnv[e].done) {
+          const o = outcomes[k] as { kind: 'done'; run: HandlerRun };
           const item = items[k];
+          const r = o.run;
           if (!r.ok) {
             d.counters.failed++;
             d.metrics?.deadLetters.add(1, { stage: 'processor', handler: item.handler });
@@ -100,7 +201,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             dead.push(
               deadLetter(d.js, {
                 stage: 'processor', partition: d.partition, handler: item.handler, error: r.error, attempts: r.attempts,
-                originalStream: Streams.routed, originalSubject: env.subject, originalSequence: env.seq, index,
+                originalStream: Streams.routed, originalSubject: env.subject, originalSequence: env.seq, index: item.index,
                 payload: encodeEnvelope([item.event]),
               }),
             );
@@ -110,32 +211,67 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           if (r.outputs.length > 0) d.metrics?.eventsOut.add(r.outputs.length, { stage: 'processor', handler: item.handler });
           for (const out of r.outputs) {
             const p = partitionOf(partitionKeyOf(out), d.partitions);
-            const g = `${p} ${out.type}`;
+            // A split envelope's outputs are grouped per input event too.
+            const g = split[e] ? `${item.index} ${p} ${out.type}` : `${p} ${out.type}`;
             let group = groups.get(g);
-            if (!group) groups.set(g, (group = { partition: p, type: out.type, events: [] }));
+            if (!group) groups.set(g, (group = { partition: p, type: out.type, events: [], index: split[e] ? item.index : undefined }));
             group.events.push(out);
           }
         }
         for (const g of groups.values()) {
           // Serialized once: the lengths size the chunks and the strings make the bodies.
-          const json = g.events.map((e) => JSON.stringify(e));
+          const json = g.events.map((ev) => JSON.stringify(ev));
           const positions = g.events.map((_, i) => i);
+          const origin = g.index === undefined ? `${env.seq}` : `${env.seq}:e${g.index}`;
           chunkEvents(positions, d.maxEvents, d.maxBytes, (i) => json[i].length).forEach((chunk, n) => {
             d.counters.emitted += chunk.length;
             outs.push({
               subject: Subjects.processed(g.partition, g.type),
-              msgId: `processor:${env.seq}:${g.partition}:${g.type}:${n}`,
+              msgId: `processor:${origin}:${g.partition}:${g.type}:${n}`,
               events: chunk.map((i) => g.events[i]),
               body: encodeEnvelopeParts(chunk.map((i) => json[i])),
             });
           });
         }
+        if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, Date.now()) });
+        else if (split[e]) dispositions.set(env.seq, { kind: 'ack-confirmed' });
       });
       try {
         await Promise.all([publishAll(d.js, outs), ...dead]);
       } finally {
         for (const span of spans) endEventSpan(span);
       }
+      return dispositions;
+    },
+
+    async settled(seqs: number[]) {
+      await d.ledger.settle(seqs);
     },
   };
+}
+
+/** Whether the ledger already says exactly this of the envelope. */
+function sameWaiting(ledger: RetryLedger, seq: number, waiting: WaitingEvent[]): boolean {
+  const run = ledger.toRun(seq);
+  if (!run || run.length !== waiting.length) return false;
+  return waiting.every((w) => {
+    const was = ledger.waiting(seq, w.index);
+    return was !== undefined && was.attempts === w.attempts && was.notBefore === w.notBefore;
+  });
+}
+
+/**
+ * When the envelope should come again: when the first of its waiting events
+ * may run, that is when the head of its key may be tried (and a little after
+ * it for an event queued behind it, so the head comes first).
+ */
+function retryDelay(ledger: RetryLedger, seq: number, waiting: WaitingEvent[], now: number): number {
+  let at = Number.POSITIVE_INFINITY;
+  for (const w of waiting) {
+    const head = ledger.headOf(w.key);
+    const own = head && head.seq === seq && head.event.index === w.index;
+    const when = head ? head.event.notBefore + (own ? 0 : BEHIND_MS) : now;
+    at = Math.min(at, when);
+  }
+  return Math.max(MIN_RETRY_MS, at - now);
 }

@@ -1,7 +1,8 @@
 /**
- * Runs one event through one handler: schema check, the handler, retries
- * with backoff for a RetryableError, and the events it emits made complete
- * (ids derived from the input, so a replay emits the same ids).
+ * Runs one event through one handler: schema check, the handler, and the
+ * events it emits made complete (ids derived from the input, so a replay
+ * emits the same ids). Retries are the caller's: by a nak with a delay
+ * (processor-worker) or, where that is not safe, in process (runHandler).
  */
 import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
 import {
@@ -42,33 +43,55 @@ function toList(output: unknown): EmittedEvent[] {
   return (Array.isArray(output) ? output : [output]) as EmittedEvent[];
 }
 
-export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o: RunOptions): Promise<HandlerRun> {
-  const policy: RetryPolicy = { ...defaultRetryPolicy, ...def.retry };
+/**
+ * One attempt of a handler on an event (the `attempt`-th). A failure is
+ * returned, not thrown; whether to try again is the caller's choice.
+ */
+export async function attemptHandler(def: AnyHandlerDefinition, event: CloudEvent, attempt: number, o: Pick<RunOptions, 'partition' | 'log'>): Promise<HandlerRun> {
   const schemaProblems = def.schema?.problems(event.data) ?? [];
   if (schemaProblems.length > 0) {
-    return { ok: false, attempts: 1, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };
+    return { ok: false, attempts: attempt, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };
   }
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const emitted = toList(await def.handle(event , { handler: def.name, partition: o.partition, attempt, log: o.log }));
-      const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
-      for (let i = 0; i < outputs.length; i++) {
-        const out = outputs[i];
-        // What came from the input was validated at ingest; the full check is
-        // only needed when the handler set attributes beyond type, data and key.
-        if (emittedIsPlain(emitted[i]) && TYPE.test(out.type) && typeof out.partitionkey === 'string' && out.partitionkey !== '') continue;
-        const problems = validateEvent(out);
-        if (problems.length > 0) {
-          const text = problems.map((p) => `${p.attribute || 'event'} ${p.problem}`).join('; ');
-          return { ok: false, attempts: attempt, error: new PermanentError(`handler '${def.name}' emitted an invalid event: ${text}`) };
-        }
+  try {
+    const emitted = toList(await def.handle(event, { handler: def.name, partition: o.partition, attempt, log: o.log }));
+    const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
+    for (let i = 0; i < outputs.length; i++) {
+      const out = outputs[i];
+      // What came from the input was validated at ingest; the full check is
+      // only needed when the handler set attributes beyond type, data and key.
+      if (emittedIsPlain(emitted[i]) && TYPE.test(out.type) && typeof out.partitionkey === 'string' && out.partitionkey !== '') continue;
+      const problems = validateEvent(out);
+      if (problems.length > 0) {
+        const text = problems.map((p) => `${p.attribute || 'event'} ${p.problem}`).join('; ');
+        return { ok: false, attempts: attempt, error: new PermanentError(`handler '${def.name}' emitted an invalid event: ${text}`) };
       }
-      return { ok: true, outputs, attempts: attempt };
-    } catch (err) {
-      if (!isRetryable(err) || attempt >= policy.maxAttempts) return { ok: false, error: err, attempts: attempt };
-      const delay = backoffDelay(policy, attempt);
-      o.log.debug('handler failed; retrying', { handler: def.name, attempt, delay_ms: delay, error: err });
-      await o.sleep(delay);
     }
+    return { ok: true, outputs, attempts: attempt };
+  } catch (err) {
+    return { ok: false, error: err, attempts: attempt };
+  }
+}
+
+/** Whether a failed run should be tried again under its handler's policy. */
+export function retriable(def: AnyHandlerDefinition, run: HandlerRun): boolean {
+  return !run.ok && isRetryable(run.error) && run.attempts < retryPolicy(def).maxAttempts;
+}
+
+export function retryPolicy(def: AnyHandlerDefinition): RetryPolicy {
+  return { ...defaultRetryPolicy, ...def.retry };
+}
+
+/**
+ * Runs a handler to the end in this process: retryable failures are tried
+ * again after the policy's backoff (`sleep`), from attempt `firstAttempt`.
+ */
+export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o: RunOptions, firstAttempt = 1): Promise<HandlerRun> {
+  const policy = retryPolicy(def);
+  for (let attempt = firstAttempt; ; attempt++) {
+    const run = await attemptHandler(def, event, attempt, o);
+    if (!retriable(def, run)) return run;
+    const delay = backoffDelay(policy, attempt);
+    o.log.debug('handler failed; retrying', { handler: def.name, attempt, delay_ms: delay, error: (run as { error: unknown }).error });
+    await o.sleep(delay);
   }
 }

@@ -1,0 +1,171 @@
+/**
+ * The retry ledger of one partition: the events that wait for another
+ * attempt, by input envelope, and the keys they hold back.
+ *
+ * An event whose handler threw a retryable error waits: its envelope is
+ * given back to JetStream with a delay (a nak) while the envelope's other
+ * events go on. Its key's later events wait behind it, so one key's events
+ * still run in order; other keys do not wait.
+ *
+ * Such an envelope is *split*: the outputs of its events are published at
+ * different times, so each event's outputs get ids of their own
+ * (`processor:<seq>:e<index>:...`) instead of the envelope's
+ * (`processor:<seq>:<p>:...`). A replay must split it the same way, or the
+ * envelope's ids would be taken by outputs that lack the waiting events.
+ * Hence the record, written to `mesh_checkpoints` before anything of the
+ * split envelope is published and deleted only once its ack is confirmed:
+ * whoever handles the envelope next, this instance or a new owner after a
+ * crash, sees that it is split.
+ *
+ * Only the partition's lease holder writes here; a record changes by
+ * compare-and-set, so a stale former owner fails instead of overwriting.
+ */
+import type { KV } from '@nats-io/kv';
+import { checkpointKey } from '@mesh/contracts';
+
+/** An event of a split envelope that has not been handled to the end yet. */
+export interface WaitingEvent {
+  /** Position in its envelope. */
+  index: number;
+  /** Its partition key: later events of the key wait behind it. */
+  key: string;
+  /** Attempts made so far (0 when it only waits behind its key). */
+  attempts: number;
+  /** Not to be tried before this time (epoch ms). */
+  notBefore: number;
+}
+
+interface Entry {
+  revision: number;
+  waiting: Map<number, WaitingEvent>;
+  /** This instance published the outputs of every event not waiting. After a reload, unknown: all run again (same ids). */
+  current: boolean;
+}
+
+interface Position {
+  seq: number;
+  event: WaitingEvent;
+}
+
+const before = (a: { seq: number; index: number }, b: { seq: number; index: number }) => a.seq < b.seq || (a.seq === b.seq && a.index < b.index);
+
+export class RetryLedger {
+  private readonly entries = new Map<number, Entry>();
+  private readonly byKey = new Map<string, Position[]>();
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly prefix: string,
+  ) {}
+
+  /** The records of `partition`, minus those of envelopes acknowledged already (up to `ackFloor`). */
+  static async load(kv: KV, partition: number, ackFloor: number): Promise<RetryLedger> {
+    const ledger = new RetryLedger(kv, `${checkpointKey('processor', partition)}.retry.`);
+    const keys: string[] = [];
+    for await (const key of await kv.keys(`${ledger.prefix}>`)) keys.push(key);
+    for (const key of keys) {
+      const seq = Number(key.slice(ledger.prefix.length));
+      const entry = await kv.get(key);
+      if (!entry || entry.operation !== 'PUT') continue;
+      if (seq <= ackFloor) {
+        // Acked, but the process stopped before deleting the record.
+        await kv.delete(key);
+        continue;
+      }
+      const waiting = (entry.json() as { waiting: WaitingEvent[] }).waiting;
+      ledger.set(seq, { revision: entry.revision, waiting: new Map(waiting.map((w) => [w.index, w])), current: false });
+    }
+    return ledger;
+  }
+
+  /** Whether the envelope `seq` is split. */
+  has(seq: number): boolean {
+    return this.entries.has(seq);
+  }
+
+  /** Events of a split envelope still to run: the waiting ones, or all (`undefined`) when this instance cannot vouch for the others. */
+  toRun(seq: number): number[] | undefined {
+    const entry = this.entries.get(seq);
+    return entry?.current ? [...entry.waiting.keys()].sort((a, b) => a - b) : undefined;
+  }
+
+  /** The event at (seq, index), if it is waiting. */
+  waiting(seq: number, index: number): WaitingEvent | undefined {
+    return this.entries.get(seq)?.waiting.get(index);
+  }
+
+  /** Whether an event of `key` before envelope `seq` is waiting. */
+  waitsBefore(key: string, seq: number): boolean {
+    return this.byKey.get(key)?.some((p) => p.seq < seq) ?? false;
+  }
+
+  /**
+   * The earliest waiting event of `key` that comes before (seq, index), not
+   * counting envelopes in `except` (those being handled now, whose order the
+   * caller keeps itself).
+   */
+  heldBackBy(key: string, seq: number, index: number, except: ReadonlySet<number>): WaitingEvent | undefined {
+    let head: Position | undefined;
+    for (const p of this.byKey.get(key) ?? []) {
+      if (except.has(p.seq) || !before({ seq: p.seq, index: p.event.index }, { seq, index })) continue;
+      if (!head || before({ seq: p.seq, index: p.event.index }, { seq: head.seq, index: head.event.index })) head = p;
+    }
+    return head?.event;
+  }
+
+  /** The earliest waiting event of `key`, with its envelope. */
+  headOf(key: string): Position | undefined {
+    let head: Position | undefined;
+    for (const p of this.byKey.get(key) ?? []) {
+      if (!head || before({ seq: p.seq, index: p.event.index }, { seq: head.seq, index: head.event.index })) head = p;
+    }
+    return head;
+  }
+
+  /**
+   * Record what of envelope `seq` still waits (possibly nothing), before any
+   * of its outputs is published. Creates the record or replaces it by
+   * compare-and-set.
+   */
+  async record(seq: number, waiting: WaitingEvent[]): Promise<void> {
+    const key = `${this.prefix}${seq}`;
+    const body = JSON.stringify({ waiting });
+    const entry = this.entries.get(seq);
+    const revision = entry ? await this.kv.update(key, body, entry.revision) : await this.kv.create(key, body);
+    this.set(seq, { revision, waiting: new Map(waiting.map((w) => [w.index, w])), current: true });
+  }
+
+  /** The acks of these envelopes are confirmed: their records go. */
+  async settle(seqs: number[]): Promise<void> {
+    for (const seq of seqs) {
+      const entry = this.entries.get(seq);
+      if (!entry) continue;
+      await this.kv.delete(`${this.prefix}${seq}`, { previousSeq: entry.revision });
+      this.set(seq, undefined);
+    }
+  }
+
+  /** Envelopes with a record. */
+  size(): number {
+    return this.entries.size;
+  }
+
+  private set(seq: number, entry: Entry | undefined): void {
+    const old = this.entries.get(seq);
+    for (const w of old?.waiting.values() ?? []) {
+      const list = (this.byKey.get(w.key) ?? []).filter((p) => p.seq !== seq);
+      if (list.length > 0) this.byKey.set(w.key, list);
+      else this.byKey.delete(w.key);
+    }
+    if (!entry) {
+      this.entries.delete(seq);
+      return;
+    }
+    this.entries.set(seq, entry);
+    for (const w of entry.waiting.values()) {
+      const list = this.byKey.get(w.key) ?? [];
+      list.push({ seq, event: w });
+      this.byKey.set(w.key, list);
+    }
+  }
+}
