@@ -3,6 +3,7 @@
  * partition, and publishes what they emit to MESH_PROCESSED. At start it
  * declares its handlers in `mesh_routes`: the router's default routes.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
 import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
@@ -24,12 +25,13 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
 
   const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0, retried: 0 };
   const checkpoints = await new Kvm(nc).open(Buckets.checkpoints);
+  const jsm = await jetstreamManager(nc);
   http.route('GET', '/v1/handlers', (_req, res) =>
     sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
   );
 
   const stage = await createStage(ctx, 'processor', async (partition, resume) => {
-    const ledger = await RetryLedger.load(checkpoints, partition, resume.ackFloor);
+    const ledger = await RetryLedger.load(checkpoints, jsm, partition, resume.ackFloor);
     if (ledger.size() > 0) log.info('partition has events waiting for a retry', { partition, envelopes: ledger.size() });
     return processorWorker({
       js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,

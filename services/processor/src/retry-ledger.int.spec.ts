@@ -1,3 +1,4 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -12,12 +13,14 @@ describe('the retry ledger against a real nats-server', () => {
   let server: NatsServer;
   let nc: NatsConnection;
   let kv: KV;
+  let jsm: JetStreamManager;
 
   beforeAll(async () => {
     server = await startNatsServer();
     nc = await connect({ servers: server.url });
     await provisionMesh(nc, { partitions: 16 });
     kv = await new Kvm(nc).open(Buckets.checkpoints);
+    jsm = await jetstreamManager(nc);
   });
   afterAll(async () => {
     await nc?.close();
@@ -31,7 +34,7 @@ describe('the retry ledger against a real nats-server', () => {
   };
 
   it('holds a key back only for its events after a waiting one, and lets envelopes being handled keep their own order', async () => {
-    const ledger = await RetryLedger.load(kv, 1, 0);
+    const ledger = await RetryLedger.load(kv, jsm, 1, 0);
     await ledger.record(10, [waiting(2, 'a'), waiting(5, 'b', 0, 0)]);
 
     expect(ledger.has(10)).toBe(true);
@@ -57,12 +60,12 @@ describe('the retry ledger against a real nats-server', () => {
   });
 
   it('reloads the records of a partition after a restart, not vouching for what was published, and drops those at or below the ack floor', async () => {
-    const before = await RetryLedger.load(kv, 2, 0);
+    const before = await RetryLedger.load(kv, jsm, 2, 0);
     await before.record(7, [waiting(0, 'x', 2, 5000)]);
     await before.record(9, [waiting(1, 'x', 0, 0), waiting(3, 'y', 1, 6000)]);
     expect(before.toRun(9)).toEqual([1, 3]);
 
-    const after = await RetryLedger.load(kv, 2, 7);
+    const after = await RetryLedger.load(kv, jsm, 2, 7);
     expect(after.has(7)).toBe(false);
     expect(after.has(9)).toBe(true);
     // A new owner cannot know that the other events of 9 were published: all of them run again.
@@ -73,14 +76,14 @@ describe('the retry ledger against a real nats-server', () => {
   });
 
   it('refuses a write by a former owner whose record is stale (compare-and-set)', async () => {
-    const stale = await RetryLedger.load(kv, 3, 0);
+    const stale = await RetryLedger.load(kv, jsm, 3, 0);
     await stale.record(4, [waiting(0, 'k')]);
-    const owner = await RetryLedger.load(kv, 3, 0);
+    const owner = await RetryLedger.load(kv, jsm, 3, 0);
     await owner.record(4, [waiting(0, 'k', 2, 2000)]);
 
     await expect(stale.record(4, [])).rejects.toThrow();
     expect(owner.waiting(4, 0)).toEqual(waiting(0, 'k', 2, 2000));
-    const fresh = await RetryLedger.load(kv, 3, 0);
+    const fresh = await RetryLedger.load(kv, jsm, 3, 0);
     expect(fresh.waiting(4, 0)).toEqual(waiting(0, 'k', 2, 2000));
   });
 });

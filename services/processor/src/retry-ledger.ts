@@ -20,8 +20,13 @@
  * Only the partition's lease holder writes here; a record changes by
  * compare-and-set, so a stale former owner fails instead of overwriting.
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { checkpointKey } from '@mesh/contracts';
+import { Buckets, checkpointKey } from '@mesh/contracts';
+
+/** The stream under the `mesh_checkpoints` bucket, and the subject of a key in it. */
+const CheckpointStream = `KV_${Buckets.checkpoints}`;
+const kvSubject = (key: string) => `$KV.${Buckets.checkpoints}.${key}`;
 
 /** An event of a split envelope that has not been handled to the end yet. */
 export interface WaitingEvent {
@@ -55,21 +60,27 @@ export class RetryLedger {
 
   private constructor(
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
     private readonly prefix: string,
   ) {}
 
-  /** The records of `partition`, minus those of envelopes acknowledged already (up to `ackFloor`). */
-  static async load(kv: KV, partition: number, ackFloor: number): Promise<RetryLedger> {
-    const ledger = new RetryLedger(kv, `${checkpointKey('processor', partition)}.retry.`);
-    const keys: string[] = [];
-    for await (const key of await kv.keys(`${ledger.prefix}>`)) keys.push(key);
-    for (const key of keys) {
-      const seq = Number(key.slice(ledger.prefix.length));
-      const entry = await kv.get(key);
+  /**
+   * The records of `partition`, minus those of envelopes acknowledged already
+   * (up to `ackFloor`). They are listed by one stream info request, which
+   * fails within the request timeout when the bucket has no leader (a KV
+   * key listing would wait through an election), so the runner can retry.
+   */
+  static async load(kv: KV, jsm: JetStreamManager, partition: number, ackFloor: number): Promise<RetryLedger> {
+    const ledger = new RetryLedger(kv, jsm, `${checkpointKey('processor', partition)}.retry.`);
+    const info = await jsm.streams.info(CheckpointStream, { subjects_filter: kvSubject(`${ledger.prefix}>`) });
+    const subjectPrefix = kvSubject(ledger.prefix);
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const seq = Number(subject.slice(subjectPrefix.length));
+      const entry = await kv.get(`${ledger.prefix}${seq}`);
       if (!entry || entry.operation !== 'PUT') continue;
       if (seq <= ackFloor) {
-        // Acked, but the process stopped before deleting the record.
-        await kv.delete(key);
+        // Acked, but the process stopped before removing the record.
+        await ledger.remove(seq);
         continue;
       }
       const waiting = (entry.json() as { waiting: WaitingEvent[] }).waiting;
@@ -138,11 +149,15 @@ export class RetryLedger {
   /** The acks of these envelopes are confirmed: their records go. */
   async settle(seqs: number[]): Promise<void> {
     for (const seq of seqs) {
-      const entry = this.entries.get(seq);
-      if (!entry) continue;
-      await this.kv.delete(`${this.prefix}${seq}`, { previousSeq: entry.revision });
+      if (!this.entries.has(seq)) continue;
+      await this.remove(seq);
       this.set(seq, undefined);
     }
+  }
+
+  /** Purged, not deleted: a KV delete would leave a marker per envelope behind for ever. */
+  private async remove(seq: number): Promise<void> {
+    await this.jsm.streams.purge(CheckpointStream, { filter: kvSubject(`${this.prefix}${seq}`) });
   }
 
   /** Envelopes with a record. */
