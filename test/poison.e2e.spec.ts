@@ -3,9 +3,11 @@
  * from MESH_HANDLER_MODULES: a retryable failure is retried with the
  * handler's backoff (no hot loop) and then dead-lettered with headers saying
  * what failed, where and how often; a permanent failure is dead-lettered at
- * once; a handler that recovers counts its event once; a key stuck in its
- * backoff holds up no other partition; and `mesh dlq redrive` puts a dead
- * letter back so it is processed once and leaves the DLQ.
+ * once; a handler that recovers counts its event once; an event waiting for
+ * its retry (a nak with a delay) holds up neither other partitions nor the
+ * other events of its envelope and partition, only its own key's later
+ * events, even across a processor SIGKILLed meanwhile; and `mesh dlq redrive`
+ * puts a dead letter back so it is processed once and leaves the DLQ.
  *
  * The handler appends one line per call to a file (event id, attempt, time),
  * so the test sees every call and when it happened.
@@ -286,9 +288,8 @@ describe('poison events in the processor', () => {
   it('lets events of other partitions, in the same request and after it, reach their totals while a key waits out its backoff', async () => {
     const stuckKey = 'stuck-d';
     const stuck = flakyEvent('stubborn.stuck', 'stuck-1', stuckKey, 1);
-    // Keys of other partitions: those of the stuck key's own partition wait for its
-    // retries (the partition's next batch waits by design, see the README's design
-    // notes, and the outputs of its own batch are published together).
+    // Keys of other partitions here; the next test covers the stuck key's own
+    // partition and envelope.
     const others = keysOutside('free-d-', partitionOf(stuckKey, P), 24);
     const expected = new Map<string, Totals>(others.map((k) => [k, { count: 0, sum: 0 }]));
     const order = (key: string, n: number, amount: number) => {
