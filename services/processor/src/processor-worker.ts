@@ -186,6 +186,8 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       const outs: EnvelopeOut[] = [];
       const dead: Promise<unknown>[] = [];
       const dispositions = new Map<number, Disposition>();
+      // Counted per batch: a metric update per event cost more than the handler.
+      const emittedBy = new Map<string, number>();
       batch.forEach((env, e) => {
         const groups = new Map<string, { partition: number; type: string; events: CloudEvent[]; index?: number }>();
         for (const k of byEnv[e].done) {
@@ -208,7 +210,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             continue;
           }
           d.counters.processed++;
-          if (r.outputs.length > 0) d.metrics?.eventsOut.add(r.outputs.length, { stage: 'processor', handler: item.handler });
+          if (r.outputs.length > 0) emittedBy.set(item.handler, (emittedBy.get(item.handler) ?? 0) + r.outputs.length);
           for (const out of r.outputs) {
             const p = partitionOf(partitionKeyOf(out), d.partitions);
             // A split envelope's outputs are grouped per input event too.
@@ -236,6 +238,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
         if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, Date.now()) });
         else if (split[e]) dispositions.set(env.seq, { kind: 'ack-confirmed' });
       });
+      for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage: 'processor', handler });
       try {
         await Promise.all([publishAll(d.js, outs), ...dead]);
       } finally {

@@ -17,17 +17,25 @@ export interface RunOptions {
   sleep(ms: number): Promise<void>;
 }
 
+/** Attributes completeEmitted sets itself; any other a handler sets is copied as it is. */
+const COMPLETED = new Set(['specversion', 'id', 'source', 'type', 'time', 'partitionkey', 'data', 'traceparent']);
+
 export function completeEmitted(handler: string, input: CloudEvent, emitted: EmittedEvent, position: number): CloudEvent {
+  // One object literal of a fixed shape: spreading the emitted event into a
+  // new object cost twice as much, here and again in JSON.stringify.
   const out: CloudEvent = {
-    ...emitted,
     specversion: '1.0',
     id: emitted.id ?? `${input.id}:${handler}:${position}`,
     source: emitted.source ?? `mesh://processor/${handler}`,
     type: emitted.type,
     time: emitted.time ?? input.time,
     partitionkey: emitted.partitionkey ?? partitionKeyOf(input),
+    data: emitted.data,
+    traceparent: (emitted.traceparent as string | undefined) ?? input.traceparent,
   };
-  if (input.traceparent && out.traceparent === undefined) out.traceparent = input.traceparent;
+  for (const k in emitted) {
+    if (!COMPLETED.has(k)) (out as unknown as Record<string, unknown>)[k] = (emitted as Record<string, unknown>)[k];
+  }
   return out;
 }
 
