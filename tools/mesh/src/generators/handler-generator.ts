@@ -1,0 +1,155 @@
+/**
+ * `npx nx g @mesh/tool-mesh:handler <name>`: adds a subject handler to the
+ * processor, as README "Adding a handler" describes by hand: the handler
+ * file, a unit test that passes as generated, and its place in the registry
+ * (`handlers/index.ts`). It refuses, naming the problem, a name that is not
+ * kebab-case or is taken, and type patterns that are not valid.
+ */
+import { typePatternProblem } from '@mesh/contracts';
+
+/** The part of Nx's generator Tree this uses (Nx passes the real one). */
+export interface GeneratorTree {
+  exists(path: string): boolean;
+  read(path: string, encoding: 'utf-8'): string | null;
+  write(path: string, content: string): void;
+  children(dirPath: string): string[];
+}
+
+export interface HandlerGeneratorOptions {
+  /** kebab-case; names the subject `mesh.routed.<p>.<name>` and the file. */
+  name: string;
+  /** Event types it takes, comma-separated patterns (`*` one token, `>` the rest). Default `<name>.requested`. */
+  types?: string;
+  /** Type of the event it emits. Default `<name>.done`. */
+  emits?: string;
+}
+
+export const HandlersDir = 'services/processor/src/handlers';
+const NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+const TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+export class GeneratorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GeneratorError';
+  }
+}
+
+const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+function handlerFile(name: string, types: string[], emits: string): string {
+  return `/**
+ * The '${name}' handler: takes ${types.map((t) => `\`${t}\``).join(', ')} and emits \`${emits}\`.
+ *
+ * Throw PermanentError for an event that can never succeed (dead-lettered at
+ * once), RetryableError for a passing failure (retried with backoff while the
+ * key's later events wait). Return an event, a list of them, or nothing.
+ */
+import { defineHandler, fields, PermanentError } from '@mesh/runtime';
+
+const schema = fields({ id: 'string', amount: 'number' });
+
+export default defineHandler({
+  name: '${name}',
+  types: ${JSON.stringify(types).replace(/"/g, "'").replace(/,/g, ', ')},
+  description: 'TODO: what ${name} does.',
+  schema,
+  retry: { maxAttempts: 5, initialDelayMs: 200 },
+  handle(event) {
+    const data = event.data!;
+    if (data.amount < 0) throw new PermanentError(\`${name}: \${data.id} has a negative amount \${data.amount}\`);
+    return { type: '${emits}', data: { ...data } };
+  },
+});
+`;
+}
+
+function specFile(name: string, types: string[], emits: string): string {
+  const example = types[0].replace(/\*/g, 'example').replace(/>/g, 'example');
+  return `import type { CloudEvent } from '@mesh/contracts';
+import { createLogger, handlerTakes, PermanentError } from '@mesh/runtime';
+import { runHandler } from '../run-handler';
+import ${camel(name)} from './${name}.handler';
+
+const options = { partition: 0, log: createLogger({}, 'error', () => {}), sleep: async () => {} };
+
+function event(data: unknown): CloudEvent {
+  return { specversion: '1.0', id: 'e-1', source: 'test', type: '${example}', time: '2026-02-01T10:00:00Z', data };
+}
+
+describe('${name} handler', () => {
+  it('takes ${example}', () => {
+    expect(handlerTakes(${camel(name)}, '${example}')).toBe(true);
+  });
+
+  it('emits ${emits} with the data', async () => {
+    const run = await runHandler(${camel(name)}, event({ id: 'x-1', amount: 3 }), options);
+    expect(run.ok && run.outputs.map((o) => [o.type, o.data])).toEqual([['${emits}', { id: 'x-1', amount: 3 }]]);
+  });
+
+  it('dead-letters a negative amount at once', async () => {
+    const run = await runHandler(${camel(name)}, event({ id: 'x-1', amount: -1 }), options);
+    expect(run.ok).toBe(false);
+    expect(!run.ok && run.error).toBeInstanceOf(PermanentError);
+    expect(run.attempts).toBe(1);
+  });
+});
+`;
+}
+
+/** Adds the import and the list entry to handlers/index.ts. */
+function register(index: string, name: string): string {
+  const id = camel(name);
+  const imports = [...index.matchAll(/^import \w+ from '\.\/[\w-]+\.handler';$/gm)];
+  const list = /export const handlers: readonly AnyHandlerDefinition\[\] = \[([^\]]*)\];/.exec(index);
+  if (imports.length === 0 || !list) {
+    throw new GeneratorError(
+      `${HandlersDir}/index.ts is not in the shape the generator knows (imports of './<name>.handler' and 'export const handlers: readonly AnyHandlerDefinition[] = [...]'): add ${id} to it by hand`,
+    );
+  }
+  const last = imports[imports.length - 1];
+  const at = last.index! + last[0].length;
+  const withImport = `${index.slice(0, at)}\nimport ${id} from './${name}.handler';${index.slice(at)}`;
+  const entries = list[1].split(',').map((s) => s.trim()).filter(Boolean);
+  return withImport.replace(list[0], `export const handlers: readonly AnyHandlerDefinition[] = [${[...entries, id].join(', ')}];`);
+}
+
+export function addHandler(tree: GeneratorTree, options: HandlerGeneratorOptions): string[] {
+  const name = options.name?.trim() ?? '';
+  if (!NAME.test(name)) {
+    throw new GeneratorError(`handler name ${JSON.stringify(options.name)} is not valid: use lowercase letters and digits in words joined by '-', such as 'refunds' or 'fraud-check'`);
+  }
+  const types = (options.types ?? `${name}.requested`).split(',').map((t) => t.trim()).filter(Boolean);
+  if (types.length === 0) throw new GeneratorError(`--types is empty: give one or more event type patterns, such as 'refund.requested' or 'refund.*'`);
+  for (const t of types) {
+    const problem = typePatternProblem(t);
+    if (problem) throw new GeneratorError(`--types: ${JSON.stringify(t)} ${problem}`);
+  }
+  const emits = options.emits ?? `${name}.done`;
+  if (!TYPE.test(emits)) throw new GeneratorError(`--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`);
+
+  const file = `${HandlersDir}/${name}.handler.ts`;
+  if (tree.exists(file)) throw new GeneratorError(`${file} exists already: choose another name`);
+  for (const f of tree.children(HandlersDir).filter((f) => f.endsWith('.handler.ts'))) {
+    if (tree.read(`${HandlersDir}/${f}`, 'utf-8')?.includes(`name: '${name}'`)) {
+      throw new GeneratorError(`a handler named '${name}' exists already in ${HandlersDir}/${f}: choose another name`);
+    }
+  }
+  const indexPath = `${HandlersDir}/index.ts`;
+  const index = tree.read(indexPath, 'utf-8');
+  if (index === null) throw new GeneratorError(`${indexPath} not found: run the generator from the root of the mesh repository`);
+
+  tree.write(file, handlerFile(name, types, emits));
+  tree.write(`${HandlersDir}/${name}.handler.spec.ts`, specFile(name, types, emits));
+  tree.write(indexPath, register(index, name));
+  return [file, `${HandlersDir}/${name}.handler.spec.ts`, indexPath];
+}
+
+/** The Nx generator entry. */
+export default async function handlerGenerator(tree: GeneratorTree, options: HandlerGeneratorOptions): Promise<() => void> {
+  const written = addHandler(tree, options);
+  return () => {
+    console.log(`added handler '${options.name}': ${written.join(', ')}`);
+    console.log('next: npm test, then restart the processor (npx nx serve processor)');
+  };
+}
