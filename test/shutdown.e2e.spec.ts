@@ -102,10 +102,15 @@ describe('graceful shutdown on SIGTERM while events stream in', () => {
   it('stops the processor mid-stream with exit 0 and nothing left unacked; a new processor makes every total exact', async () => {
     const { requests, expected } = workload('sd-', 8_000, 60, 100);
     let sent = 0;
-    // Two clients posting batches back to back for a few seconds.
+    let stopDone!: () => void;
+    const stopped = new Promise<void>((r) => (stopDone = r));
+    // Two clients posting batches back to back; they keep the last requests
+    // until the stop is over, so the stream goes on through the stop and after it,
+    // however long the stop takes on a loaded machine.
     const produce = Promise.all(
       [0, 1].map(async (w) => {
         for (let i = w; i < requests.length; i += 2) {
+          if (i >= requests.length - 10) await stopped;
           await postEvents(mesh!.ingest.url, requests[i], i % 4 < 2 ? 'batch' : 'ndjson', 60_000);
           sent += requests[i].length;
           await new Promise((r) => setTimeout(r, 20));
@@ -124,10 +129,12 @@ describe('graceful shutdown on SIGTERM while events stream in', () => {
       code = await old.stop();
       took = Date.now() - t0;
       sentAtStop = sent;
+      stopDone();
       ackPendingAfterStop = (await partitionConsumers(jsm, 'processor', P)).filter((c) => c.numAckPending > 0).map((c) => `${c.name}: ${c.numAckPending}`);
       started.push(await startService('processor', env()));
     } finally {
       // However this ends, the clients finish before the next test starts.
+      stopDone();
       await produce.catch(() => undefined);
     }
     await produce;
