@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, checkpointKey, Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import { Buckets, retryRecordPrefix, Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import {
   eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, startService, stopAll, totalsFor, totalsOf, type NatsServer, type ServiceName, type ServiceProcess,
   type Totals,
@@ -341,7 +341,7 @@ describe('poison events in the processor', () => {
   const retryRecords = async (p: number): Promise<string[]> => {
     const kv = await new Kvm(nc).open(Buckets.checkpoints);
     const keys: string[] = [];
-    for await (const k of await kv.keys(`${checkpointKey('processor', p)}.retry.>`)) keys.push(k);
+    for await (const k of await kv.keys(`${retryRecordPrefix(p)}>`)) keys.push(k);
     return keys;
   };
 

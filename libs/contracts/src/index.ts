@@ -1,4 +1,4 @@
-export { MeshVersion, Streams, Buckets, Stages, StageInput, consumerName, checkpointKey, PartitionCountKey } from './names';
+export { MeshVersion, Streams, Buckets, Stages, StageInput, consumerName, checkpointKey, retryRecordPrefix, PartitionCountKey } from './names';
 export type { StreamName, Stage, DlqStage } from './names';
 export { Subjects, subjectToken, subjectTail } from './subjects';
 export { fnv1a32, partitionOf, partitionKeyOf } from './partition';

@@ -48,3 +48,11 @@ export const PartitionCountKey = 'mesh.partitions';
 export function checkpointKey(stage: Stage, partition: number): string {
   return `${stage}.p${String(partition).padStart(2, '0')}`;
 }
+
+/**
+ * Prefix of the keys in `mesh_checkpoints` that record the processor's split
+ * envelopes of one partition (events waiting for a retry): `processor.p03.retry.<seq>`.
+ */
+export function retryRecordPrefix(partition: number): string {
+  return `${checkpointKey('processor', partition)}.retry.`;
+}

@@ -2,7 +2,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { Buckets, checkpointKey } from '@mesh/contracts';
+import { Buckets, retryRecordPrefix } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 import { RetryLedger, type WaitingEvent } from './retry-ledger';
@@ -29,7 +29,7 @@ describe('the retry ledger against a real nats-server', () => {
 
   const recordKeys = async (partition: number) => {
     const keys: string[] = [];
-    for await (const k of await kv.keys(`${checkpointKey('processor', partition)}.retry.>`)) keys.push(k);
+    for await (const k of await kv.keys(`${retryRecordPrefix(partition)}>`)) keys.push(k);
     return keys.sort();
   };
 
@@ -72,7 +72,7 @@ describe('the retry ledger against a real nats-server', () => {
     expect(after.toRun(9)).toBeUndefined();
     expect(after.waiting(9, 3)).toEqual(waiting(3, 'y', 1, 6000));
     expect(after.heldBackBy('x', 10, 0, new Set())).toEqual(waiting(1, 'x', 0, 0));
-    expect(await recordKeys(2)).toEqual([`${checkpointKey('processor', 2)}.retry.9`]);
+    expect(await recordKeys(2)).toEqual([`${retryRecordPrefix(2)}9`]);
   });
 
   it('refuses a write by a former owner whose record is stale (compare-and-set)', async () => {

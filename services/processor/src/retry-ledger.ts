@@ -22,7 +22,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { Buckets, checkpointKey } from '@mesh/contracts';
+import { Buckets, retryRecordPrefix } from '@mesh/contracts';
 
 /** The stream under the `mesh_checkpoints` bucket, and the subject of a key in it. */
 const CheckpointStream = `KV_${Buckets.checkpoints}`;
@@ -71,7 +71,7 @@ export class RetryLedger {
    * key listing would wait through an election), so the runner can retry.
    */
   static async load(kv: KV, jsm: JetStreamManager, partition: number, ackFloor: number): Promise<RetryLedger> {
-    const ledger = new RetryLedger(kv, jsm, `${checkpointKey('processor', partition)}.retry.`);
+    const ledger = new RetryLedger(kv, jsm, retryRecordPrefix(partition));
     const info = await jsm.streams.info(CheckpointStream, { subjects_filter: kvSubject(`${ledger.prefix}>`) });
     const subjectPrefix = kvSubject(ledger.prefix);
     for (const subject of Object.keys(info.state.subjects ?? {})) {

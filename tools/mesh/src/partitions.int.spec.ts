@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { Buckets, consumerName, Streams, Subjects } from '@mesh/contracts';
+import { Buckets, consumerName, retryRecordPrefix, Streams, Subjects } from '@mesh/contracts';
 import { ensurePartitionConsumers, provisionMesh, publishEnvelope } from '@mesh/messaging';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { commandContext } from './context';
@@ -72,24 +72,28 @@ describe('mesh partitions (real nats-server)', () => {
   it('lists every stage, marking consumers no service has created yet', async () => {
     const { ctx, out } = await rows();
     await showPartitions(ctx, {});
-    expect(out.stdout[0]).toMatch(/^STAGE\s+P\s+CONSUMER\s+LAG\s+PENDING\s+ACK PENDING\s+ACK FLOOR\s+OWNER$/);
+    expect(out.stdout[0]).toMatch(/^STAGE\s+P\s+CONSUMER\s+LAG\s+PENDING\s+ACK PENDING\s+ACK FLOOR\s+RETRYING\s+OWNER$/);
     expect(out.stdout.slice(1, 13).map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(
       ['router', 'processor', 'aggregator'].flatMap((s) => [0, 1, 2, 3].map((p) => `${s} ${p}`)),
     );
-    expect(out.stdout[2]).toMatch(/^router\s+1\s+MESH_INGEST\/router-p01\s+2\s+2\s+0\s+\d+\s+router-host-1$/);
-    expect(out.stdout[5]).toMatch(/^processor\s+0\s+MESH_ROUTED\/processor-p00 \(missing\)\s+-\s+-\s+-\s+-\s+-$/);
+    expect(out.stdout[2]).toMatch(/^router\s+1\s+MESH_INGEST\/router-p01\s+2\s+2\s+0\s+\d+\s+-\s+router-host-1$/);
+    expect(out.stdout[5]).toMatch(/^processor\s+0\s+MESH_ROUTED\/processor-p00 \(missing\)\s+-\s+-\s+-\s+-\s+0\s+-$/);
     expect(out.stdout[13]).toBe('total lag: router 3, processor 0, aggregator 0');
     expect(out.stdout[14]).toBe('(missing: no service of that stage has created the consumer yet)');
   });
 
-  it('gives one stage as JSON', async () => {
+  it('gives one stage as JSON, with the processor envelopes waiting for a retry', async () => {
+    const checkpoints = await new Kvm(nc).open(Buckets.checkpoints);
+    await checkpoints.put(`${retryRecordPrefix(2)}17`, JSON.stringify({ waiting: [{ index: 0, key: 'k', attempts: 1, notBefore: 0 }] }));
+    await checkpoints.put(`${retryRecordPrefix(2)}19`, JSON.stringify({ waiting: [{ index: 3, key: 'k', attempts: 0, notBefore: 0 }] }));
     const { ctx, out } = await rows(true);
     await showPartitions(ctx, { stage: 'processor' });
     const { partitions } = out.json<{ partitions: Record<string, unknown>[] }>();
     expect(partitions).toHaveLength(4);
     expect(partitions[2]).toEqual({
       stage: 'processor', partition: 2, stream: Streams.routed, consumer: 'processor-p02', exists: false,
-      lag: null, pending: null, ackPending: null, ackFloor: null, owner: null,
+      lag: null, pending: null, ackPending: null, ackFloor: null, owner: null, retrying: 2,
     });
+    expect(partitions.map((r) => r.retrying)).toEqual([0, 0, 2, 0]);
   });
 });

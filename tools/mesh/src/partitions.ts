@@ -3,11 +3,12 @@
  * the stage's input stream, how far behind it is, and who owns it.
  *
  * lag = num_pending (not yet delivered) + num_ack_pending (delivered, not
- * acknowledged): everything the partition still has to finish.
+ * acknowledged): everything the partition still has to finish. For the
+ * processor, RETRYING counts envelopes with events waiting for a retry.
  */
 import { JetStreamApiCodes, type ConsumerInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Buckets, consumerName, PartitionCountKey, StageInput, Stages, type Stage } from '@mesh/contracts';
+import { Buckets, consumerName, PartitionCountKey, retryRecordPrefix, StageInput, Stages, type Stage } from '@mesh/contracts';
 import { isNotFound, type CommandContext } from './context';
 import { CliError } from './errors';
 import { recordedPartitions } from './mesh-info';
@@ -28,6 +29,19 @@ export interface PartitionRow {
   ackFloor: number | null;
   /** Instance holding the partition's lease in mesh_leases. */
   owner: string | null;
+  /** Processor only: envelopes with events waiting for a retry (records in mesh_checkpoints). */
+  retrying: number | null;
+}
+
+/** Retry records per processor partition, counted from the subjects of the checkpoints bucket. */
+async function retryRecords(ctx: CommandContext, partitions: number): Promise<number[]> {
+  const counts = new Array<number>(partitions).fill(0);
+  const subject = (key: string) => `$KV.${Buckets.checkpoints}.${key}`;
+  for (let p = 0; p < partitions; p++) {
+    const info = await ctx.jsm.streams.info(`KV_${Buckets.checkpoints}`, { subjects_filter: subject(`${retryRecordPrefix(p)}>`) });
+    counts[p] = Object.keys(info.state.subjects ?? {}).length;
+  }
+  return counts;
 }
 
 async function consumersOf(ctx: CommandContext, stream: string): Promise<Map<string, ConsumerInfo>> {
@@ -91,8 +105,10 @@ export async function partitionRows(ctx: CommandContext, o: { stage?: Stage }): 
     );
   }
   const leases = await leasesBucket(ctx);
+  const stages = o.stage ? [o.stage] : Stages;
+  const retrying = stages.includes('processor') ? await retryRecords(ctx, count) : [];
   const rows: PartitionRow[] = [];
-  for (const stage of o.stage ? [o.stage] : Stages) {
+  for (const stage of stages) {
     const stream = StageInput[stage];
     const consumers = await consumersOf(ctx, stream);
     for (let p = 0; p < count; p++) {
@@ -109,6 +125,7 @@ export async function partitionRows(ctx: CommandContext, o: { stage?: Stage }): 
         ackPending: ci ? ci.num_ack_pending : null,
         ackFloor: ci ? ci.ack_floor.stream_seq : null,
         owner: null,
+        retrying: stage === 'processor' ? retrying[p] : null,
       });
     }
   }
@@ -132,9 +149,10 @@ export async function showPartitions(ctx: CommandContext, o: { stage?: Stage }):
     n(r.pending),
     n(r.ackPending),
     n(r.ackFloor),
+    n(r.retrying),
     r.owner === null ? '-' : printable(r.owner),
   ]);
-  for (const line of formatTable(['STAGE', 'P', 'CONSUMER', 'LAG', 'PENDING', 'ACK PENDING', 'ACK FLOOR', 'OWNER'], table)) ctx.out.out(line);
+  for (const line of formatTable(['STAGE', 'P', 'CONSUMER', 'LAG', 'PENDING', 'ACK PENDING', 'ACK FLOOR', 'RETRYING', 'OWNER'], table)) ctx.out.out(line);
 
   const totals = (o.stage ? [o.stage] : Stages).map((s) => `${s} ${rows.filter((r) => r.stage === s).reduce((sum, r) => sum + (r.lag ?? 0), 0)}`);
   ctx.out.out(`total lag: ${totals.join(', ')}`);

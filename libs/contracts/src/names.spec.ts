@@ -1,0 +1,13 @@
+import { checkpointKey, consumerName, retryRecordPrefix } from './names';
+
+describe('names in the JetStream layout', () => {
+  it('names consumers and checkpoint keys with two-digit partitions, as the README documents', () => {
+    expect(consumerName('router', 3)).toBe('router-p03');
+    expect(checkpointKey('aggregator', 12)).toBe('aggregator.p12');
+  });
+
+  it('keys the processor retry records of a partition under processor.pNN.retry.<seq>', () => {
+    expect(retryRecordPrefix(3)).toBe('processor.p03.retry.');
+    expect(`${retryRecordPrefix(15)}42`).toBe('processor.p15.retry.42');
+  });
+});
