@@ -85,7 +85,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // Compare-and-set on the revision this worker loaded or last wrote: if
         // another owner wrote since, this fails and the partition is reopened
         // from that checkpoint instead of overwriting it.
-        const snapshot = JSON.stringify(windows.snapshot());
+        const snapshot = windows.snapshotJson();
         revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
