@@ -34,6 +34,8 @@ export interface InputEnvelope {
   /** Put back from the dead-letter stream by an operator (`mesh dlq redrive`). */
   redriven: boolean;
   events: CloudEvent[];
+  /** The envelope as received: a stage that forwards all of its events unchanged can send these bytes. */
+  data: Uint8Array;
 }
 
 export interface PartitionWorker {
@@ -185,6 +187,7 @@ class PartitionRun {
           deliveryCount: info.deliveryCount,
           redriven: m.headers?.has(Headers.redrive) ?? false,
           events: decodeEnvelope(m.data),
+          data: m.data,
         });
       } catch (err) {
         await deadLetter(this.o.js, {

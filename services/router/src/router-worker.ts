@@ -82,7 +82,9 @@ export function routerWorker(deps: {
         for (const [handler, events] of byHandler) {
           counters.routed += events.length;
           metrics?.eventsOut.add(events.length, { stage: 'router', handler });
-          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events });
+          // Every event of the envelope, unchanged and in order: forward its bytes instead of encoding them again.
+          const body = events.length === env.events.length ? env.data : undefined;
+          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events, body });
         }
       }
       try {
