@@ -96,6 +96,8 @@ class PartitionRun {
   private readonly stop = new AbortController();
   private readonly inHand = new Set<JsMsg>();
   private subscription?: Subscription;
+  /** Set by abandon(): a batch still at work must not ack, even if this instance holds the partition again by then. */
+  private abandoned = false;
   consuming = false;
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
@@ -170,7 +172,7 @@ class PartitionRun {
   }
 
   private checkOwnership(): void {
-    if (this.o.holds && !this.o.holds(this.partition)) throw new LeaseLostError(this.partition);
+    if (this.abandoned || (this.o.holds && !this.o.holds(this.partition))) throw new LeaseLostError(this.partition);
   }
 
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
@@ -240,6 +242,7 @@ class PartitionRun {
 
   /** Hard: drop everything now; what was in hand comes again at once. */
   abandon() {
+    this.abandoned = true;
     clearInterval(this.keepAlive);
     this.subscription?.unsubscribe();
     this.nakInHand();
