@@ -90,4 +90,24 @@ describe('PartitionOwnership (real nats-server)', () => {
     expect(a.holds(0)).toBe(false);
     expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('b');
   });
+
+  it('releases a lease whose renewal is under way, on the revision that renewal leaves', async () => {
+    const a = ownership('a');
+    await a.start();
+    await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
+    // Slow the answers to renewals down, so a release lands after the server has renewed but before the owner knows.
+    const leases = (a as unknown as { leases: KV }).leases;
+    const update = leases.update.bind(leases);
+    let renewing = 0;
+    leases.update = async (...args: Parameters<KV['update']>) => {
+      renewing++;
+      const revision = await update(...args);
+      await new Promise((r) => setTimeout(r, 300));
+      return revision;
+    };
+    await until(() => renewing > 0, TTL, 'a renewal');
+    await a.released(0);
+    const entry = await (await new Kvm(nc).open(Buckets.leases)).get(leaseKey('router', 0));
+    expect(entry === null || entry.operation !== 'PUT').toBe(true);
+  });
 });

@@ -56,6 +56,8 @@ interface Held {
   revision: number;
   renewedAt: number;
   releasing: boolean;
+  /** The renewal under way: a release waits for it, or it would delete on a revision that is no longer the key's. */
+  renewing?: Promise<void>;
 }
 
 function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
@@ -234,17 +236,25 @@ export class PartitionOwnership {
   private async renew(): Promise<void> {
     await Promise.all(
       [...this.held].map(async ([p, h]) => {
-        // The server dates the entry after the request leaves, so its expiry is later than this.
-        const sentAt = Date.now();
-        try {
-          h.revision = await this.leases.update(leaseKey(this.o.stage, p), this.leaseValue(), h.revision);
-          h.renewedAt = sentAt;
-        } catch (err) {
-          // Somebody else holds it now (our lease lapsed): stop consuming it.
-          this.lose(p, `lost the lease of partition ${p}`, err);
-        }
+        const renewing = this.renewOne(p, h);
+        h.renewing = renewing;
+        await renewing;
+        if (h.renewing === renewing) h.renewing = undefined;
       }),
     );
+  }
+
+  private async renewOne(p: number, h: Held): Promise<void> {
+    // The server dates the entry after the request leaves, so its expiry is later than this.
+    const sentAt = Date.now();
+    try {
+      h.revision = await this.leases.update(leaseKey(this.o.stage, p), this.leaseValue(), h.revision);
+      h.renewedAt = sentAt;
+    } catch (err) {
+      // Somebody else holds it now (our lease lapsed): stop consuming it. Not if it was
+      // released or retaken meanwhile: this renewal was of a lease no longer in hand.
+      if (this.held.get(p) === h) this.lose(p, `lost the lease of partition ${p}`, err);
+    }
   }
 
   private leaseValue(): string {
@@ -287,6 +297,7 @@ export class PartitionOwnership {
     const h = this.held.get(p);
     if (!h) return;
     this.held.delete(p);
+    await h.renewing;
     try {
       await this.leases.delete(leaseKey(this.o.stage, p), { previousSeq: h.revision });
     } catch (err) {
