@@ -22,6 +22,7 @@ import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type
 import { deadLetter } from './dead-letter';
 import type { Logger } from './logger';
 import { batchWhileBusy } from './operators/batch-while-busy';
+import { takeTurn } from './take-turn';
 
 /** One input message of a partition, decoded. */
 export interface InputEnvelope {
@@ -176,6 +177,7 @@ class PartitionRun {
   }
 
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
+    await takeTurn();
     this.checkOwnership();
     const started = performance.now();
     const envelopes: InputEnvelope[] = [];
