@@ -90,7 +90,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition after it opens.
-        await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
+        await Promise.all(windows.takeDirtyJson().map((r) => d.results.put(aggregateKvKey(r.name, r.key), r.json)));
       } catch (err) {
         failure = err;
         throw err;

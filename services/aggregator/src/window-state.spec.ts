@@ -278,6 +278,21 @@ describe('PartitionWindows with the totals aggregation', () => {
       expect(restored.snapshotJson()).toBe(JSON.stringify(w.snapshot()));
     });
 
+    it('gives, as JSON, the same results as takeDirty, closed windows included', () => {
+      const events = stream();
+      const opts = { ...options, retainClosed: 2 };
+      const [a, b] = [new PartitionWindows([totals, hopping], opts), new PartitionWindows([totals, hopping], opts)];
+      let closed = 0;
+      for (let i = 0; i < events.length; i += 4) {
+        for (const w of [a, b]) feed(w, events.slice(i, i + 4));
+        closed += a.closeDue().length;
+        b.closeDue();
+        const expected = a.takeDirty().map((r) => ({ name: r.name, key: r.key, json: JSON.stringify(r) }));
+        expect(b.takeDirtyJson()).toEqual(expected);
+      }
+      expect(closed).toBeGreaterThan(0);
+    });
+
     it('restores the state of a fresh instance as a fresh instance', () => {
       const saved = JSON.parse(JSON.stringify(new PartitionWindows([totals], options).snapshot())) as Snapshot;
       const restored = new PartitionWindows([totals], options);

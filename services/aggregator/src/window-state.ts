@@ -20,6 +20,8 @@ export interface WindowCell {
   end: number;
   closed: boolean;
   acc: Acc;
+  /** The window as result JSON, kept once it is closed (a closed window no longer changes). */
+  json?: string;
 }
 
 interface AggregationState {
@@ -171,11 +173,38 @@ export class PartitionWindows {
     return out;
   }
 
+  /**
+   * The same results as takeDirty, as the JSON text stored in KV (the same
+   * text as `JSON.stringify` of each result); closed windows are serialized
+   * once, not on every change of their key.
+   */
+  takeDirtyJson(): { name: string; key: string; json: string }[] {
+    const out: { name: string; key: string; json: string }[] = [];
+    for (const [name, keys] of this.dirty) {
+      const s = this.state.get(name)!;
+      for (const key of keys) {
+        const windows = (s.keys.get(key) ?? []).map((c) => {
+          if (c.json !== undefined) return c.json;
+          const json = JSON.stringify(this.window(c));
+          if (c.closed) c.json = json;
+          return json;
+        });
+        out.push({ name, key, json: `{"name":${JSON.stringify(name)},"key":${JSON.stringify(key)},"windows":[${windows.join(',')}]}` });
+      }
+      keys.clear();
+    }
+    return out;
+  }
+
+  private window(c: WindowCell): WindowResult['windows'][number] {
+    return { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString(), closed: c.closed, ...c.acc };
+  }
+
   result(name: string, key: string, cells: readonly WindowCell[]): WindowResult {
     return {
       name,
       key,
-      windows: cells.map((c) => ({ start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString(), closed: c.closed, ...c.acc })),
+      windows: cells.map((c) => this.window(c)),
     };
   }
 
