@@ -23,7 +23,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
-import { RepoRoot, startNatsServer, type ServiceName } from '@mesh/testing';
+import { RepoRoot, ServiceNodeOptions, startNatsServer, type ServiceName } from '@mesh/testing';
 import { ProbeWatch } from './aggregate-watch';
 import { renderChart } from './chart';
 import { summariseProfile } from './cpu-profile';
@@ -172,11 +172,15 @@ function keepLogs(results: BenchResults, services: Services): void {
   say(`service logs in ${dir}`);
 }
 
-/** NODE_OPTIONS (and the profile's file) for a service: --service-node-options, plus the profiler preload with --cpu-prof. */
+/**
+ * NODE_OPTIONS (and the profile's file) for a service: the services' own
+ * flags, then --service-node-options (a later flag wins), plus the profiler
+ * preload with --cpu-prof.
+ */
 function nodeOptions(o: BenchOptions, outDir: string, date: string, name: ServiceName): Record<string, string> {
-  const opts = [o.serviceNodeOptions, o.cpuProf ? `--require ${join(__dirname, 'cpu-prof-preload.js')}` : ''].filter(Boolean).join(' ');
+  const opts = [ServiceNodeOptions, o.serviceNodeOptions, o.cpuProf ? `--require ${join(__dirname, 'cpu-prof-preload.js')}` : ''].filter(Boolean).join(' ');
   return {
-    ...(opts ? { NODE_OPTIONS: opts } : {}),
+    NODE_OPTIONS: opts,
     ...(o.cpuProf ? { BENCH_CPU_PROF_FILE: profileFile(outDir, date, name) } : {}),
   };
 }
