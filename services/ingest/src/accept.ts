@@ -85,6 +85,8 @@ async function store(
     defaultType,
     maxEventBytes,
     pack: false,
+    // parseRequest's objects are ours.
+    inPlace: true,
     stamp: (events) => {
       if (!deps.isConnected()) return;
       span.setAttribute('messaging.batch.message_count', events.length);

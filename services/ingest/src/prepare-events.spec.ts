@@ -54,6 +54,18 @@ describe('prepareEvents', () => {
       expect(r.events[0].time).toBe('2025-12-24T18:30:00+01:00');
     });
 
+    it('fills the time in on the candidates themselves when told they are its to change, with the same result', () => {
+      const copied = accepted(prepareEvents([event('1'), event('2', { time: '2025-12-24T18:30:00Z' })], options));
+      const candidates = [event('1'), event('2', { time: '2025-12-24T18:30:00Z' })];
+      const inPlace = accepted(prepareEvents(candidates, { ...options, inPlace: true }));
+      expect(inPlace.events[0]).toBe(candidates[0]);
+      expect(candidates[0].time).toBe('2026-02-01T10:00:00.000Z');
+      expect([...inPlace.json.values()]).toEqual([...copied.json.values()]);
+      expect(inPlace.envelopes.map((e) => [e.subject, e.msgId, Buffer.from(e.body!).toString()])).toEqual(
+        copied.envelopes.map((e) => [e.subject, e.msgId, Buffer.from(e.body!).toString()]),
+      );
+    });
+
     it('does not mutate the candidates it was given', () => {
       const candidate = event('1');
       prepareEvents([candidate], options);

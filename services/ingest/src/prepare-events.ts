@@ -28,6 +28,13 @@ export interface PrepareOptions {
    * serialized once, and that text is what is stored.
    */
   stamp?(events: CloudEvent[]): void;
+  /**
+   * The candidates are freshly parsed and the caller's to change: `time` is
+   * filled in on them instead of on copies. Copies made by spreading are
+   * slower to extend and to serialize than the parsed objects (about a third
+   * of the cost of preparing a 100-event request, measured).
+   */
+  inPlace?: boolean;
 }
 
 export interface PackOptions {
@@ -93,7 +100,12 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
   });
   if (problems.length > 0) return { ok: false, problems };
 
-  const accepted = events.map((e) => (e.time === undefined ? { ...e, time } : e));
+  const accepted = o.inPlace
+    ? events.map((e) => {
+        if (e.time === undefined) e.time = time;
+        return e;
+      })
+    : events.map((e) => (e.time === undefined ? { ...e, time } : e));
   o.stamp?.(accepted);
   const json = new Map<CloudEvent, string>();
   const sizes = new Map<CloudEvent, number>();
