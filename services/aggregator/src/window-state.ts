@@ -20,7 +20,12 @@ export interface WindowCell {
   end: number;
   closed: boolean;
   acc: Acc;
-  /** The window as result JSON, kept once it is closed (a closed window no longer changes). */
+}
+
+/** What a cell's result is made of, kept: its times as ISO strings, and its JSON once it is closed (a closed window no longer changes). */
+interface CellText {
+  start: string;
+  end: string;
   json?: string;
 }
 
@@ -67,6 +72,7 @@ export class PartitionWindows {
   lastSeq = 0;
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
+  private readonly text = new WeakMap<WindowCell, CellText>();
 
   constructor(
     private readonly defs: readonly AnyAggregation[],
@@ -184,9 +190,10 @@ export class PartitionWindows {
       const s = this.state.get(name)!;
       for (const key of keys) {
         const windows = (s.keys.get(key) ?? []).map((c) => {
-          if (c.json !== undefined) return c.json;
+          const t = this.textOf(c);
+          if (t.json !== undefined) return t.json;
           const json = JSON.stringify(this.window(c));
-          if (c.closed) c.json = json;
+          if (c.closed) t.json = json;
           return json;
         });
         out.push({ name, key, json: `{"name":${JSON.stringify(name)},"key":${JSON.stringify(key)},"windows":[${windows.join(',')}]}` });
@@ -196,8 +203,15 @@ export class PartitionWindows {
     return out;
   }
 
+  private textOf(c: WindowCell): CellText {
+    let t = this.text.get(c);
+    if (!t) this.text.set(c, (t = { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString() }));
+    return t;
+  }
+
   private window(c: WindowCell): WindowResult['windows'][number] {
-    return { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString(), closed: c.closed, ...c.acc };
+    const { start, end } = this.textOf(c);
+    return { start, end, closed: c.closed, ...c.acc };
   }
 
   result(name: string, key: string, cells: readonly WindowCell[]): WindowResult {
