@@ -23,7 +23,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
-import { RepoRoot, startNatsServer, type ServiceName } from '@mesh/testing';
+import { RepoRoot, ServiceNodeOptions, startNatsServer, type ServiceName } from '@mesh/testing';
 import { ProbeWatch } from './aggregate-watch';
 import { renderChart } from './chart';
 import { summariseProfile } from './cpu-profile';
@@ -120,12 +120,15 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
     const warm = (results.mesh.warmup = await runStep(ctx, 'warm-up', 'load', { rate: Number.POSITIVE_INFINITY, batch: o.batch, concurrency: o.concurrency, durationMs: o.smoke ? 500 : 2_000 }));
     results.errors.push(...stepErrors(warm));
     if (warm.exact && o.latencyRate > 0) {
-      results.mesh.latency = await runStep(ctx, `latency ${o.latencyRate}/s`, 'latency', {
-        rate: o.latencyRate,
-        batch: o.latencyBatch,
-        concurrency: o.latencyConcurrency,
-        durationMs: o.latencyDurationMs,
-      });
+      // The load warm-up sends 100-event requests; the latency step's single
+      // events take other code paths and open more connections. Measured
+      // cold, their first seconds (JIT, sockets) on a machine with little
+      // headroom left a backlog that took seconds to drain, and that was the
+      // step's p99. The services run for days; warm that path first.
+      const latencyShape = { rate: o.latencyRate, batch: o.latencyBatch, concurrency: o.latencyConcurrency };
+      results.mesh.latencyWarmup = await runStep(ctx, 'latency warm-up', 'latency', { ...latencyShape, durationMs: o.smoke ? 500 : 3_000 });
+      results.errors.push(...stepErrors(results.mesh.latencyWarmup));
+      results.mesh.latency = await runStep(ctx, `latency ${o.latencyRate}/s`, 'latency', { ...latencyShape, durationMs: o.latencyDurationMs });
       results.errors.push(...stepErrors(results.mesh.latency));
     }
     for (const rate of o.loads) {
@@ -169,11 +172,15 @@ function keepLogs(results: BenchResults, services: Services): void {
   say(`service logs in ${dir}`);
 }
 
-/** NODE_OPTIONS (and the profile's file) for a service: --service-node-options, plus the profiler preload with --cpu-prof. */
+/**
+ * NODE_OPTIONS (and the profile's file) for a service: the services' own
+ * flags, then --service-node-options (a later flag wins), plus the profiler
+ * preload with --cpu-prof.
+ */
 function nodeOptions(o: BenchOptions, outDir: string, date: string, name: ServiceName): Record<string, string> {
-  const opts = [o.serviceNodeOptions, o.cpuProf ? `--require ${join(__dirname, 'cpu-prof-preload.js')}` : ''].filter(Boolean).join(' ');
+  const opts = [ServiceNodeOptions, o.serviceNodeOptions, o.cpuProf ? `--require ${join(__dirname, 'cpu-prof-preload.js')}` : ''].filter(Boolean).join(' ');
   return {
-    ...(opts ? { NODE_OPTIONS: opts } : {}),
+    NODE_OPTIONS: opts,
     ...(o.cpuProf ? { BENCH_CPU_PROF_FILE: profileFile(outDir, date, name) } : {}),
   };
 }

@@ -66,6 +66,8 @@ export interface BenchResults {
   mesh: {
     /** Every key gets a result and the services' code is compiled; not a measurement. */
     warmup?: StepResult;
+    /** Unmeasured: the latency step's requests for a few seconds first, so its code and connections are warm. */
+    latencyWarmup?: StepResult;
     latency?: StepResult;
     steps: StepResult[];
     saturation?: { step: string; eventsPerSec: number };

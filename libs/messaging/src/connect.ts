@@ -4,6 +4,7 @@
  * state on /readyz instead of exiting.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { patchRequestCancel } from './request-cancel-patch';
 
 export interface ConnectOptions {
   url: string;
@@ -13,6 +14,7 @@ export interface ConnectOptions {
 }
 
 export async function connectNats(opts: Partial<ConnectOptions> & Pick<ConnectOptions, 'url' | 'name'>): Promise<NatsConnection> {
+  patchRequestCancel();
   return connect({
     servers: opts.url.split(',').map((s) => s.trim()),
     name: opts.name,

@@ -21,6 +21,9 @@ export interface PartitionMessagesOptions {
   stop?: AbortSignal;
 }
 
+/** How long after a pull's expiry the loop checks whether the server dropped it without saying so. */
+const ORPHAN_CHECK_MS = 50;
+
 function isMissedHeartbeat(err: unknown): boolean {
   return err instanceof Error && /heartbeats missed/i.test(err.message);
 }
@@ -41,6 +44,21 @@ export function partitionMessages(
       while (!unsubscribed && !opts.stop?.aborted) {
         const batch = await c.fetch({ max_messages: maxMessages, expires });
         current = batch;
+        // nats-server 2.9 can drop a pull request that expires as a message
+        // arrives without sending the 408 that ends the fetch; the fetch
+        // then waits for two missed heartbeats (2 s) while the partition's
+        // messages pile up (bench/dist/hops.js: 1-2 s stalls at 250-500
+        // events/s). Shortly after the expiry, ask the server: the answer
+        // comes after everything it delivered to this pull (one connection,
+        // in order), so if it holds no pull request for the consumer any
+        // more, nothing else can come and the fetch can end.
+        const orphanCheck = setTimeout(() => {
+          c.info()
+            .then((info) => {
+              if (current === batch && info.num_waiting === 0) batch.stop();
+            })
+            .catch(() => undefined);
+        }, expires + ORPHAN_CHECK_MS);
         try {
           for await (const m of batch) {
             if (unsubscribed) m.nak();
@@ -52,6 +70,8 @@ export function partitionMessages(
           // the next fetch fail, and that does end it.
           if (!isMissedHeartbeat(err)) throw err;
           await new Promise((r) => setTimeout(r, 100));
+        } finally {
+          clearTimeout(orphanCheck);
         }
         current = undefined;
       }

@@ -14,6 +14,11 @@
  * - Fencing: an owner that has not renewed a lease within the TTL (a long
  *   pause, a lost connection) gives the partition up at once, before anybody
  *   else can create the lease, so no partition has two live owners.
+ * - Retaking a lapsed lease: the owner that gave a partition up for lack of a
+ *   timely renewal first tries to update the lease on the revision it last
+ *   held (compare-and-set). That succeeds only if nobody has written the key
+ *   since and it has not expired, so it is as safe as creating it, and the
+ *   partition resumes after one round instead of after the TTL.
  *
  * `owned$` emits the set of partitions this instance may consume; the stage
  * runner follows it and calls `released(p)` once a partition it gave up is
@@ -51,6 +56,8 @@ interface Held {
   revision: number;
   renewedAt: number;
   releasing: boolean;
+  /** The renewal under way: a release waits for it, or it would delete on a revision that is no longer the key's. */
+  renewing?: Promise<void>;
 }
 
 function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
@@ -61,6 +68,8 @@ export class PartitionOwnership {
   private members!: KV;
   private leases!: KV;
   private readonly held = new Map<number, Held>();
+  /** Partitions given up for a late or failed renewal: the revision last held, to retake it by compare-and-set. */
+  private readonly lapsed = new Map<number, number>();
   private readonly subject = new BehaviorSubject<ReadonlySet<number>>(new Set());
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -113,10 +122,13 @@ export class PartitionOwnership {
 
   private loop(): void {
     if (this.stopped) return;
+    // Rounds start a tick apart (not a tick after the last one ended), so a
+    // slow round does not stretch the time between renewals.
+    const startedAt = Date.now();
     this.tick()
       .catch((err) => this.o.onError?.('ownership tick failed', err))
       .finally(() => {
-        if (!this.stopped) this.timer = setTimeout(() => this.loop(), this.tickMs);
+        if (!this.stopped) this.timer = setTimeout(() => this.loop(), Math.max(10, this.tickMs - (Date.now() - startedAt)));
       });
   }
 
@@ -201,6 +213,8 @@ export class PartitionOwnership {
   }
 
   private lose(p: number, why: string, err: unknown): void {
+    const h = this.held.get(p);
+    if (h) this.lapsed.set(p, h.revision);
     this.held.delete(p);
     this.o.onError?.(why, err);
     this.lostSubject.next(p);
@@ -222,17 +236,25 @@ export class PartitionOwnership {
   private async renew(): Promise<void> {
     await Promise.all(
       [...this.held].map(async ([p, h]) => {
-        // The server dates the entry after the request leaves, so its expiry is later than this.
-        const sentAt = Date.now();
-        try {
-          h.revision = await this.leases.update(leaseKey(this.o.stage, p), this.leaseValue(), h.revision);
-          h.renewedAt = sentAt;
-        } catch (err) {
-          // Somebody else holds it now (our lease lapsed): stop consuming it.
-          this.lose(p, `lost the lease of partition ${p}`, err);
-        }
+        const renewing = this.renewOne(p, h);
+        h.renewing = renewing;
+        await renewing;
+        if (h.renewing === renewing) h.renewing = undefined;
       }),
     );
+  }
+
+  private async renewOne(p: number, h: Held): Promise<void> {
+    // The server dates the entry after the request leaves, so its expiry is later than this.
+    const sentAt = Date.now();
+    try {
+      h.revision = await this.leases.update(leaseKey(this.o.stage, p), this.leaseValue(), h.revision);
+      h.renewedAt = sentAt;
+    } catch (err) {
+      // Somebody else holds it now (our lease lapsed): stop consuming it. Not if it was
+      // released or retaken meanwhile: this renewal was of a lease no longer in hand.
+      if (this.held.get(p) === h) this.lose(p, `lost the lease of partition ${p}`, err);
+    }
   }
 
   private leaseValue(): string {
@@ -242,8 +264,21 @@ export class PartitionOwnership {
 
   private async tryTake(p: number): Promise<void> {
     const startedAt = Date.now();
+    const key = leaseKey(this.o.stage, p);
+    const lapsed = this.lapsed.get(p);
+    this.lapsed.delete(p);
+    if (lapsed !== undefined) {
+      try {
+        // Ours until somebody writes the key or it expires: then the revision no longer matches.
+        const revision = await this.leases.update(key, this.leaseValue(), lapsed);
+        this.held.set(p, { revision, renewedAt: startedAt, releasing: false });
+        return;
+      } catch {
+        // Taken by another member, or expired: create it like anybody else.
+      }
+    }
     try {
-      const revision = await this.leases.create(leaseKey(this.o.stage, p), this.leaseValue());
+      const revision = await this.leases.create(key, this.leaseValue());
       this.held.set(p, { revision, renewedAt: startedAt, releasing: false });
     } catch {
       // Held by another member (still finishing, or dead and not yet expired).
@@ -258,9 +293,11 @@ export class PartitionOwnership {
 
   /** The runner finished partition `p` after it left `owned$`: release its lease. */
   async released(p: number): Promise<void> {
+    this.lapsed.delete(p);
     const h = this.held.get(p);
     if (!h) return;
     this.held.delete(p);
+    await h.renewing;
     try {
       await this.leases.delete(leaseKey(this.o.stage, p), { previousSeq: h.revision });
     } catch (err) {
@@ -278,6 +315,7 @@ export class PartitionOwnership {
     this.stopped = true;
     clearTimeout(this.timer);
     for (const h of this.held.values()) h.releasing = true;
+    this.lapsed.clear();
     this.publish();
   }
 

@@ -25,6 +25,7 @@ import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type
 import { deadLetter } from './dead-letter';
 import type { Logger } from './logger';
 import { batchWhileBusy } from './operators/batch-while-busy';
+import { takeTurn } from './take-turn';
 
 /** One input message of a partition, decoded. */
 export interface InputEnvelope {
@@ -37,6 +38,8 @@ export interface InputEnvelope {
   /** Put back from the dead-letter stream by an operator (`mesh dlq redrive`). */
   redriven: boolean;
   events: CloudEvent[];
+  /** The envelope as received: a stage that forwards all of its events unchanged can send these bytes. */
+  data: Uint8Array;
 }
 
 /** What the runner does with one input message once the worker is done with it. */
@@ -115,6 +118,8 @@ class PartitionRun {
   private readonly stop = new AbortController();
   private readonly inHand = new Set<JsMsg>();
   private subscription?: Subscription;
+  /** Set by abandon(): a batch still at work must not ack, even if this instance holds the partition again by then. */
+  private abandoned = false;
   consuming = false;
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
@@ -189,10 +194,11 @@ class PartitionRun {
   }
 
   private checkOwnership(): void {
-    if (this.o.holds && !this.o.holds(this.partition)) throw new LeaseLostError(this.partition);
+    if (this.abandoned || (this.o.holds && !this.o.holds(this.partition))) throw new LeaseLostError(this.partition);
   }
 
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
+    await takeTurn();
     this.checkOwnership();
     const started = performance.now();
     const envelopes: InputEnvelope[] = [];
@@ -206,6 +212,7 @@ class PartitionRun {
           deliveryCount: info.deliveryCount,
           redriven: m.headers?.has(Headers.redrive) ?? false,
           events: decodeEnvelope(m.data),
+          data: m.data,
         });
       } catch (err) {
         await deadLetter(this.o.js, {
@@ -269,6 +276,7 @@ class PartitionRun {
 
   /** Hard: drop everything now; what was in hand comes again at once. */
   abandon() {
+    this.abandoned = true;
     clearInterval(this.keepAlive);
     this.subscription?.unsubscribe();
     this.nakInHand();

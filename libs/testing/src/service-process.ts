@@ -27,9 +27,17 @@ export interface ServiceProcess {
   exited(): Promise<number | null>;
 }
 
+/**
+ * Runtime flags the services run with (also in deploy/Dockerfile and
+ * `npm start`): a young generation of 2 x 8 MB instead of 2 x 16 MB took
+ * 15-23 MB off each service's peak RSS at saturation with no loss of
+ * throughput (bench, interleaved runs); 4 MB cost 10-15% of it.
+ */
+export const ServiceNodeOptions = '--max-semi-space-size=8';
+
 export async function startService(name: ServiceName, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
   const child: ChildProcess = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: ServiceNodeOptions, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -2,7 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { aggregateKvKey, Buckets } from '@mesh/contracts';
+import { aggregateKvKey, Buckets, encodeEnvelope } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import type { InputEnvelope } from '@mesh/runtime';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
@@ -13,13 +13,15 @@ import { PartitionWindows } from './window-state';
 const time = '2026-01-05T10:00:30.000Z';
 
 function envelope(seq: number, key: string, amounts: number[]): InputEnvelope {
+  const events = amounts.map((a, i) => ({ ...orderEvent(key, seq * 10 + i, a), time }));
   return {
     seq,
     subject: 'mesh.processed.3.order.validated',
     timestampMs: Date.parse(time),
     deliveryCount: 1,
     redriven: false,
-    events: amounts.map((a, i) => ({ ...orderEvent(key, seq * 10 + i, a), time })),
+    events,
+    data: encodeEnvelope(events),
   };
 }
 

@@ -85,12 +85,12 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // Compare-and-set on the revision this worker loaded or last wrote: if
         // another owner wrote since, this fails and the partition is reopened
         // from that checkpoint instead of overwriting it.
-        const snapshot = JSON.stringify(windows.snapshot());
+        const snapshot = windows.snapshotJson();
         revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition after it opens.
-        await Promise.all(windows.takeDirty().map((r) => d.results.put(aggregateKvKey(r.name, r.key), JSON.stringify(r))));
+        await Promise.all(windows.takeDirtyJson().map((r) => d.results.put(aggregateKvKey(r.name, r.key), r.json)));
       } catch (err) {
         failure = err;
         throw err;

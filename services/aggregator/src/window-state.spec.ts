@@ -254,6 +254,45 @@ describe('PartitionWindows with the totals aggregation', () => {
       expect(expected.some((s) => s.closed.length > 0)).toBe(true);
     });
 
+    it('serializes, after every batch, the same checkpoint JSON as the whole snapshot, from cached keys', () => {
+      const events = stream();
+      const opts = { ...options, retainClosed: 2 };
+      const w = new PartitionWindows([totals, hopping], opts);
+      expect(w.snapshotJson()).toBe(JSON.stringify(w.snapshot()));
+      let closedSome = false;
+      for (let i = 0; i < events.length; i += 5) {
+        w.lastSeq += feed(w, events.slice(i, i + 5)).length;
+        closedSome ||= w.closeDue().length > 0;
+        w.takeDirty();
+        expect(w.snapshotJson()).toBe(JSON.stringify(w.snapshot()));
+      }
+      expect(closedSome).toBe(true);
+      const restored = new PartitionWindows([totals, hopping], opts);
+      restored.restore(JSON.parse(w.snapshotJson()) as Snapshot);
+      expect(restored.snapshotJson()).toBe(w.snapshotJson());
+      // The restored instance closes what is due, as the original would.
+      const next = ev('a', 200 * MINUTE, 1);
+      feed(w, [next]);
+      feed(restored, [next]);
+      expect(restored.closeDue()).toEqual(w.closeDue());
+      expect(restored.snapshotJson()).toBe(JSON.stringify(w.snapshot()));
+    });
+
+    it('gives, as JSON, the same results as takeDirty, closed windows included', () => {
+      const events = stream();
+      const opts = { ...options, retainClosed: 2 };
+      const [a, b] = [new PartitionWindows([totals, hopping], opts), new PartitionWindows([totals, hopping], opts)];
+      let closed = 0;
+      for (let i = 0; i < events.length; i += 4) {
+        for (const w of [a, b]) feed(w, events.slice(i, i + 4));
+        closed += a.closeDue().length;
+        b.closeDue();
+        const expected = a.takeDirty().map((r) => ({ name: r.name, key: r.key, json: JSON.stringify(r) }));
+        expect(b.takeDirtyJson()).toEqual(expected);
+      }
+      expect(closed).toBeGreaterThan(0);
+    });
+
     it('restores the state of a fresh instance as a fresh instance', () => {
       const saved = JSON.parse(JSON.stringify(new PartitionWindows([totals], options).snapshot())) as Snapshot;
       const restored = new PartitionWindows([totals], options);

@@ -22,10 +22,25 @@ export interface WindowCell {
   acc: Acc;
 }
 
+/** What a cell's result is made of, kept: its times as ISO strings, and its JSON once it is closed (a closed window no longer changes). */
+interface CellText {
+  start: string;
+  end: string;
+  json?: string;
+}
+
 interface AggregationState {
   maxEventTime: number;
   late: number;
   keys: Map<string, WindowCell[]>;
+  /**
+   * The earliest end of a window not yet closed (Infinity: none). closeDue
+   * scans the keys only once the watermark reaches it, so a batch that
+   * closes nothing costs nothing however many keys the partition holds.
+   */
+  nextEnd: number;
+  /** Each key's cells as checkpoint JSON, kept until the key changes: a checkpoint re-serializes only what changed. */
+  json: Map<string, string>;
 }
 
 export interface WindowResult {
@@ -57,13 +72,14 @@ export class PartitionWindows {
   lastSeq = 0;
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
+  private readonly text = new WeakMap<WindowCell, CellText>();
 
   constructor(
     private readonly defs: readonly AnyAggregation[],
     private readonly o: WindowOptions,
   ) {
     for (const d of defs) {
-      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map() });
+      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map(), nextEnd: Number.POSITIVE_INFINITY, json: new Map() });
       this.dirty.set(d.name, new Set());
     }
   }
@@ -98,11 +114,15 @@ export class PartitionWindows {
           cell = { start, end, closed: false, acc: def.init() };
           cells.push(cell);
           cells.sort((a, b) => a.start - b.start);
+          if (end < s.nextEnd) s.nextEnd = end;
         }
         cell.acc = def.add(cell.acc, event);
         added = true;
       }
-      if (added) this.dirty.get(def.name)!.add(key);
+      if (added) {
+        this.dirty.get(def.name)!.add(key);
+        s.json.delete(key);
+      }
       else {
         s.late++;
         late.push(def.name);
@@ -118,22 +138,27 @@ export class PartitionWindows {
     for (const def of this.defs) {
       const s = this.state.get(def.name)!;
       const watermark = s.maxEventTime - this.lateness(def);
+      if (s.nextEnd > watermark) continue;
+      let nextEnd = Number.POSITIVE_INFINITY;
       for (const [key, cells] of s.keys) {
         let changed = false;
         for (const cell of cells) {
-          if (!cell.closed && cell.end <= watermark) {
+          if (cell.closed) continue;
+          if (cell.end <= watermark) {
             cell.closed = true;
             changed = true;
             closed.push({ name: def.name, key, cell });
-          }
+          } else if (cell.end < nextEnd) nextEnd = cell.end;
         }
         if (changed) {
           const closedCells = cells.filter((c) => c.closed);
           const excess = closedCells.length - this.o.retainClosed;
           if (excess > 0) s.keys.set(key, cells.slice(excess));
           this.dirty.get(def.name)!.add(key);
+          s.json.delete(key);
         }
       }
+      s.nextEnd = nextEnd;
     }
     return closed;
   }
@@ -154,11 +179,46 @@ export class PartitionWindows {
     return out;
   }
 
+  /**
+   * The same results as takeDirty, as the JSON text stored in KV (the same
+   * text as `JSON.stringify` of each result); closed windows are serialized
+   * once, not on every change of their key.
+   */
+  takeDirtyJson(): { name: string; key: string; json: string }[] {
+    const out: { name: string; key: string; json: string }[] = [];
+    for (const [name, keys] of this.dirty) {
+      const s = this.state.get(name)!;
+      for (const key of keys) {
+        const windows = (s.keys.get(key) ?? []).map((c) => {
+          const t = this.textOf(c);
+          if (t.json !== undefined) return t.json;
+          const json = JSON.stringify(this.window(c));
+          if (c.closed) t.json = json;
+          return json;
+        });
+        out.push({ name, key, json: `{"name":${JSON.stringify(name)},"key":${JSON.stringify(key)},"windows":[${windows.join(',')}]}` });
+      }
+      keys.clear();
+    }
+    return out;
+  }
+
+  private textOf(c: WindowCell): CellText {
+    let t = this.text.get(c);
+    if (!t) this.text.set(c, (t = { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString() }));
+    return t;
+  }
+
+  private window(c: WindowCell): WindowResult['windows'][number] {
+    const { start, end } = this.textOf(c);
+    return { start, end, closed: c.closed, ...c.acc };
+  }
+
   result(name: string, key: string, cells: readonly WindowCell[]): WindowResult {
     return {
       name,
       key,
-      windows: cells.map((c) => ({ start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString(), closed: c.closed, ...c.acc })),
+      windows: cells.map((c) => this.window(c)),
     };
   }
 
@@ -177,6 +237,26 @@ export class PartitionWindows {
     return { v: 1, lastSeq: this.lastSeq, aggregations };
   }
 
+  /**
+   * The snapshot as JSON, the same text as `JSON.stringify(snapshot())`,
+   * built from each key's cached cells so only keys changed since the last
+   * call are serialized again.
+   */
+  snapshotJson(): string {
+    const parts: string[] = [];
+    for (const [name, s] of this.state) {
+      const keys: string[] = [];
+      for (const [key, cells] of s.keys) {
+        let json = s.json.get(key);
+        if (json === undefined) s.json.set(key, (json = `${JSON.stringify(key)}:${JSON.stringify(cells.map((c) => [c.start, c.end, c.closed, c.acc]))}`));
+        keys.push(json);
+      }
+      const maxEventTime = Number.isFinite(s.maxEventTime) ? s.maxEventTime : null;
+      parts.push(`${JSON.stringify(name)}:{"maxEventTime":${maxEventTime},"late":${s.late},"keys":{${keys.join(',')}}}`);
+    }
+    return `{"v":1,"lastSeq":${this.lastSeq},"aggregations":{${parts.join(',')}}}`;
+  }
+
   restore(snapshot: Snapshot): void {
     this.lastSeq = snapshot.lastSeq;
     for (const [name, saved] of Object.entries(snapshot.aggregations)) {
@@ -184,8 +264,10 @@ export class PartitionWindows {
       if (!s) continue; // an aggregation that was removed from the code
       s.maxEventTime = saved.maxEventTime ?? Number.NEGATIVE_INFINITY;
       s.late = saved.late;
+      s.json.clear();
       for (const [key, cells] of Object.entries(saved.keys)) {
         s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));
+        for (const [, end, closed] of cells) if (!closed && end < s.nextEnd) s.nextEnd = end;
       }
     }
   }

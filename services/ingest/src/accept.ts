@@ -72,6 +72,11 @@ async function store(
   if (!parsed.ok) return { status: parsed.status, body: { error: parsed.error, ...(parsed.problems ? { problems: parsed.problems } : {}) } };
 
   const maxEventBytes = deps.maxPayload() - ENVELOPE_OVERHEAD;
+  // One producer span for the request's events: envelopes mix events of
+  // concurrent requests, so they cannot each have a parent of their own.
+  // Started once the events are valid and before they are serialized, so
+  // its traceparent is part of the JSON that is stored.
+  let producer: Span | undefined;
   const prepared = prepareEvents(parsed.candidates, {
     partitions: deps.partitions,
     maxEvents: deps.maxEvents,
@@ -80,31 +85,35 @@ async function store(
     defaultType,
     maxEventBytes,
     pack: false,
+    // parseRequest's objects are ours.
+    inPlace: true,
+    stamp: (events) => {
+      if (!deps.isConnected()) return;
+      span.setAttribute('messaging.batch.message_count', events.length);
+      const first = events[0];
+      const partition = partitionOf(partitionKeyOf(first), deps.partitions);
+      producer = startProducerSpan({
+        destination: Subjects.ingest(partition, first.type),
+        partition,
+        messageId: first.id,
+        batchSize: events.length,
+        parent: ctx,
+      });
+      const { traceparent } = injectTraceparent(trace.setSpan(ctx, producer));
+      if (traceparent) for (const e of events) e.traceparent ??= traceparent;
+    },
   });
   if (!prepared.ok) {
+    producer?.end();
     const error = `${prepared.problems.length} problem(s) in the request; nothing was stored`;
     if (prepared.tooLarge) return { status: 413, body: { error, problems: prepared.problems, limit: maxEventBytes } };
     return { status: 400, body: { error, problems: prepared.problems } };
   }
-  if (!deps.isConnected()) {
+  if (!producer) {
     return { status: 503, body: { error: 'not connected to NATS; nothing was stored, retry later' }, headers: { 'retry-after': RETRY_AFTER_S } };
   }
-  span.setAttribute('messaging.batch.message_count', prepared.events.length);
-  // One producer span for the request's events: envelopes mix events of
-  // concurrent requests, so they cannot each have a parent of their own.
-  const first = prepared.events[0];
-  const partition = partitionOf(partitionKeyOf(first), deps.partitions);
-  const producer = startProducerSpan({
-    destination: Subjects.ingest(partition, first.type),
-    partition,
-    messageId: first.id,
-    batchSize: prepared.events.length,
-    parent: ctx,
-  });
-  const { traceparent } = injectTraceparent(trace.setSpan(ctx, producer));
-  if (traceparent) for (const e of prepared.events) e.traceparent ??= traceparent;
   try {
-    await deps.batcher.submit(prepared.events, prepared.sizes);
+    await deps.batcher.submit(prepared.events, prepared.sizes, prepared.json);
   } catch (err) {
     recordFailure(producer, err);
     deps.log.warn('could not store events', { error: err, events: prepared.events.length });

@@ -53,4 +53,18 @@ describe('EnvelopeBatcher', () => {
     await batcher.submit(events, sizes(events));
     expect([...stored].sort()).toEqual(['1', '2']);
   });
+
+  it('makes envelope bodies from the JSON the events were serialized to, when it is given', async () => {
+    const published: EnvelopeOut[] = [];
+    const batcher = new EnvelopeBatcher(async (e) => {
+      published.push(e);
+    }, { partitions: 1, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 1 });
+    const a = [ev('a', 'k')];
+    const b = [ev('b', 'k')];
+    // Serialized as the request's own text would be, not as JSON.stringify would lay it out.
+    const json = (events: CloudEvent[]) => new Map(events.map((e) => [e, JSON.stringify(e, null, 1)]));
+    await Promise.all([batcher.submit(a, sizes(a), json(a)), batcher.submit(b, sizes(b), json(b))]);
+    expect(published).toHaveLength(1);
+    expect(Buffer.from(published[0].body!).toString()).toBe(`[${JSON.stringify(a[0], null, 1)},${JSON.stringify(b[0], null, 1)}]`);
+  });
 });

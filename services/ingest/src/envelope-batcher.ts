@@ -22,6 +22,7 @@ export interface BatcherOptions extends PackOptions {
 interface Waiting {
   events: readonly CloudEvent[];
   sizes: ReadonlyMap<CloudEvent, number>;
+  json?: ReadonlyMap<CloudEvent, string>;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -36,10 +37,14 @@ export class EnvelopeBatcher {
     private readonly o: BatcherOptions,
   ) {}
 
-  /** Store events (already valid); `sizes` gives each one's JSON size in bytes. */
-  submit(events: readonly CloudEvent[], sizes: ReadonlyMap<CloudEvent, number>): Promise<void> {
+  /**
+   * Store events (already valid); `sizes` gives each one's JSON size in
+   * bytes, `json` (optional) its JSON, which then makes the envelope's body
+   * as it is instead of serializing the event again.
+   */
+  submit(events: readonly CloudEvent[], sizes: ReadonlyMap<CloudEvent, number>, json?: ReadonlyMap<CloudEvent, string>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events, sizes, resolve, reject });
+      this.queue.push({ events, sizes, json, resolve, reject });
       this.schedule();
     });
   }
@@ -61,7 +66,9 @@ export class EnvelopeBatcher {
     const owner = new Map<CloudEvent, Waiting>();
     for (const w of waiting) for (const e of w.events) owner.set(e, w);
     const failed = new Map<Waiting, unknown>();
-    const envelopes = packEnvelopes(waiting.flatMap((w) => w.events), (e) => owner.get(e)!.sizes.get(e)!, this.o);
+    const all = waiting.flatMap((w) => w.events);
+    const withJson = waiting.every((w) => w.json !== undefined);
+    const envelopes = packEnvelopes(all, (e) => owner.get(e)!.sizes.get(e)!, this.o, withJson ? (e) => owner.get(e)!.json!.get(e)! : undefined);
     void Promise.all(
       envelopes.map((envelope) =>
         this.publish(envelope).catch((err) => {

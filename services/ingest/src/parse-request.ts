@@ -38,7 +38,8 @@ export function parseRequest(contentType: string | undefined, body: Uint8Array):
   } catch {
     return { ok: false, status: 400, error: 'the body is not valid UTF-8' };
   }
-  if (text.trim() === '') return { ok: false, status: 400, error: 'the body is empty; send at least one event' };
+  // A search, not trim(): that would copy the whole body to find out.
+  if (!/\S/.test(text)) return { ok: false, status: 400, error: 'the body is empty; send at least one event' };
 
   if (type === 'application/x-ndjson') {
     const candidates: unknown[] = [];

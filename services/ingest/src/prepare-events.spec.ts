@@ -54,10 +54,53 @@ describe('prepareEvents', () => {
       expect(r.events[0].time).toBe('2025-12-24T18:30:00+01:00');
     });
 
+    it('fills the time in on the candidates themselves when told they are its to change, with the same result', () => {
+      const copied = accepted(prepareEvents([event('1'), event('2', { time: '2025-12-24T18:30:00Z' })], options));
+      const candidates = [event('1'), event('2', { time: '2025-12-24T18:30:00Z' })];
+      const inPlace = accepted(prepareEvents(candidates, { ...options, inPlace: true }));
+      expect(inPlace.events[0]).toBe(candidates[0]);
+      expect(candidates[0].time).toBe('2026-02-01T10:00:00.000Z');
+      expect([...inPlace.json.values()]).toEqual([...copied.json.values()]);
+      expect(inPlace.envelopes.map((e) => [e.subject, e.msgId, Buffer.from(e.body!).toString()])).toEqual(
+        copied.envelopes.map((e) => [e.subject, e.msgId, Buffer.from(e.body!).toString()]),
+      );
+    });
+
     it('does not mutate the candidates it was given', () => {
       const candidate = event('1');
       prepareEvents([candidate], options);
       expect(candidate).not.toHaveProperty('time');
+    });
+  });
+
+  describe('serialization', () => {
+    it('serializes each event once, after stamp, and stores exactly that text', () => {
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const r = accepted(
+        prepareEvents([event('1'), event('2', { traceparent: '00-11111111111111111111111111111111-2222222222222222-01' })], {
+          ...options,
+          stamp: (events) => {
+            for (const e of events) e.traceparent ??= traceparent;
+          },
+        }),
+      );
+      const body = JSON.parse(Buffer.from(r.envelopes[0].body!).toString()) as CloudEvent[];
+      expect(body).toEqual(r.events);
+      expect(body[0].traceparent).toBe(traceparent);
+      expect(body[1].traceparent).toBe('00-11111111111111111111111111111111-2222222222222222-01');
+      expect(r.sizes.get(r.events[0])).toBe(Buffer.byteLength(JSON.stringify(r.events[0])));
+    });
+
+    it('counts what stamp added against the largest event accepted', () => {
+      const base = event('1', { data: { pad: 'x'.repeat(100) } });
+      const size = Buffer.byteLength(JSON.stringify({ ...base, time: now.toISOString() }));
+      const stamp = (events: CloudEvent[]) => {
+        for (const e of events) e.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      };
+      expect(prepareEvents([base], { ...options, maxEventBytes: size }).ok).toBe(true);
+      const r = prepareEvents([base], { ...options, maxEventBytes: size, stamp });
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.tooLarge).toBe(true);
     });
   });
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  chunkEvents, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem,
+  chunkEvents, encodeEnvelopeParts, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem,
 } from '@mesh/contracts';
 import type { EnvelopeOut } from '@mesh/messaging';
 
@@ -22,6 +22,19 @@ export interface PrepareOptions {
   maxEventBytes?: number;
   /** Pack the request's events into envelopes (default); ingest itself packs a whole round of requests at once. */
   pack?: boolean;
+  /**
+   * Called with the accepted events just before they are serialized, to set
+   * what must be part of their JSON (ingest's trace context): each event is
+   * serialized once, and that text is what is stored.
+   */
+  stamp?(events: CloudEvent[]): void;
+  /**
+   * The candidates are freshly parsed and the caller's to change: `time` is
+   * filled in on them instead of on copies. Copies made by spreading are
+   * slower to extend and to serialize than the parsed objects (about a third
+   * of the cost of preparing a 100-event request, measured).
+   */
+  inPlace?: boolean;
 }
 
 export interface PackOptions {
@@ -34,7 +47,12 @@ export interface PackOptions {
  * Envelopes for events: one per partition and type, in the events' order,
  * split by size; the message id is a hash of their `source` + `id`.
  */
-export function packEnvelopes(events: readonly CloudEvent[], sizeOf: (e: CloudEvent) => number, o: PackOptions): EnvelopeOut[] {
+export function packEnvelopes(
+  events: readonly CloudEvent[],
+  sizeOf: (e: CloudEvent) => number,
+  o: PackOptions,
+  jsonOf?: (e: CloudEvent) => string,
+): EnvelopeOut[] {
   const groups = new Map<string, { partition: number; type: string; events: CloudEvent[] }>();
   for (const e of events) {
     const partition = partitionOf(partitionKeyOf(e), o.partitions);
@@ -46,14 +64,15 @@ export function packEnvelopes(events: readonly CloudEvent[], sizeOf: (e: CloudEv
   const envelopes: EnvelopeOut[] = [];
   for (const g of groups.values()) {
     for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, sizeOf)) {
-      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk });
+      const body = jsonOf ? encodeEnvelopeParts(chunk.map(jsonOf)) : undefined;
+      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk, body });
     }
   }
   return envelopes;
 }
 
 export type Prepared =
-  | { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[]; sizes: Map<CloudEvent, number> }
+  | { ok: true; envelopes: EnvelopeOut[]; events: CloudEvent[]; sizes: Map<CloudEvent, number>; json: Map<CloudEvent, string> }
   | { ok: false; problems: EventProblem[]; tooLarge?: boolean };
 
 /**
@@ -81,14 +100,26 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
   });
   if (problems.length > 0) return { ok: false, problems };
 
-  const accepted = events.map((e) => (e.time === undefined ? { ...e, time } : e));
-  const sizes = new Map<CloudEvent, number>(accepted.map((e) => [e, Buffer.byteLength(JSON.stringify(e))]));
+  const accepted = o.inPlace
+    ? events.map((e) => {
+        if (e.time === undefined) e.time = time;
+        return e;
+      })
+    : events.map((e) => (e.time === undefined ? { ...e, time } : e));
+  o.stamp?.(accepted);
+  const json = new Map<CloudEvent, string>();
+  const sizes = new Map<CloudEvent, number>();
+  for (const e of accepted) {
+    const text = JSON.stringify(e);
+    json.set(e, text);
+    sizes.set(e, Buffer.byteLength(text));
+  }
   if (o.maxEventBytes !== undefined) {
     const large = accepted.flatMap((e, index) =>
       sizes.get(e)! > o.maxEventBytes! ? [{ index, attribute: '', problem: `the event is ${sizes.get(e)} bytes; at most ${o.maxEventBytes} bytes are accepted per event` }] : [],
     );
     if (large.length > 0) return { ok: false, problems: large, tooLarge: true };
   }
-  const envelopes = o.pack === false ? [] : packEnvelopes(accepted, (e) => sizes.get(e)!, o);
-  return { ok: true, envelopes, events: accepted, sizes };
+  const envelopes = o.pack === false ? [] : packEnvelopes(accepted, (e) => sizes.get(e)!, o, (e) => json.get(e)!);
+  return { ok: true, envelopes, events: accepted, sizes, json };
 }

@@ -50,6 +50,43 @@ describe('DedupWindow', () => {
     expect(decide()).toEqual(decide());
   });
 
+  it('decides as a plain map of keys would, through growth, expiry and shrinking', () => {
+    // Reference: the previous implementation, a Map of key -> first seen, in stream order.
+    const reference = new Map<string, number>();
+    const refSeen = (key: string, at: number) => {
+      for (const [k, t] of reference) {
+        if (t >= at - WINDOW) break;
+        reference.delete(k);
+      }
+      if (reference.has(key)) return true;
+      reference.set(key, at);
+      return false;
+    };
+    const w = new DedupWindow(WINDOW, 16);
+    let random = 42;
+    const next = () => (random = (Math.imul(random, 1103515245) + 12345) >>> 0);
+    let at = 0;
+    let duplicates = 0;
+    for (let i = 0; i < 60_000; i++) {
+      // Bursts then quiet stretches, so the window grows past its first capacity and shrinks back.
+      at += i % 20_000 < 15_000 ? next() % 2 : 20;
+      const key = DedupWindow.keyOf(`src-${next() % 3}`, `id-${next() % 30_000}`);
+      const expected = refSeen(key, at);
+      if (expected) duplicates++;
+      expect(w.seen(key, at)).toBe(expected);
+      expect(w.size).toBe(reference.size);
+    }
+    expect(duplicates).toBeGreaterThan(1_000);
+  });
+
+  it('keeps an id in about 24 bytes', () => {
+    const w = new DedupWindow(60_000);
+    for (let i = 0; i < 100_000; i++) w.seen(DedupWindow.keyOf('shop', `order-${i}`), i / 10);
+    expect(w.size).toBe(100_000);
+    // 131,072 ring slots of 16 bytes and an index of twice as many 4-byte entries.
+    expect(w.bytes).toBeLessThanOrEqual(131_072 * 24);
+  });
+
   describe('keyOf', () => {
     it('does not confuse source "a" + id "bc" with source "ab" + id "c"', () => {
       expect(DedupWindow.keyOf('a', 'bc')).not.toBe(DedupWindow.keyOf('ab', 'c'));

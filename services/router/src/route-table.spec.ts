@@ -244,4 +244,35 @@ describe('parseRule', () => {
   it('reports every problem of a rule at once', () => {
     expect(parseRule('r', { match: 'a b', priority: 'x', to: [] }).problems).toHaveLength(3);
   });
+
+  describe('decisions remembered by type', () => {
+    it('routes by the table as it is now after handlers and rules change', () => {
+      const t = tableWith({ orders: ['order.*'] });
+      expect(t.route(event('order.created'))).toEqual({ kind: 'handlers', handlers: ['orders'] });
+      t.setHandler('audit', ['>']);
+      expect(t.route(event('order.created'))).toEqual({ kind: 'handlers', handlers: ['audit', 'orders'] });
+      t.setRule(rule('drop-orders', { match: 'order.created', drop: true }));
+      expect(t.route(event('order.created'))).toEqual({ kind: 'drop', rule: 'drop-orders' });
+      t.removeRule('drop-orders');
+      t.removeHandler('audit');
+      expect(t.route(event('order.created'))).toEqual({ kind: 'handlers', handlers: ['orders'] });
+    });
+
+    it('decides per event for a type that a rule with attribute predicates matches', () => {
+      const t = tableWith({ orders: ['order.*'] }, [rule('vip', { match: 'order.*', where: { tier: 'vip' }, to: ['vip-orders'] })]);
+      for (let i = 0; i < 3; i++) {
+        expect(t.route(event('order.created'))).toEqual({ kind: 'handlers', handlers: ['orders'] });
+        expect(t.route(event('order.created', { tier: 'vip' }))).toEqual({ kind: 'handlers', handlers: ['vip-orders'], rule: 'vip' });
+      }
+      // Another type, which that rule does not match, is decided by its type.
+      expect(t.route(event('payment.received'))).toEqual({ kind: 'unroutable' });
+    });
+
+    it('picks a weighted target per event, not once per type', () => {
+      const t = tableWith({}, [rule('canary', { match: 'order.created', to: [{ handler: 'v1', weight: 50 }, { handler: 'v2', weight: 50 }] })]);
+      const counts = split(t, 400);
+      expect(counts.v1).toBeGreaterThan(100);
+      expect(counts.v2).toBeGreaterThan(100);
+    });
+  });
 });

@@ -70,6 +70,11 @@ export function parseRule(name: string, value: unknown): { rule?: RouteRule; pro
 export class RouteTable {
   private rules: RouteRule[] = [];
   private handlers = new Map<string, readonly string[]>();
+  /**
+   * Decisions by event type, for types no rule with `where` or weights
+   * matches (then the type alone decides). Cleared on every change.
+   */
+  private byType = new Map<string, RouteDecision>();
 
   get handlerCount(): number {
     return this.handlers.size;
@@ -77,10 +82,12 @@ export class RouteTable {
 
   setHandler(name: string, types: readonly string[]): void {
     this.handlers.set(name, types);
+    this.byType.clear();
   }
 
   removeHandler(name: string): void {
     this.handlers.delete(name);
+    this.byType.clear();
   }
 
   setRule(rule: RouteRule): void {
@@ -91,9 +98,23 @@ export class RouteTable {
 
   removeRule(name: string): void {
     this.rules = this.rules.filter((r) => r.name !== name);
+    this.byType.clear();
   }
 
   route(event: CloudEvent): RouteDecision {
+    const known = this.byType.get(event.type);
+    if (known) return known;
+    const decision = this.decide(event);
+    if (this.typeDecides(event.type)) this.byType.set(event.type, decision);
+    return decision;
+  }
+
+  /** Whether every event of this type gets the same decision: no rule that matches it looks further than the type. */
+  private typeDecides(type: string): boolean {
+    return this.rules.every((r) => !typeMatches(r.match, type) || (r.where === undefined && r.to.every((t) => t.weight === undefined)));
+  }
+
+  private decide(event: CloudEvent): RouteDecision {
     for (const rule of this.rules) {
       if (!typeMatches(rule.match, event.type)) continue;
       if (rule.where && !Object.entries(rule.where).every(([k, v]) => event[k] === v)) continue;

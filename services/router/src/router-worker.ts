@@ -45,6 +45,8 @@ export function routerWorker(deps: {
       const spans: Span[] = [];
       for (const env of batch) {
         const byHandler = new Map<string, CloudEvent[]>();
+        // A sampled event gets the router's span as its new traceparent: its bytes change.
+        let rewritten = false;
         env.events.forEach((event, index) => {
           // A redriven event was seen before by definition; its message id keeps it from being stored twice.
           if (!env.redriven && dedup.seen(DedupWindow.keyOf(event.source, event.id), env.timestampMs)) {
@@ -72,7 +74,10 @@ export function routerWorker(deps: {
             );
             return;
           }
-          if (span) spans.push(span);
+          if (span) {
+            spans.push(span);
+            rewritten = true;
+          }
           for (const h of decision.handlers) {
             let list = byHandler.get(h);
             if (!list) byHandler.set(h, (list = []));
@@ -82,7 +87,9 @@ export function routerWorker(deps: {
         for (const [handler, events] of byHandler) {
           counters.routed += events.length;
           metrics?.eventsOut.add(events.length, { stage: 'router', handler });
-          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events });
+          // Every event of the envelope, unchanged and in order: forward its bytes instead of encoding them again.
+          const body = events.length === env.events.length && !rewritten ? env.data : undefined;
+          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events, body });
         }
       }
       try {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { NatsServerBinary, RepoRoot, startNatsServer, type NatsServer } from '@mesh/testing';
+import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type NatsServer } from '@mesh/testing';
 
 const services = [
   { name: 'processor', port: 8082 },
@@ -110,7 +110,7 @@ async function main() {
 
   for (const s of services) {
     const child = spawn(process.execPath, [join(RepoRoot, 'services', s.name, 'dist', 'main.js')], {
-      env: { ...process.env, NATS_URL: natsUrl, HTTP_PORT: String(s.port) },
+      env: { NODE_OPTIONS: ServiceNodeOptions, ...process.env, NATS_URL: natsUrl, HTTP_PORT: String(s.port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     prefixLines(s.name, child.stdout!, process.stdout);

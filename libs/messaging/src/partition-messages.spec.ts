@@ -1,0 +1,52 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { partitionMessages } from './partition-messages';
+
+/** A pull the server never ends (its 408 lost): it yields nothing until stopped. */
+class SilentPull {
+  stopped = false;
+  private wake?: () => void;
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+  }
+  async *[Symbol.asyncIterator]() {
+    if (!this.stopped) await new Promise<void>((r) => (this.wake = r));
+  }
+}
+
+function fakeJs(numWaiting: number) {
+  const pulls: SilentPull[] = [];
+  const consumer = {
+    fetch: async () => {
+      const p = new SilentPull();
+      pulls.push(p);
+      return p;
+    },
+    info: async () => ({ num_waiting: numWaiting }),
+  };
+  const js = { consumers: { get: async () => consumer } } as unknown as JetStreamClient;
+  return { js, pulls };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('partitionMessages', () => {
+  it('ends a pull the server no longer holds shortly after it expired, and pulls again', async () => {
+    const { js, pulls } = fakeJs(0);
+    const sub = partitionMessages(js, 'S', 'c', { expiresMs: 100 }).subscribe();
+    await sleep(400);
+    sub.unsubscribe();
+    // Expiry 100 ms + the 50 ms check: a new pull about every 150 ms, not after two missed heartbeats.
+    expect(pulls.length).toBeGreaterThanOrEqual(2);
+    expect(pulls[0].stopped).toBe(true);
+  });
+
+  it('leaves a pull alone while the server still holds a pull request for the consumer', async () => {
+    const { js, pulls } = fakeJs(1);
+    const sub = partitionMessages(js, 'S', 'c', { expiresMs: 100 }).subscribe();
+    await sleep(400);
+    expect(pulls).toHaveLength(1);
+    expect(pulls[0].stopped).toBe(false);
+    sub.unsubscribe();
+  });
+});

@@ -1,0 +1,113 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { Buckets } from '@mesh/contracts';
+import { startNatsServer, type NatsServer } from '@mesh/testing';
+import { leaseKey, PartitionOwnership } from './partition-ownership';
+import { provisionMesh } from './provision';
+
+const TTL = 3_000;
+
+/** Resolves once `check` holds, polling; rejects after `timeoutMs`. */
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - started;
+}
+
+/**
+ * Move this process's clock forward: to the ownership, its last renewals now
+ * look older than the TTL (as after a long pause), while on the server the
+ * leases are as fresh as they are.
+ */
+function jumpClock(ms: number): void {
+  const now = Date.now.bind(Date);
+  jest.spyOn(Date, 'now').mockImplementation(() => now() + ms);
+}
+
+describe('PartitionOwnership (real nats-server)', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const owners: PartitionOwnership[] = [];
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    await provisionMesh(nc, { partitions: 2, leaseTtlMs: TTL });
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    for (const o of owners.splice(0)) await o.leave().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  function ownership(instanceId: string): PartitionOwnership {
+    const o = new PartitionOwnership(nc, { stage: 'router', instanceId, partitions: 2, ttlMs: TTL });
+    owners.push(o);
+    return o;
+  }
+
+  it('gives up partitions whose renewal looks late, and retakes its own lease at once when nobody took it', async () => {
+    const a = ownership('a');
+    const lost: number[] = [];
+    let lostAt = 0;
+    a.lost$.subscribe((p) => {
+      lost.push(p);
+      lostAt = performance.now();
+    });
+    await a.start();
+    await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
+    jumpClock(TTL);
+    await until(() => lost.length === 2, TTL, 'fencing both partitions');
+    await until(() => a.holds(0) && a.holds(1), TTL, 'retaking both partitions');
+    // In the round that fenced them: creating the leases would have had to wait for them to expire on the server.
+    expect(performance.now() - lostAt).toBeLessThan(1_000);
+    const leases = await new Kvm(nc).open(Buckets.leases);
+    expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('a');
+  });
+
+  it('does not retake a lapsed lease that another member has written meanwhile', async () => {
+    const a = ownership('a');
+    const lost: number[] = [];
+    a.lost$.subscribe((p) => lost.push(p));
+    await a.start();
+    await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
+    // Another member writes the lease (as one that created it after it expired would).
+    const leases = await new Kvm(nc).open(Buckets.leases);
+    const entry = await leases.get(leaseKey('router', 0));
+    await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'b', since: new Date().toISOString() }), entry!.revision);
+    jumpClock(TTL);
+    await until(() => lost.includes(0), TTL, 'giving up partition 0');
+    await until(() => a.holds(1), TTL, 'retaking partition 1');
+    // Another round, still before b's write could expire on the server.
+    await new Promise((r) => setTimeout(r, TTL / 3));
+    expect(a.holds(0)).toBe(false);
+    expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('b');
+  });
+
+  it('releases a lease whose renewal is under way, on the revision that renewal leaves', async () => {
+    const a = ownership('a');
+    await a.start();
+    await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
+    // Slow the answers to renewals down, so a release lands after the server has renewed but before the owner knows.
+    const leases = (a as unknown as { leases: KV }).leases;
+    const update = leases.update.bind(leases);
+    let renewing = 0;
+    leases.update = async (...args: Parameters<KV['update']>) => {
+      renewing++;
+      const revision = await update(...args);
+      await new Promise((r) => setTimeout(r, 300));
+      return revision;
+    };
+    await until(() => renewing > 0, TTL, 'a renewal');
+    await a.released(0);
+    const entry = await (await new Kvm(nc).open(Buckets.leases)).get(leaseKey('router', 0));
+    expect(entry === null || entry.operation !== 'PUT').toBe(true);
+  });
+});
