@@ -5,7 +5,7 @@
  */
 import { Streams } from '@mesh/contracts';
 import { eventually, orderEvent, postEvents, startNatsCluster, startService, totalsFor, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
-import { waitUntilDrained } from './support/mesh-state';
+import { undrainedConsumers, waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 60;
 const EVENTS = 12_000;
@@ -60,7 +60,11 @@ describe('a 3-node cluster losing a stream leader', () => {
       return [...expected].every(([k, t]) => now[k].count >= t.count);
     }, 120_000, 500);
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
-    expect(await waitUntilDrained(cluster.urls, 16, 60_000)).toBe(true);
+    if (!(await waitUntilDrained(cluster.urls, 16, 60_000))) {
+      // Say what is stuck and what the services said about it.
+      const warnings = [...procs.values()].flatMap((p) => p.output().split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).slice(-15));
+      throw new Error(`not drained after 60 s: ${(await undrainedConsumers(cluster.urls, 16)).join('; ')}\n${warnings.join('\n')}`);
+    }
     expect(await totalsFor(url, expected.keys())).toEqual(Object.fromEntries(expected));
 
     // The killed node rejoins, and the mesh stays ready throughout.

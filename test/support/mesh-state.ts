@@ -84,3 +84,15 @@ export async function waitUntilDrained(natsUrl: string, partitions: number, time
     await nc.close();
   }
 }
+
+/** The partition consumers that still have something to deliver or to be acked: `processor-p03 pending 2 ack pending 1`. */
+export async function undrainedConsumers(natsUrl: string, partitions: number): Promise<string[]> {
+  const nc = await connect({ servers: natsUrl.split(',') });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const states = (await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, partitions)))).flat();
+    return states.filter((c) => c.numPending > 0 || c.numAckPending > 0).map((c) => `${c.name} pending ${c.numPending} ack pending ${c.numAckPending}`);
+  } finally {
+    await nc.close();
+  }
+}
