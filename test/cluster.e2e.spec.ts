@@ -62,7 +62,10 @@ describe('a 3-node cluster losing a stream leader', () => {
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
     if (!(await waitUntilDrained(cluster.urls, 16, 60_000))) {
       // Say what is stuck and what the services said about it.
-      const warnings = [...procs.values()].flatMap((p) => p.output().split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).slice(-15));
+      const warnings = [...procs.values()].flatMap((p) => p.output().split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).slice(-40));
+      for (const [name, p] of procs) {
+        if (name !== 'ingest') warnings.push(`${name} /v1/partitions: ${await (await fetch(`${p.url}/v1/partitions`)).text()}`);
+      }
       throw new Error(`not drained after 60 s: ${(await undrainedConsumers(cluster.urls, 16)).join('; ')}\n${warnings.join('\n')}`);
     }
     expect(await totalsFor(url, expected.keys())).toEqual(Object.fromEntries(expected));

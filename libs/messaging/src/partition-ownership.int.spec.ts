@@ -91,6 +91,38 @@ describe('PartitionOwnership (real nats-server)', () => {
     expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('b');
   });
 
+  it('shows a partition lost on a failed renewal leave owned$ and come back when retaken, even when that round fails', async () => {
+    const a = ownership('a');
+    const sets: number[][] = [];
+    a.owned$.subscribe((set) => sets.push([...set].sort()));
+    const leases = await new Kvm(nc).open(Buckets.leases);
+    // Once partition 0 is lost, its lease goes: the next round takes it again.
+    a.lost$.subscribe((p) => void leases.purge(leaseKey('router', p)));
+    await a.start();
+    await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
+    // Another writer moves the lease on (as when our own renewal was stored but its
+    // answer lost), and the round of the failed renewal fails too (the members
+    // bucket does not answer, as in a leader election): it publishes nothing itself.
+    const members = (a as unknown as { members: KV }).members;
+    const put = members.put.bind(members);
+    members.put = async (...args: Parameters<KV['put']>) => {
+      members.put = put;
+      await new Promise((r) => setTimeout(r, 50));
+      throw new Error('members bucket unavailable');
+    };
+    const entry = await leases.get(leaseKey('router', 0));
+    await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'a', since: new Date().toISOString() }), entry!.revision);
+    await until(() => !a.holds(0), TTL, 'losing partition 0');
+    await until(() => a.holds(0), 2 * TTL, 'retaking partition 0');
+    await new Promise((r) => setTimeout(r, 100));
+    // The runner dropped the partition on lost$; it consumes it again only if owned$ says so.
+    const heldAt = sets.findIndex((set) => set.includes(0));
+    const lostAt = sets.findIndex((set, i) => i > heldAt && !set.includes(0));
+    expect(heldAt).toBeGreaterThanOrEqual(0);
+    expect(lostAt).toBeGreaterThan(heldAt);
+    expect(sets[sets.length - 1]).toEqual([0, 1]);
+  });
+
   it('releases a lease whose renewal is under way, on the revision that renewal leaves', async () => {
     const a = ownership('a');
     await a.start();

@@ -218,6 +218,12 @@ export class PartitionOwnership {
     this.held.delete(p);
     this.o.onError?.(why, err);
     this.lostSubject.next(p);
+    // owned$ must show the partition gone, or a retake within the same round
+    // would publish the same set again, distinctUntilChanged would swallow it,
+    // and the runner (which dropped the partition on lost$) would never
+    // consume it again while this instance holds its lease. Found by the
+    // cluster test: all 16 leases held, nothing consumed.
+    this.publish();
   }
 
   /** Give up, at once, every lease not renewed within the TTL. */
