@@ -105,12 +105,13 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       bySeq.forEach((e) => {
         const env = batch[e];
         const handler = subjectTail(env.subject, 3);
-        const run = d.ledger.toRun(env.seq);
-        const indices = run ?? env.events.map((_, i) => i);
-        for (const index of indices) {
+        const add = (index: number) => {
           const event = env.events[index];
           items.push({ env: e, index, event, handler, key: partitionKeyOf(event) });
-        }
+        };
+        const run = d.ledger.toRun(env.seq);
+        if (run) run.forEach(add);
+        else for (let index = 0; index < env.events.length; index++) add(index);
       });
 
       const outcomes: Outcome[] = new Array(items.length);

@@ -54,6 +54,12 @@ interface Position {
 
 const before = (a: { seq: number; index: number }, b: { seq: number; index: number }) => a.seq < b.seq || (a.seq === b.seq && a.index < b.index);
 
+function earliest(list: Position[]): Position | undefined {
+  let head: Position | undefined;
+  for (const p of list) if (!head || before({ seq: p.seq, index: p.event.index }, { seq: head.seq, index: head.event.index })) head = p;
+  return head;
+}
+
 export class RetryLedger {
   private readonly entries = new Map<number, Entry>();
   private readonly byKey = new Map<string, Position[]>();
@@ -107,7 +113,8 @@ export class RetryLedger {
 
   /** Whether an event of `key` before envelope `seq` is waiting. */
   waitsBefore(key: string, seq: number): boolean {
-    return this.byKey.get(key)?.some((p) => p.seq < seq) ?? false;
+    const list = this.byKey.get(key);
+    return list !== undefined && list.some((p) => p.seq < seq);
   }
 
   /**
@@ -116,21 +123,16 @@ export class RetryLedger {
    * caller keeps itself).
    */
   heldBackBy(key: string, seq: number, index: number, except: ReadonlySet<number>): WaitingEvent | undefined {
-    let head: Position | undefined;
-    for (const p of this.byKey.get(key) ?? []) {
-      if (except.has(p.seq) || !before({ seq: p.seq, index: p.event.index }, { seq, index })) continue;
-      if (!head || before({ seq: p.seq, index: p.event.index }, { seq: head.seq, index: head.event.index })) head = p;
-    }
-    return head?.event;
+    const list = this.byKey.get(key);
+    // The common case, checked per event: nothing of the key waits.
+    if (list === undefined) return undefined;
+    return earliest(list.filter((p) => !except.has(p.seq) && before({ seq: p.seq, index: p.event.index }, { seq, index })))?.event;
   }
 
   /** The earliest waiting event of `key`, with its envelope. */
   headOf(key: string): Position | undefined {
-    let head: Position | undefined;
-    for (const p of this.byKey.get(key) ?? []) {
-      if (!head || before({ seq: p.seq, index: p.event.index }, { seq: head.seq, index: head.event.index })) head = p;
-    }
-    return head;
+    const list = this.byKey.get(key);
+    return list === undefined ? undefined : earliest(list);
   }
 
   /**
