@@ -13,6 +13,13 @@ describe('fnv1a32', () => {
     for (const b of [0xc3, 0xa9]) h = Math.imul(h ^ b, 0x01000193) >>> 0;
     expect(fnv1a32('é')).toBe(h);
   });
+
+  it('hashes a key that turns non-ASCII midway by all of its UTF-8 bytes', () => {
+    // "k-é€" is 6 UTF-8 bytes: 6b 2d c3 a9 e2 82 ac.
+    let h = 0x811c9dc5;
+    for (const b of [0x6b, 0x2d, 0xc3, 0xa9, 0xe2, 0x82, 0xac]) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    expect(fnv1a32('k-é€')).toBe(h);
+  });
 });
 
 describe('partitionOf', () => {

@@ -11,6 +11,19 @@ const utf8 = new TextEncoder();
 
 /** FNV-1a 32-bit over the UTF-8 bytes of `text`. */
 export function fnv1a32(text: string): number {
+  // Keys are mostly ASCII, whose UTF-8 bytes are the char codes: hashing
+  // them directly saves encoding a buffer per event (4% of the processor).
+  let hash = FNV_OFFSET;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return fnv1a32Utf8(text);
+    hash ^= c;
+    hash = Math.imul(hash, FNV_PRIME);
+  }
+  return hash >>> 0;
+}
+
+function fnv1a32Utf8(text: string): number {
   let hash = FNV_OFFSET;
   const bytes = utf8.encode(text);
   for (let i = 0; i < bytes.length; i++) {
