@@ -25,8 +25,19 @@ describe('npm run bench -- --smoke', () => {
       const files = readdirSync(out);
       const json = files.find((f) => f.endsWith('.json'));
       expect(files.some((f) => f.endsWith('.svg'))).toBe(true);
-      const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as Record<string, unknown>;
-      expect(Object.keys(results).length).toBeGreaterThan(0);
+      const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as {
+        baseline: Record<'perEvent' | 'batched' | 'batchedAfter', { eventsPerSec: number } | undefined>;
+        ratios: Record<string, number | undefined>;
+        mesh: { saturation?: { eventsPerSec: number } };
+      };
+      // Both batched baseline runs that bracket the mesh, and the figures derived from them.
+      for (const run of ['perEvent', 'batched', 'batchedAfter'] as const) expect(results.baseline[run]?.eventsPerSec).toBeGreaterThan(0);
+      expect(results.mesh.saturation?.eventsPerSec).toBeGreaterThan(0);
+      expect(results.ratios.batchedBaselineDrift).toBeGreaterThan(0);
+      expect(results.ratios.saturationVsBatchedBaseline).toBeCloseTo(
+        (2 * results.mesh.saturation!.eventsPerSec) / (results.baseline.batched!.eventsPerSec + results.baseline.batchedAfter!.eventsPerSec),
+        3,
+      );
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

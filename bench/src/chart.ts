@@ -4,7 +4,7 @@
  * load of each load step, with the raw baseline and the latency step in the
  * caption.
  */
-import { offeredLabel, type BenchResults, type StepResult } from './results';
+import { batchedReference, offeredLabel, type BenchResults, type StepResult } from './results';
 
 const W = 960;
 const H = 480;
@@ -49,7 +49,7 @@ function xLabels(steps: StepResult[], xs: number[]): string[] {
 function throughputPanel(r: BenchResults, steps: StepResult[]): string[] {
   const out = frame(LeftX, 'End-to-end throughput', 'events/s (first post → exact totals)');
   const xs = xPositions(steps.length, LeftX);
-  const batched = r.baseline.batched?.eventsPerSec;
+  const batched = batchedReference(r);
   const perEvent = r.baseline.perEvent?.eventsPerSec;
   const meshMax = Math.max(1, ...steps.map((s) => Math.max(s.e2eEventsPerSec ?? 0, s.postedEventsPerSec, s.offered === 'max' ? 0 : s.offered)));
   // Draw a baseline on the same axis only when it does not flatten the mesh's bars.
@@ -135,7 +135,7 @@ export function renderChart(r: BenchResults): string {
   const b = r.baseline;
   if (b.batched || b.perEvent) {
     lines.push(
-      `Raw baseline (bare client, same 4 hops): ${b.batched ? `batched ×${b.batched.perMessage} ${fmt(b.batched.eventsPerSec)} ev/s` : ''}` +
+      `Raw baseline (bare client, same 4 hops): ${b.batched ? `batched ×${b.batched.perMessage} ${fmt(batchedReference(r)!)} ev/s${b.batchedAfter ? ' (mean of before and after)' : ''}` : ''}` +
         `${b.batched && b.perEvent ? ', ' : ''}${b.perEvent ? `per event ${fmt(b.perEvent.eventsPerSec)} ev/s` : ''}` +
         (r.mesh.saturation && r.ratios.saturationVsBatchedBaseline !== undefined
           ? `; mesh saturation ${fmt(r.mesh.saturation.eventsPerSec)} ev/s = ${r.ratios.saturationVsBatchedBaseline.toFixed(3)}× batched`

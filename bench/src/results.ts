@@ -62,7 +62,17 @@ export interface BenchResults {
   command: string;
   options: Record<string, unknown>;
   environment: Record<string, unknown>;
-  baseline: { perEvent?: BaselineResult; batched?: BaselineResult };
+  baseline: {
+    perEvent?: BaselineResult;
+    batched?: BaselineResult;
+    /**
+     * The batched baseline again after the mesh steps, with the services
+     * stopped: the machine's speed drifts (same code, same hour: 9,400 to
+     * 18,400 events/s), so the mesh is compared with the mean of the runs
+     * that bracket it, and the drift between them is shown.
+     */
+    batchedAfter?: BaselineResult;
+  };
   mesh: {
     /** Every key gets a result and the services' code is compiled; not a measurement. */
     warmup?: StepResult;
@@ -78,7 +88,10 @@ export interface BenchResults {
     logs?: { dir: string; services: Record<string, { warn: number; error: number; first: string[] }> };
   };
   ratios: {
+    /** Against the mean of the batched baseline before and after the mesh (the one run when only one exists). */
     saturationVsBatchedBaseline?: number;
+    /** Batched baseline after the mesh / before it: how much the machine's speed moved during the run. */
+    batchedBaselineDrift?: number;
     saturationVsPerEventBaseline?: number;
     latencyStepVsPerEventBaseline?: number;
   };
@@ -108,10 +121,14 @@ export function renderTable(r: BenchResults): string {
   const b = r.baseline;
   if (b.perEvent || b.batched) {
     out.push('', 'Raw baseline: bare NATS client, 4 file streams, 3 relay processes (consume → publish → ack) + a counter');
-    const rows = [b.perEvent, b.batched]
+    const rows = [b.perEvent, b.batched, b.batchedAfter]
       .filter((x): x is BaselineResult => x !== undefined)
-      .map((x) => [x.label, int(x.events), int(x.messages), fix(x.seconds, 2), int(x.eventsPerSec), int(x.messagesPerSec), fix(cpuMsPer1k(x), 1)]);
+      .map((x) => [x === b.batchedAfter ? `${x.label}, after the mesh` : x.label, int(x.events), int(x.messages), fix(x.seconds, 2), int(x.eventsPerSec), int(x.messagesPerSec), fix(cpuMsPer1k(x), 1)]);
     out.push(...table(['variant', 'events', 'messages', 'seconds', 'events/s', 'msgs/s', 'cpu ms/1k ev'], rows));
+    const drift = r.ratios.batchedBaselineDrift;
+    if (drift !== undefined) {
+      out.push(`  the machine's speed moved by ${((drift - 1) * 100).toFixed(0)}% between the two batched runs${Math.abs(drift - 1) > 0.15 ? ': figures of this run are uncertain by about that much' : ''}`);
+    }
   }
 
   const steps = [r.mesh.latency, ...r.mesh.steps].filter((s): s is StepResult => s !== undefined);
@@ -131,7 +148,7 @@ export function renderTable(r: BenchResults): string {
       String(s.latencyMs?.samples ?? 0),
       fix(s.acceptMs?.p99),
       s.exact ? 'yes' : `NO (${s.mismatches.length})`,
-      ratio(b.batched && s.e2eEventsPerSec !== undefined ? s.e2eEventsPerSec / b.batched.eventsPerSec : undefined),
+      ratio(batchedReference(r) && s.e2eEventsPerSec !== undefined ? s.e2eEventsPerSec / batchedReference(r)! : undefined),
     ]);
     out.push(
       ...table(['offered', 'ev/req', 'events', 'posted/s', 'e2e ev/s', 'kept up', 'drain s', 'p50 ms', 'p95 ms', 'p99 ms', 'samples', '202 p99', 'exact', 'vs batched raw'], rows),
@@ -141,7 +158,10 @@ export function renderTable(r: BenchResults): string {
   const sat = r.mesh.saturation;
   if (sat) {
     out.push('', `Saturation: ${int(sat.eventsPerSec)} events/s end to end (step ${sat.step})`);
-    if (b.batched) out.push(`  = ${ratio(r.ratios.saturationVsBatchedBaseline)} the batched raw baseline (${int(b.batched.eventsPerSec)} events/s, ${b.batched.perMessage} per message)`);
+    if (b.batched) {
+      const bracket = b.batchedAfter ? `, the mean of ${int(b.batched.eventsPerSec)} before and ${int(b.batchedAfter.eventsPerSec)} after the mesh` : '';
+      out.push(`  = ${ratio(r.ratios.saturationVsBatchedBaseline)} the batched raw baseline (${int(batchedReference(r))} events/s${bracket}, ${b.batched.perMessage} per message)`);
+    }
     if (b.perEvent) out.push(`  = ${ratio(r.ratios.saturationVsPerEventBaseline)} the per-event raw baseline (${int(b.perEvent.eventsPerSec)} events/s)`);
   }
   const lat = r.mesh.latency;
@@ -180,6 +200,12 @@ export function renderTable(r: BenchResults): string {
   if (r.errors.length > 0) out.push('', 'Errors:', ...r.errors.map((e) => `  ${e}`));
   out.push('', r.exact ? 'Totals exact for every key after every step.' : 'TOTALS NOT EXACT: see the steps above and the mismatches in the JSON.', '');
   return out.join('\n');
+}
+
+/** What the mesh is compared with: the mean of the batched baseline runs that bracket it. */
+export function batchedReference(r: Pick<BenchResults, 'baseline'>): number | undefined {
+  const runs = [r.baseline.batched, r.baseline.batchedAfter].filter((x): x is BaselineResult => x !== undefined);
+  return runs.length === 0 ? undefined : runs.reduce((n, x) => n + x.eventsPerSec, 0) / runs.length;
 }
 
 export function offeredLabel(o: number | 'max'): string {
