@@ -8,11 +8,12 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { aggregateKvKey, checkpointKey, encodeEnvelope, Subjects } from '@mesh/contracts';
+import { aggregateKvKey, encodeEnvelope, Subjects } from '@mesh/contracts';
 import { endEventSpan, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { PartitionWindows, type Snapshot } from './window-state';
+import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
+import type { PartitionWindows } from './window-state';
 
 export interface AggregatorCounters {
   applied: number;
@@ -25,26 +26,27 @@ export interface AggregatorWorkerDeps {
   js: JetStreamClient;
   partition: number;
   results: KV;
-  checkpoints: KV;
   windows: PartitionWindows;
-  /** Revision of the checkpoint loaded (0: none yet). */
-  revision: number;
+  /** Where `windows` came from, and where they are saved after every batch. */
+  checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
 }
 
-export async function loadWindows(checkpoints: KV, partition: number, create: () => PartitionWindows): Promise<{ windows: PartitionWindows; revision: number }> {
+export async function loadWindows(
+  checkpoints: KV,
+  partition: number,
+  create: () => PartitionWindows,
+  options: Partial<CheckpointOptions> = {},
+): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint }> {
   const windows = create();
-  const saved = await checkpoints.get(checkpointKey('aggregator', partition));
-  if (saved && saved.operation === 'PUT' && saved.length > 0) windows.restore(saved.json<Snapshot>());
+  const checkpoint = await AggregatorCheckpoint.load(checkpoints, partition, windows, options);
   // The previous owner may have checkpointed and died before writing results.
   windows.markAllDirty();
-  return { windows, revision: saved?.revision ?? 0 };
+  return { windows, checkpoint };
 }
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
-  const { js, windows, counters } = d;
-  let revision = d.revision;
-  const key = checkpointKey('aggregator', d.partition);
+  const { js, windows, counters, checkpoint } = d;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
@@ -82,11 +84,10 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
           ),
         );
         await Promise.all([...emits, ...late]);
-        // Compare-and-set on the revision this worker loaded or last wrote: if
-        // another owner wrote since, this fails and the partition is reopened
-        // from that checkpoint instead of overwriting it.
-        const snapshot = windows.snapshotJson();
-        revision = revision === 0 ? await d.checkpoints.create(key, snapshot) : await d.checkpoints.update(key, snapshot, revision);
+        // Compare-and-set on what this worker loaded or last wrote: if another
+        // owner wrote since, this fails and the partition is reopened from
+        // that checkpoint instead of overwriting it.
+        await checkpoint.save(windows);
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition after it opens.

@@ -39,10 +39,10 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   });
 
   const stage = await createStage(ctx, 'aggregator', async (partition) => {
-    const { windows, revision } = await loadWindows(checkpoints, partition, () =>
+    const { windows, checkpoint } = await loadWindows(checkpoints, partition, () =>
       new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
     );
-    return aggregatorWorker({ js, partition, results, checkpoints, windows, revision, counters });
+    return aggregatorWorker({ js, partition, results, windows, checkpoint, counters });
   });
   await stage.start();
   return stage;

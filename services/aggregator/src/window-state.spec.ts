@@ -1,7 +1,9 @@
 import type { CloudEvent } from '@mesh/contracts';
 import { defineAggregation } from '@mesh/runtime';
 import totals from './aggregations/totals.aggregation';
-import { PartitionWindows, type Snapshot, type WindowOptions, type WindowResult } from './window-state';
+import {
+  CheckpointChunks, chunkOf, PartitionWindows, type Snapshot, type SnapshotChunk, type SnapshotMeta, type WindowOptions, type WindowResult,
+} from './window-state';
 
 const MINUTE = 60_000;
 const T0 = Date.parse('2026-02-01T10:00:00.000Z');
@@ -276,6 +278,36 @@ describe('PartitionWindows with the totals aggregation', () => {
       feed(restored, [next]);
       expect(restored.closeDue()).toEqual(w.closeDue());
       expect(restored.snapshotJson()).toBe(JSON.stringify(w.snapshot()));
+    });
+
+    it('splits the checkpoint into chunks from which the same state is restored, and names the chunks whose keys changed', () => {
+      const events = stream();
+      const opts = { ...options, retainClosed: 2 };
+      const w = new PartitionWindows([totals, hopping], opts);
+      expect(w.takeDirtyChunks()).toEqual([]);
+      for (let i = 0; i < events.length; i += 5) {
+        const batch = events.slice(i, i + 5);
+        feed(w, batch);
+        w.lastSeq++;
+        const closed = w.closeDue();
+        const changedKeys = new Set([...batch.map((e) => e.partitionkey!), ...closed.map((c) => c.key)]);
+        expect(w.takeDirtyChunks()).toEqual([...new Set([...changedKeys].map(chunkOf))].sort((a, b) => a - b));
+      }
+      const restored = new PartitionWindows([totals, hopping], opts);
+      restored.restoreMeta(JSON.parse(w.snapshotMetaJson()) as SnapshotMeta);
+      for (let c = 0; c < CheckpointChunks; c++) restored.restoreChunk(JSON.parse(w.chunkJson(c)) as SnapshotChunk);
+      expect(restored.snapshot()).toEqual(w.snapshot());
+      expect(restored.snapshotJson().length).toBe(w.snapshotJson().length);
+      // The same continuation closes the same windows (keys come back chunk by chunk, so in another order).
+      const next = ev('a', 200 * MINUTE, 1);
+      feed(w, [next]);
+      feed(restored, [next]);
+      const byKey = (closed: ReturnType<PartitionWindows['closeDue']>) => [...closed].sort((x, y) => `${x.name}/${x.key}/${x.cell.start}`.localeCompare(`${y.name}/${y.key}/${y.cell.start}`));
+      const closedNow = w.closeDue();
+      expect(closedNow.length).toBeGreaterThan(0);
+      expect(byKey(restored.closeDue())).toEqual(byKey(closedNow));
+      w.markAllChunksDirty();
+      expect(w.takeDirtyChunks()).toHaveLength(CheckpointChunks);
     });
 
     it('gives, as JSON, the same results as takeDirty, closed windows included', () => {

@@ -8,7 +8,7 @@
  * Everything depends only on the events and their order, so the state
  * restored from a checkpoint and fed the same events again is the same.
  */
-import { eventTimeMs, partitionKeyOf, typeMatches, type CloudEvent } from '@mesh/contracts';
+import { eventTimeMs, fnv1a32, partitionKeyOf, typeMatches, type CloudEvent } from '@mesh/contracts';
 import type { AggregationDefinition } from '@mesh/runtime';
 
 type Acc = Record<string, unknown>;
@@ -49,10 +49,29 @@ export interface WindowResult {
   windows: { start: string; end: string; closed: boolean; [field: string]: unknown }[];
 }
 
+type SavedCells = [number, number, boolean, Acc][];
+
+/** The whole state of a partition in one document (a checkpoint small enough for one KV value). */
 export interface Snapshot {
   v: 1;
   lastSeq: number;
-  aggregations: Record<string, { maxEventTime: number | null; late: number; keys: Record<string, [number, number, boolean, Acc][]> }>;
+  aggregations: Record<string, { maxEventTime: number | null; late: number; keys: Record<string, SavedCells> }>;
+}
+
+/** The state of a partition without its keys' windows, which are saved in chunks (see checkpoint.ts). */
+export interface SnapshotMeta {
+  lastSeq: number;
+  aggregations: Record<string, { maxEventTime: number | null; late: number }>;
+}
+
+/** The windows of the keys of one chunk, by aggregation and key. */
+export type SnapshotChunk = Record<string, Record<string, SavedCells>>;
+
+/** Chunks a large checkpoint is split into, by a hash of the key: a checkpoint rewrites only the chunks whose keys changed. */
+export const CheckpointChunks = 64;
+
+export function chunkOf(key: string): number {
+  return fnv1a32(key) % CheckpointChunks;
 }
 
 export interface WindowOptions {
@@ -73,6 +92,10 @@ export class PartitionWindows {
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
   private readonly text = new WeakMap<WindowCell, CellText>();
+  /** The keys of each checkpoint chunk (of any aggregation). */
+  private readonly chunkKeys: Set<string>[] = Array.from({ length: CheckpointChunks }, () => new Set());
+  /** Chunks with a key changed since the last takeDirtyChunks. */
+  private readonly dirtyChunks = new Set<number>();
 
   constructor(
     private readonly defs: readonly AnyAggregation[],
@@ -108,7 +131,10 @@ export class PartitionWindows {
       for (const start of windowStarts(def, t)) {
         const end = start + def.window.sizeMs;
         if (end <= watermark) continue;
-        if (!cells) s.keys.set(key, (cells = []));
+        if (!cells) {
+          s.keys.set(key, (cells = []));
+          this.chunkKeys[chunkOf(key)].add(key);
+        }
         let cell = cells.find((c) => c.start === start);
         if (!cell) {
           cell = { start, end, closed: false, acc: def.init() };
@@ -121,7 +147,7 @@ export class PartitionWindows {
       }
       if (added) {
         this.dirty.get(def.name)!.add(key);
-        s.json.delete(key);
+        this.changed(s, key);
       }
       else {
         s.late++;
@@ -155,12 +181,18 @@ export class PartitionWindows {
           const excess = closedCells.length - this.o.retainClosed;
           if (excess > 0) s.keys.set(key, cells.slice(excess));
           this.dirty.get(def.name)!.add(key);
-          s.json.delete(key);
+          this.changed(s, key);
         }
       }
       s.nextEnd = nextEnd;
     }
     return closed;
+  }
+
+  /** A key's windows changed: its cached checkpoint text is stale, and so is its chunk. */
+  private changed(s: AggregationState, key: string): void {
+    s.json.delete(key);
+    this.dirtyChunks.add(chunkOf(key));
   }
 
   /** Have takeDirty return every key (after a restore, to repair results). */
@@ -237,6 +269,18 @@ export class PartitionWindows {
     return { v: 1, lastSeq: this.lastSeq, aggregations };
   }
 
+  /** A key's cells as checkpoint JSON (`"key":[[start,end,closed,acc],...]`), cached until the key changes. */
+  private keyJson(s: AggregationState, key: string, cells: readonly WindowCell[]): string {
+    let json = s.json.get(key);
+    if (json === undefined) s.json.set(key, (json = `${JSON.stringify(key)}:${JSON.stringify(cells.map((c) => [c.start, c.end, c.closed, c.acc]))}`));
+    return json;
+  }
+
+  private metaJson(s: AggregationState): string {
+    const maxEventTime = Number.isFinite(s.maxEventTime) ? s.maxEventTime : null;
+    return `"maxEventTime":${maxEventTime},"late":${s.late}`;
+  }
+
   /**
    * The snapshot as JSON, the same text as `JSON.stringify(snapshot())`,
    * built from each key's cached cells so only keys changed since the last
@@ -246,27 +290,68 @@ export class PartitionWindows {
     const parts: string[] = [];
     for (const [name, s] of this.state) {
       const keys: string[] = [];
-      for (const [key, cells] of s.keys) {
-        let json = s.json.get(key);
-        if (json === undefined) s.json.set(key, (json = `${JSON.stringify(key)}:${JSON.stringify(cells.map((c) => [c.start, c.end, c.closed, c.acc]))}`));
-        keys.push(json);
-      }
-      const maxEventTime = Number.isFinite(s.maxEventTime) ? s.maxEventTime : null;
-      parts.push(`${JSON.stringify(name)}:{"maxEventTime":${maxEventTime},"late":${s.late},"keys":{${keys.join(',')}}}`);
+      for (const [key, cells] of s.keys) keys.push(this.keyJson(s, key, cells));
+      parts.push(`${JSON.stringify(name)}:{${this.metaJson(s)},"keys":{${keys.join(',')}}}`);
     }
     return `{"v":1,"lastSeq":${this.lastSeq},"aggregations":{${parts.join(',')}}}`;
   }
 
+  /** Everything but the keys' windows, as JSON (a `SnapshotMeta`). */
+  snapshotMetaJson(): string {
+    const parts = [...this.state].map(([name, s]) => `${JSON.stringify(name)}:{${this.metaJson(s)}}`);
+    return `{"lastSeq":${this.lastSeq},"aggregations":{${parts.join(',')}}}`;
+  }
+
+  /** The windows of the keys of chunk `c`, as JSON (a `SnapshotChunk`); `{}` when it has none. */
+  chunkJson(c: number): string {
+    const parts: string[] = [];
+    for (const [name, s] of this.state) {
+      const keys: string[] = [];
+      for (const key of this.chunkKeys[c]) {
+        const cells = s.keys.get(key);
+        if (cells) keys.push(this.keyJson(s, key, cells));
+      }
+      if (keys.length > 0) parts.push(`${JSON.stringify(name)}:{${keys.join(',')}}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+
+  /** Chunks with a key changed since the last call (all of them after markAllChunksDirty). */
+  takeDirtyChunks(): number[] {
+    const chunks = [...this.dirtyChunks].sort((a, b) => a - b);
+    this.dirtyChunks.clear();
+    return chunks;
+  }
+
+  markAllChunksDirty(): void {
+    for (let c = 0; c < CheckpointChunks; c++) this.dirtyChunks.add(c);
+  }
+
   restore(snapshot: Snapshot): void {
-    this.lastSeq = snapshot.lastSeq;
-    for (const [name, saved] of Object.entries(snapshot.aggregations)) {
+    const chunk: SnapshotChunk = {};
+    for (const [name, saved] of Object.entries(snapshot.aggregations)) chunk[name] = saved.keys;
+    this.restoreMeta(snapshot);
+    this.restoreChunk(chunk);
+  }
+
+  restoreMeta(meta: SnapshotMeta): void {
+    this.lastSeq = meta.lastSeq;
+    for (const [name, saved] of Object.entries(meta.aggregations)) {
       const s = this.state.get(name);
       if (!s) continue; // an aggregation that was removed from the code
       s.maxEventTime = saved.maxEventTime ?? Number.NEGATIVE_INFINITY;
       s.late = saved.late;
-      s.json.clear();
-      for (const [key, cells] of Object.entries(saved.keys)) {
+    }
+  }
+
+  restoreChunk(chunk: SnapshotChunk): void {
+    for (const [name, keys] of Object.entries(chunk)) {
+      const s = this.state.get(name);
+      if (!s) continue;
+      for (const [key, cells] of Object.entries(keys)) {
         s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));
+        s.json.delete(key);
+        this.chunkKeys[chunkOf(key)].add(key);
         for (const [, end, closed] of cells) if (!closed && end < s.nextEnd) s.nextEnd = end;
       }
     }
