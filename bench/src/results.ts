@@ -67,7 +67,7 @@ export interface BenchResults {
     batched?: BaselineResult;
     /**
      * The batched baseline again after the mesh steps, with the services
-     * stopped: the machine's speed drifts (same code, same hour: 9,400 to
+     * stopped: the machine's speed drifts (same code, same hour: 9,600 to
      * 18,400 events/s), so the mesh is compared with the mean of the runs
      * that bracket it, and the drift between them is shown.
      */
