@@ -142,7 +142,8 @@ describe('startTelemetry in a service process', () => {
     const telemetry = t.startTelemetry(${JSON.stringify(identity)});
     const span = t.startConsumerSpan({ destination: 'mesh.ingest.3.order.created', messageId: 'order-1', parent: t.contextFromTraceparent('${incoming}') });
     span.end();
-    telemetry.shutdown().then(() => process.stdout.write('SPAN ' + span.spanContext().spanId + '\\n'));
+    const sdkLoaded = Object.keys(require.cache).some((f) => f.includes('@opentelemetry/sdk-node'));
+    telemetry.shutdown().then(() => process.stdout.write('SPAN ' + span.spanContext().spanId + '\\n' + (sdkLoaded ? 'SDK\\n' : '')));
   `;
   async function runService(env: Record<string, string>): Promise<{ stdout: string; spanId: string }> {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
@@ -193,11 +194,13 @@ describe('startTelemetry in a service process', () => {
     expect(stdout).toContain("'service.instance.id': 'router-test-1'");
   });
 
-  it('prints nothing and sends nothing when OTEL_TRACES_EXPORTER is unset', async () => {
+  it('prints nothing, sends nothing and does not load the Node SDK (12 MB) when OTEL_TRACES_EXPORTER is unset', async () => {
     const collector = await startCollector();
     try {
       const { stdout } = await runService({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint });
       expect(stdout).toMatch(/^SPAN [0-9a-f]{16}\n$/);
+      const exporting = await runService({ OTEL_TRACES_EXPORTER: 'console' });
+      expect(exporting.stdout).toMatch(/SDK\n$/);
       expect(collector.received).toEqual([]);
     } finally {
       await collector.close();

@@ -3,9 +3,11 @@
  * the standard OTEL_* variables, no auto-instrumentation.
  */
 import { context, diag, propagation, ProxyTracerProvider, trace } from '@opentelemetry/api';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { getBooleanFromEnv } from '@opentelemetry/core';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { AlwaysOffSampler, NoopSpanProcessor } from '@opentelemetry/sdk-trace';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from './semconv';
 import type { ServiceIdentity, Telemetry } from './types';
 
@@ -19,10 +21,11 @@ let running: { serviceName: string } | undefined;
  * 'none' unless asked. And the SDK's 'none' registers no tracer provider at
  * all, so spans would be no-ops that merely pass the incoming traceparent
  * through; we want real spans (fresh span ids, sampling decisions, trace ids
- * in log lines) that are simply not exported. So in both cases we hand the SDK
- * a span processor that drops ended spans. Every other OTEL_* variable
- * (endpoint, protocol, sampler, resource attributes, OTEL_SDK_DISABLED) is read
- * by the SDK.
+ * in log lines) that are simply not exported. So in both cases a tracer
+ * provider is registered whose span processor drops ended spans, without
+ * the SDK (localTracing). When spans are exported, every other OTEL_*
+ * variable (endpoint, protocol, sampler, resource attributes,
+ * OTEL_SDK_DISABLED) is read by the SDK.
  */
 function tracesExportDisabled(): boolean {
   const exporters = (process.env.OTEL_TRACES_EXPORTER ?? '')
@@ -31,6 +34,39 @@ function tracesExportDisabled(): boolean {
     .filter((s) => s !== '' && s !== 'null');
   // Same rule as the SDK: 'none' first disables export whatever follows.
   return exporters.length === 0 || exporters[0] === 'none';
+}
+
+/** What startTelemetry starts: the Node SDK, or the lighter local tracing. */
+interface TracingSdk {
+  start(): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Nothing exported: a tracer provider with the W3C propagator and the
+ * AsyncLocalStorage context manager, as the SDK registers them, without the
+ * SDK. Loading @opentelemetry/sdk-node brings every exporter it can
+ * configure (OTLP over gRPC, HTTP and protobuf, Zipkin, Prometheus): 12 MB
+ * more resident memory in every service that exports nothing.
+ */
+function localTracing(resource: Resource): TracingSdk {
+  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return { start: () => undefined, shutdown: async () => undefined };
+  const provider = new NodeTracerProvider({
+    resource,
+    spanProcessors: [new NoopSpanProcessor()],
+    // Recording spans nobody exports only costs CPU on the hot path: sample
+    // nothing (trace ids still flow and reach the logs) unless a sampler is
+    // asked for (OTEL_TRACES_SAMPLER, read by the provider).
+    ...(process.env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOffSampler() }),
+  });
+  return { start: () => provider.register(), shutdown: () => provider.shutdown() };
+}
+
+/** Spans exported: the Node SDK, loaded only now, configures the exporters from OTEL_* variables. */
+function exportingSdk(resource: Resource): TracingSdk {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { NodeSDK: Sdk } = require('@opentelemetry/sdk-node') as { NodeSDK: typeof NodeSDK };
+  return new Sdk({ resource, instrumentations: [], metricReaders: [], logRecordProcessors: [] });
 }
 
 /**
@@ -58,16 +94,7 @@ export function startTelemetry(identity: ServiceIdentity): Telemetry {
       [ATTR_SERVICE_VERSION]: identity.version,
     }),
   );
-  const sdk = new NodeSDK({
-    resource,
-    instrumentations: [],
-    metricReaders: [],
-    logRecordProcessors: [],
-    ...(tracesExportDisabled() ? { spanProcessors: [new NoopSpanProcessor()] } : {}),
-    // With nothing exported, recording spans only costs CPU on the hot path:
-    // sample nothing (trace ids still flow and reach the logs) unless a sampler is asked for.
-    ...(tracesExportDisabled() && !process.env.OTEL_TRACES_SAMPLER ? { sampler: new AlwaysOffSampler() } : {}),
-  });
+  const sdk = tracesExportDisabled() ? localTracing(resource) : exportingSdk(resource);
   sdk.start();
   running = { serviceName: identity.serviceName };
 
