@@ -18,7 +18,12 @@ export interface AggregationDefinition<A extends Record<string, unknown> = Recor
   /** Event types it takes, with wildcards; default every processed event. */
   types?: readonly string[];
   window: WindowSpec;
-  /** Grouping key; default the event's partition key. */
+  /**
+   * Grouping key; default the event's partition key. Each partition
+   * aggregates only its own events, so a key must be a function of the
+   * partition key (all events of one key in one partition); to group across
+   * partitions, re-key in a handler (emit with `partitionkey` = the group).
+   */
   key?(event: CloudEvent<T>): string;
   /** How long after a window ends events may still be added to it. */
   allowedLatenessMs?: number;
