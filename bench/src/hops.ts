@@ -1,7 +1,7 @@
 /**
- * `node bench/dist/hops.js [rate] [seconds]`: where the latency of light
- * load goes, hop by hop. On a fresh nats-server with the four services, it
- * posts single-event requests at `rate` per second (open loop, timed from
+ * `node bench/dist/hops.js [rate] [seconds] [events per request]`: where the
+ * latency of light load goes, hop by hop. On a fresh nats-server with the
+ * four services, it posts requests (one event each by default) at `rate` per second (open loop, timed from
  * when each was due), twice (the first run warms the code and the
  * connections; only the second is reported), then reads every stream and
  * times each event by the stream timestamps of the envelopes that carried
@@ -21,6 +21,8 @@ import { totalsOf, Workload } from './workload';
 
 const rate = Number(process.argv[2] ?? 1000);
 const seconds = Number(process.argv[3] ?? 10);
+/** Events per request (1 by default: light load's worst case, every event its own message). */
+const perRequest = Number(process.argv[4] ?? 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function cpuMs(pid: number): number {
@@ -28,7 +30,7 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Post single events at `rate`/s for `seconds`; returns when each event was due (epoch ms), by id. */
+/** Post `rate` requests/s of `perRequest` events for `seconds`; returns when each event was due (epoch ms), by id. */
 async function offer(client: IngestClient, workload: Workload): Promise<Map<string, number>> {
   const due = new Map<string, number>();
   const start = Date.now();
@@ -40,8 +42,8 @@ async function offer(client: IngestClient, workload: Workload): Promise<Map<stri
         const at = start + slot++ * interval;
         if (at >= start + seconds * 1000) return;
         if (at - Date.now() >= 1) await sleep(at - Date.now());
-        const { events } = workload.next(1);
-        due.set(events[0].id, at);
+        const { events } = workload.next(perRequest);
+        for (const e of events) due.set(e.id, at);
         await client.post(events);
       }
     }),
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
       hops['→ aggregate'].push(d - c);
       hops['post → aggregate'].push(d - at);
     }
-    process.stdout.write(`\n${rate} single-event requests/s for ${seconds} s, ms:\n`);
+    process.stdout.write(`\n${rate} requests/s of ${perRequest} event(s) for ${seconds} s, ms:\n`);
     for (const [name, samples] of Object.entries(hops)) {
       const s = summarise(samples);
       if (s) process.stdout.write(`  ${name.padEnd(20)} p50 ${s.p50}  p95 ${s.p95}  p99 ${s.p99}  max ${s.max}  (${s.samples} events)\n`);
