@@ -14,8 +14,9 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { decodeEnvelope, Streams } from '@mesh/contracts';
-import { startNatsServer, startService, type ServiceProcess } from '@mesh/testing';
+import { startMesh, startNatsServer, stopAll, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { IngestClient } from './ingest-client';
+import { offerLoad } from './offered-load';
 import { summarise } from './percentiles';
 import { totalsOf, Workload } from './workload';
 
@@ -33,21 +34,11 @@ function cpuMs(pid: number): number {
 /** Post `rate` requests/s of `perRequest` events for `seconds`; returns when each event was due (epoch ms), by id. */
 async function offer(client: IngestClient, workload: Workload): Promise<Map<string, number>> {
   const due = new Map<string, number>();
-  const start = Date.now();
-  const interval = 1000 / rate;
-  let slot = 0;
-  await Promise.all(
-    Array.from({ length: 64 }, async () => {
-      for (;;) {
-        const at = start + slot++ * interval;
-        if (at >= start + seconds * 1000) return;
-        if (at - Date.now() >= 1) await sleep(at - Date.now());
-        const { events } = workload.next(perRequest);
-        for (const e of events) due.set(e.id, at);
-        await client.post(events);
-      }
-    }),
-  );
+  const load = { rate: rate * perRequest, batch: perRequest, concurrency: 64, durationMs: seconds * 1000 };
+  // Every key is a probe, so every event is reported with the time it was due.
+  await offerLoad(client, workload, load, (events, at) => {
+    for (const e of events) due.set(`${e.key}-${e.n}`, performance.timeOrigin + at);
+  });
   return due;
 }
 
@@ -71,16 +62,13 @@ async function stamps(js: JetStreamClient, jsm: JetStreamManager, stream: string
 
 async function main(): Promise<void> {
   const server = await startNatsServer();
-  const services: ServiceProcess[] = [];
+  let services: Record<ServiceName, ServiceProcess> | undefined;
   let nc: NatsConnection | undefined;
   try {
-    const env = { NATS_URL: server.url, ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('MESH_'))) };
-    services.push(await startService('processor', env));
-    services.push(...(await Promise.all((['ingest', 'router', 'aggregator'] as const).map((n) => startService(n, env)))));
-    const ingest = services.find((s) => s.name === 'ingest')!;
+    services = await startMesh(server.url, Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('MESH_'))));
     nc = await connect({ servers: server.url });
-    const client = new IngestClient(ingest.url, 64);
-    const workload = new Workload(1000, 1, 100);
+    const client = new IngestClient(services.ingest.url, 64);
+    const workload = new Workload(1000, 1000, 100);
 
     // When each key's count reached n, as the aggregator wrote it: event `<key>-<n>` is in its aggregate.
     const aggregated = new Map<string, number>();
@@ -95,7 +83,7 @@ async function main(): Promise<void> {
     await offer(client, workload);
     await sleep(2000);
 
-    const pids: Record<string, number> = { 'nats-server': server.pid, bench: process.pid, ...Object.fromEntries(services.map((s) => [s.name, s.pid])) };
+    const pids: Record<string, number> = { 'nats-server': server.pid, bench: process.pid, ...Object.fromEntries(Object.values(services).map((s) => [s.name, s.pid])) };
     let before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuMs(pid)]));
     const cpu = setInterval(() => {
       const now = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuMs(pid)]));
@@ -130,7 +118,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await nc?.close().catch(() => undefined);
-    for (const s of services) await s.stop().catch(() => s.kill());
+    if (services) await stopAll(Object.values(services));
     await server.stop();
   }
 }

@@ -1,27 +1,28 @@
 /**
- * `node bench/dist/server-ops.js [events/s] [events] [events per request]`:
+ * `node bench/dist/server-ops.js [events/s|max] [seconds] [events per request]`:
  * what the mesh asks of nats-server per event. On a fresh nats-server with
- * the four services it posts the events twice (the first run warms up), the
+ * the four services it offers the load twice (the first run warms up), the
  * second under a `>` subscription that counts every message the server
  * routes, by kind: envelopes stored per stream, KV puts per bucket, acks,
- * publish acks and other replies (`_INBOX`), pulls, API calls. `max` as the
- * rate posts as fast as 16 requests in flight go.
+ * publish acks and other replies (`_INBOX`), pulls, API calls. `max` posts
+ * as fast as 16 requests in flight go.
  *
- * The subscription sees what clients publish, not what the server delivers
- * to consumers; a stream's envelopes show twice (the publish, and the
- * server's delivery to the pull consumer's inbox subject).
+ * The subscription sees what clients publish and what the server delivers
+ * to subscribers: a stream's envelopes show twice (the publish, and the
+ * delivery to the pull consumer).
  */
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { startNatsServer, startService, type ServiceProcess } from '@mesh/testing';
+import { startMesh, startNatsServer, stopAll, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { IngestClient } from './ingest-client';
+import { offerLoad, type OfferedLoad } from './offered-load';
 import { Workload } from './workload';
 
 const rateArg = process.argv[2] ?? '500';
 const rate = rateArg === 'max' ? Number.POSITIVE_INFINITY : Number(rateArg);
-const events = Number(process.argv[3] ?? 5_000);
+const seconds = Number(process.argv[3] ?? 10);
 const perRequest = Number(process.argv[4] ?? 1);
-const inFlight = perRequest === 1 ? 64 : 16;
+const load: OfferedLoad = { rate, batch: perRequest, concurrency: perRequest === 1 ? 64 : 16, durationMs: seconds * 1000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The kind of a subject, coarse enough to read: `$KV.<bucket>`, `$JS.ACK.<stream>`, `$JS.API.<verb>`, `mesh.<stage>`, `_INBOX`. */
@@ -35,38 +36,20 @@ function kindOf(subject: string): string {
   return t.slice(0, 2).join('.');
 }
 
-async function post(client: IngestClient, workload: Workload): Promise<void> {
-  const start = Date.now();
-  let slot = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      for (;;) {
-        const i = slot++;
-        if (i * perRequest >= events) return;
-        const at = start + (i * perRequest * 1000) / rate;
-        if (Number.isFinite(at) && at - Date.now() >= 1) await sleep(at - Date.now());
-        await client.post(workload.next(perRequest).events);
-      }
-    }),
-  );
-}
-
 async function main(): Promise<void> {
-  if (!(rate > 0) || !(events > 0) || !(perRequest > 0)) {
-    process.stderr.write(`server-ops: usage: node bench/dist/server-ops.js [events/s|max] [events] [events per request]; got ${process.argv.slice(2).join(' ')}\n`);
+  if (!(rate > 0) || !(seconds > 0) || !(perRequest > 0)) {
+    process.stderr.write(`server-ops: usage: node bench/dist/server-ops.js [events/s|max] [seconds] [events per request]; got ${process.argv.slice(2).join(' ')}\n`);
     process.exit(2);
   }
   const server = await startNatsServer();
-  const services: ServiceProcess[] = [];
+  let services: Record<ServiceName, ServiceProcess> | undefined;
   let nc: NatsConnection | undefined;
   let client: IngestClient | undefined;
   try {
-    const env = { NATS_URL: server.url };
-    services.push(await startService('processor', env));
-    services.push(...(await Promise.all((['ingest', 'router', 'aggregator'] as const).map((n) => startService(n, env)))));
-    client = new IngestClient(services.find((s) => s.name === 'ingest')!.url, inFlight);
+    services = await startMesh(server.url);
+    client = new IngestClient(services.ingest.url, load.concurrency);
     const workload = new Workload(1000, 1, 100);
-    await post(client, workload);
+    await offerLoad(client, workload, load, () => undefined);
     await sleep(2_000);
 
     nc = await connect({ servers: server.url, name: 'server-ops' });
@@ -79,19 +62,19 @@ async function main(): Promise<void> {
       },
     });
     await nc.flush();
-    await post(client, workload);
+    const { events } = await offerLoad(client, workload, load, () => undefined);
     await sleep(3_000);
 
     const rows = [...counts].sort((a, b) => b[1] - a[1]);
     const width = Math.max(...rows.map(([k]) => k.length));
-    process.stdout.write(`\n${events} events at ${rateArg}/s, ${perRequest} per request: messages through nats-server, per event\n`);
+    process.stdout.write(`\n${events} events at ${rateArg} events/s for ${seconds} s, ${perRequest} per request: messages through nats-server, per event\n`);
     for (const [kind, n] of rows) process.stdout.write(`  ${kind.padEnd(width)}  ${String(n).padStart(8)}  ${(n / events).toFixed(3)}\n`);
     const total = rows.reduce((s, [, n]) => s + n, 0);
     process.stdout.write(`  ${'total'.padEnd(width)}  ${String(total).padStart(8)}  ${(total / events).toFixed(3)}\n`);
   } finally {
     client?.close();
     await nc?.close().catch(() => undefined);
-    for (const s of services) await s.stop().catch(() => s.kill());
+    if (services) await stopAll(Object.values(services));
     await server.stop();
   }
 }
