@@ -110,6 +110,7 @@ export class AggregatorCheckpoint {
           }
           windows.restoreChunk(JSON.parse(new TextDecoder().decode(entry.value)) as SnapshotChunk);
         });
+        windows.trackChunks(false);
       }
     }
     return new AggregatorCheckpoint(kv, partition, o, head?.revision ?? 0, chunked, live, slotRevisions);
@@ -132,7 +133,7 @@ export class AggregatorCheckpoint {
         return;
       }
       this.chunked = true;
-      windows.markAllChunksDirty();
+      windows.trackChunks(true);
     }
     const next = this.live.map((l) => [...l] as LiveSlot);
     await Promise.all(

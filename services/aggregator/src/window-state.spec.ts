@@ -284,6 +284,7 @@ describe('PartitionWindows with the totals aggregation', () => {
       const events = stream();
       const opts = { ...options, retainClosed: 2 };
       const w = new PartitionWindows([totals, hopping], opts);
+      w.trackChunks(false);
       expect(w.takeDirtyChunks()).toEqual([]);
       for (let i = 0; i < events.length; i += 5) {
         const batch = events.slice(i, i + 5);
@@ -306,7 +307,7 @@ describe('PartitionWindows with the totals aggregation', () => {
       const closedNow = w.closeDue();
       expect(closedNow.length).toBeGreaterThan(0);
       expect(byKey(restored.closeDue())).toEqual(byKey(closedNow));
-      w.markAllChunksDirty();
+      w.trackChunks(true);
       expect(w.takeDirtyChunks()).toHaveLength(CheckpointChunks);
     });
 

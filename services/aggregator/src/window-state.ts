@@ -92,10 +92,12 @@ export class PartitionWindows {
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
   private readonly text = new WeakMap<WindowCell, CellText>();
-  /** The keys of each checkpoint chunk (of any aggregation). */
-  private readonly chunkKeys: Set<string>[] = Array.from({ length: CheckpointChunks }, () => new Set());
-  /** Chunks with a key changed since the last takeDirtyChunks. */
-  private readonly dirtyChunks = new Set<number>();
+  /**
+   * Kept only once the checkpoint is in chunks (trackChunks), so a small
+   * state pays nothing per event for it: the keys of each chunk (of any
+   * aggregation), and the chunks with a key changed since takeDirtyChunks.
+   */
+  private chunks?: { keys: Set<string>[]; dirty: Set<number> };
 
   constructor(
     private readonly defs: readonly AnyAggregation[],
@@ -133,7 +135,7 @@ export class PartitionWindows {
         if (end <= watermark) continue;
         if (!cells) {
           s.keys.set(key, (cells = []));
-          this.chunkKeys[chunkOf(key)].add(key);
+          this.chunks?.keys[chunkOf(key)].add(key);
         }
         let cell = cells.find((c) => c.start === start);
         if (!cell) {
@@ -192,7 +194,7 @@ export class PartitionWindows {
   /** A key's windows changed: its cached checkpoint text is stale, and so is its chunk. */
   private changed(s: AggregationState, key: string): void {
     s.json.delete(key);
-    this.dirtyChunks.add(chunkOf(key));
+    this.chunks?.dirty.add(chunkOf(key));
   }
 
   /** Have takeDirty return every key (after a restore, to repair results). */
@@ -302,12 +304,30 @@ export class PartitionWindows {
     return `{"lastSeq":${this.lastSeq},"aggregations":{${parts.join(',')}}}`;
   }
 
+  /**
+   * Keep track of chunks from now on (the checkpoint is, or goes, in
+   * chunks); `allDirty` has the next takeDirtyChunks name every chunk.
+   */
+  trackChunks(allDirty: boolean): void {
+    if (!this.chunks) {
+      this.chunks = { keys: Array.from({ length: CheckpointChunks }, () => new Set()), dirty: new Set() };
+      for (const s of this.state.values()) for (const key of s.keys.keys()) this.chunks.keys[chunkOf(key)].add(key);
+    }
+    if (allDirty) for (let c = 0; c < CheckpointChunks; c++) this.chunks.dirty.add(c);
+  }
+
+  private trackedChunks(): NonNullable<PartitionWindows['chunks']> {
+    if (!this.chunks) throw new Error('chunks are not tracked: call trackChunks first');
+    return this.chunks;
+  }
+
   /** The windows of the keys of chunk `c`, as JSON (a `SnapshotChunk`); `{}` when it has none. */
   chunkJson(c: number): string {
+    const chunkKeys = this.trackedChunks().keys[c];
     const parts: string[] = [];
     for (const [name, s] of this.state) {
       const keys: string[] = [];
-      for (const key of this.chunkKeys[c]) {
+      for (const key of chunkKeys) {
         const cells = s.keys.get(key);
         if (cells) keys.push(this.keyJson(s, key, cells));
       }
@@ -316,15 +336,12 @@ export class PartitionWindows {
     return `{${parts.join(',')}}`;
   }
 
-  /** Chunks with a key changed since the last call (all of them after markAllChunksDirty). */
+  /** Chunks with a key changed since the last call (or since trackChunks). */
   takeDirtyChunks(): number[] {
-    const chunks = [...this.dirtyChunks].sort((a, b) => a - b);
-    this.dirtyChunks.clear();
+    const { dirty } = this.trackedChunks();
+    const chunks = [...dirty].sort((a, b) => a - b);
+    dirty.clear();
     return chunks;
-  }
-
-  markAllChunksDirty(): void {
-    for (let c = 0; c < CheckpointChunks; c++) this.dirtyChunks.add(c);
   }
 
   restore(snapshot: Snapshot): void {
@@ -351,7 +368,7 @@ export class PartitionWindows {
       for (const [key, cells] of Object.entries(keys)) {
         s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));
         s.json.delete(key);
-        this.chunkKeys[chunkOf(key)].add(key);
+        this.chunks?.keys[chunkOf(key)].add(key);
         for (const [, end, closed] of cells) if (!closed && end < s.nextEnd) s.nextEnd = end;
       }
     }
