@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets } from '@mesh/contracts';
+import { Buckets, Streams } from '@mesh/contracts';
 import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
@@ -42,4 +42,9 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   return stage;
 }
 
-void runService({ name: 'processor', loadConfig: () => loadProcessorConfig(), start });
+void runService({
+  name: 'processor',
+  needs: { streams: [Streams.routed, Streams.processed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  loadConfig: () => loadProcessorConfig(),
+  start,
+});
