@@ -6,6 +6,7 @@
  */
 import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
 import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
@@ -27,7 +28,8 @@ export type Invocation =
   | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
-  | { command: 'partitions'; global: GlobalOpts; stage?: Stage };
+  | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | ApiKeyInvocation;
 
 const groups: Record<string, string[]> = {};
 for (const c of Commands) {
@@ -177,6 +179,8 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   }
   const value = (flag: string) => lexed.values.get(flag) as string | undefined;
   const has = (flag: string) => lexed.values.has(flag);
+  // Offline: the key file, no NATS URL to check.
+  if (isApiKeyCommand(name)) return parseApiKeyArgs(name, rest, value, env, has('--json'));
 
   const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
   const global: GlobalOpts = { natsUrl, json: has('--json') };

@@ -2,6 +2,8 @@
  * The CLI as a function: argv in, lines out, an exit code back. main.ts
  * wires it to the process; tests call it (or a command) directly.
  */
+import { runApiKeyCommand } from './apikey';
+import type { ApiKeyInvocation } from './apikey-argv';
 import { parseArgv, type Invocation } from './argv';
 import { openContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
@@ -14,7 +16,7 @@ import { showPartitions } from './partitions';
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
-export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' }>): Promise<void> {
+export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' } | ApiKeyInvocation>): Promise<void> {
   switch (inv.command) {
     case 'dlq ls':
       return dlqList(ctx, inv);
@@ -52,6 +54,15 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   if (inv.command === 'help') {
     out.out(inv.text);
     return ExitCode.ok;
+  }
+  if (!('global' in inv)) {
+    // Commands that edit local files need no NATS connection.
+    try {
+      await runApiKeyCommand(inv, out);
+      return ExitCode.ok;
+    } catch (err) {
+      return reportError(err, out);
+    }
   }
   let ctx: CommandContext | undefined;
   try {
