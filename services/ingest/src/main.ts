@@ -76,10 +76,9 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
     // Refuse what can be refused from the headers alone before reading a byte of the body.
     const declared = Number(req.headers['content-length']);
     const known = Number.isFinite(declared) && declared <= config.ingest.maxBodyBytes ? declared : undefined;
-    if (known !== undefined) {
-      const rate = limiter.check(clientOf(caller), 0, known);
-      if (!rate.ok) return reply(res, tooManyRequests(rate));
-    }
+    // A request carries at least one event, so an empty events bucket refuses it unread too.
+    const early = limiter.check(clientOf(caller), 1, known ?? 0);
+    if (!early.ok) return reply(res, tooManyRequests(early));
     const ticket = budget.open();
     inFlight++;
     try {
@@ -107,7 +106,7 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       ticket.release();
       inFlight--;
     }
-  });
+  }, 'ingest');
 
   const sub = nc.subscribe(Subjects.inboundAll, {
     queue: QUEUE,
