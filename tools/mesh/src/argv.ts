@@ -7,6 +7,7 @@
 import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
 import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
 import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
@@ -44,7 +45,8 @@ export type Invocation =
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
-  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number };
+  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
+  | ApiKeyInvocation;
 
 const groups: Record<string, string[]> = {};
 for (const c of Commands) {
@@ -185,7 +187,9 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
 
   const { name, rest } = resolve(lexed.words);
   const spec = Commands.find((c) => c.name === name)!;
-  const allowed = [...spec.options, ...GlobalOptions];
+  // A command that works on local files takes no NATS options.
+  const globalOptions = spec.offline ? GlobalOptions.filter((o) => o.flag === '--json' || o.flag === '--help') : GlobalOptions;
+  const allowed = [...spec.options, ...globalOptions];
   if (lexed.problem) throw lexed.problem(name, allowed);
   for (const flag of lexed.values.keys()) {
     if (!allowed.some((o) => o.flag === flag)) {
@@ -194,6 +198,8 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   }
   const value = (flag: string) => lexed.values.get(flag) as string | undefined;
   const has = (flag: string) => lexed.values.has(flag);
+  // Offline: the key file, no NATS URL to check.
+  if (isApiKeyCommand(name)) return parseApiKeyArgs(name, rest, value, env, has('--json'));
 
   const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
   const credentials = credentialsFromEnv(env);

@@ -2,6 +2,8 @@
  * The CLI as a function: argv in, lines out, an exit code back. main.ts
  * wires it to the process; tests call it (or a command) directly.
  */
+import { runApiKeyCommand } from './apikey';
+import type { ApiKeyInvocation } from './apikey-argv';
 import { parseArgv, type Invocation } from './argv';
 import { openContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
@@ -17,7 +19,7 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' }>,
+  inv: Exclude<Invocation, { command: 'help' } | ApiKeyInvocation>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -59,6 +61,15 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   if (inv.command === 'help') {
     out.out(inv.text);
     return ExitCode.ok;
+  }
+  if (!('global' in inv)) {
+    // Commands that edit local files need no NATS connection.
+    try {
+      await runApiKeyCommand(inv, out);
+      return ExitCode.ok;
+    } catch (err) {
+      return reportError(err, out);
+    }
   }
   let ctx: CommandContext | undefined;
   try {

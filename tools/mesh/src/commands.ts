@@ -2,6 +2,7 @@
  * The commands of `mesh`, as data: the parser checks options against it
  * and the help is rendered from it, so the two cannot disagree.
  */
+import { ApiKeyCommands, type ApiKeyCommandName } from './apikey-commands';
 
 export interface OptionSpec {
   /** `--stage` */
@@ -11,7 +12,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision' | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -21,6 +22,8 @@ export interface CommandSpec {
   options: OptionSpec[];
   /** Extra paragraphs for `--help`. */
   details: string[];
+  /** Runs without a NATS connection (edits a local file). */
+  offline?: boolean;
 }
 
 export const GlobalOptions: OptionSpec[] = [
@@ -93,4 +96,5 @@ export const Commands: CommandSpec[] = [
         '$MESH_MAX_ACK_PENDING and $MESH_ACK_WAIT as for the services.',
     ],
   },
+  ...ApiKeyCommands,
 ];

@@ -51,7 +51,7 @@ export function helpText(topic: string): string {
   return [
     'usage: mesh <command> [options]',
     '',
-    'Operate the event mesh on NATS JetStream: dead letters and partitions.',
+    'Operate the event mesh on NATS JetStream: dead letters, partitions and HTTP API keys.',
     '',
     'commands:',
     ...commandLines(Commands),
