@@ -1,3 +1,4 @@
+import { MeshVersion } from '@mesh/contracts';
 import { parseArgv, type Invocation } from './argv';
 import { UsageError } from './errors';
 
@@ -50,12 +51,26 @@ describe('parseArgv', () => {
       expect(parseArgv(['dlq', 'show', '42'])).toMatchObject({ command: 'dlq show', seq: 42 });
     });
 
-    it('redrives one sequence, or --all with an optional stage and partition', () => {
-      expect(parseArgv(['dlq', 'redrive', '7'])).toMatchObject({ command: 'dlq redrive', target: { seq: 7 } });
+    it('redrives one or more sequences, or --all with an optional stage and partition', () => {
+      expect(parseArgv(['dlq', 'redrive', '7'])).toMatchObject({ command: 'dlq redrive', target: { seqs: [7] } });
+      expect(parseArgv(['dlq', 'redrive', '3', '5', '9'])).toMatchObject({ command: 'dlq redrive', target: { seqs: [3, 5, 9] } });
       expect(parseArgv(['dlq', 'redrive', '--all'])).toMatchObject({ target: { all: true, stage: undefined, partition: undefined } });
       expect(parseArgv(['dlq', 'redrive', '--all', '--stage', 'router', '--partition', '3'])).toMatchObject({
         target: { all: true, stage: 'router', partition: 3 },
       });
+    });
+
+    it('removes one or more sequences, or --all with an optional stage and partition', () => {
+      expect(parseArgv(['dlq', 'rm', '4', '2'])).toMatchObject({ command: 'dlq rm', target: { seqs: [4, 2] } });
+      expect(parseArgv(['dlq', 'rm', '--all', '--stage', 'processor', '--partition', '1'])).toMatchObject({
+        command: 'dlq rm',
+        target: { all: true, stage: 'processor', partition: 1 },
+      });
+    });
+
+    it('prints the mesh version for --version, wherever it stands', () => {
+      expect(parseArgv(['--version'])).toEqual({ command: 'version', text: `mesh ${MeshVersion}` });
+      expect(parseArgv(['dlq', 'ls', '--version'])).toEqual({ command: 'version', text: `mesh ${MeshVersion}` });
     });
 
     it('shows partitions of every stage or of one', () => {
@@ -80,10 +95,10 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive or partitions (see 'mesh --help')"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm or partitions (see 'mesh --help')"],
       [['dlc'], "unknown command 'dlc'; use dlq or partitions (see 'mesh --help')"],
-      [['dlq'], "missing command after 'mesh dlq'; use ls, show or redrive"],
-      [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show or redrive"],
+      [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
+      [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show, redrive or rm"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
       [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --json or --help"],
       [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --json or --help"],
@@ -91,7 +106,11 @@ describe('parseArgv', () => {
       [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],
       [['dlq', 'ls', '--json=yes'], "option --json takes no value, got 'yes'"],
-      [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all"],
+      [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh dlq redrive'"],
+      [['dlq', 'rm'], "missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh dlq rm'"],
+      [['dlq', 'rm', '3', 'x'], "invalid sequence 'x'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
+      [['dlq', 'redrive', '3', '5', '3'], 'sequence 3 is given twice; give each dead letter once'],
+      [['dlq', 'rm', '3', '--partition', '1'], '--partition selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
@@ -104,8 +123,9 @@ describe('parseArgv', () => {
     it('describes every command at the top level', () => {
       const text = help(['--help']);
       expect(text).toMatch(/^usage: mesh <command> \[options\]/);
-      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'partitions']) expect(text).toContain(`mesh ${c}`);
+      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'dlq rm', 'partitions']) expect(text).toContain(`mesh ${c}`);
       expect(text).toContain('--nats <url>');
+      expect(text).toContain('--version');
     });
 
     it('narrows to a group or a command, with -h, --help or help', () => {

@@ -4,8 +4,8 @@
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
-import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
-import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { MeshVersion, Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
@@ -20,13 +20,16 @@ export interface GlobalOpts {
   json: boolean;
 }
 
-export type RedriveTarget = { seq: number } | { all: true; stage?: DlqStage; partition?: number };
+/** Which dead letters `dlq redrive` and `dlq rm` act on: the sequences given, or all (of a stage, a partition). */
+export type DlqSelection = { seqs: number[] } | { all: true; stage?: DlqStage; partition?: number };
 
 export type Invocation =
   | { command: 'help'; text: string }
+  | { command: 'version'; text: string }
   | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
-  | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
+  | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
+  | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage };
 
 const groups: Record<string, string[]> = {};
@@ -41,12 +44,13 @@ interface Lexed {
   words: string[];
   values: Map<string, string | true>;
   help: boolean;
+  version: boolean;
   /** The first problem with the options; reported after the command is known. */
   problem?: (command: string, allowed: readonly OptionSpec[]) => UsageError;
 }
 
 function lex(argv: readonly string[]): Lexed {
-  const out: Lexed = { words: [], values: new Map(), help: false };
+  const out: Lexed = { words: [], values: new Map(), help: false, version: false };
   const fail = (p: Lexed['problem']) => {
     out.problem ??= p;
   };
@@ -58,6 +62,10 @@ function lex(argv: readonly string[]): Lexed {
     }
     if (arg === '-h' || arg === '--help') {
       out.help = true;
+      continue;
+    }
+    if (arg === VersionOption.flag) {
+      out.version = true;
       continue;
     }
     if (!arg.startsWith('-') || arg === '-') {
@@ -158,6 +166,22 @@ function parseNatsUrl(text: string, from: string): string {
   return urls.join(',');
 }
 
+/** The dead letters a redrive or rm names: one or more sequences, or --all with optional --stage and --partition. */
+function dlqSelection(name: CommandName, rest: readonly string[], has: (flag: string) => boolean, stage: DlqStage | undefined, partition: string | undefined): DlqSelection {
+  if (has('--all')) {
+    if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
+    return { all: true, stage, partition: partition === undefined ? undefined : parsePartition(partition) };
+  }
+  if (rest.length === 0) throw new UsageError(`missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh ${name}'`);
+  for (const flag of ['--stage', '--partition']) {
+    if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
+  }
+  const seqs = rest.map(parseSeq);
+  const twice = seqs.find((s, i) => seqs.indexOf(s) !== i);
+  if (twice !== undefined) throw new UsageError(`sequence ${twice} is given twice; give each dead letter once`);
+  return { seqs };
+}
+
 /**
  * Parse `argv` (without `node` and the script). `env` supplies NATS_URL.
  * Returns what to run, or throws a UsageError.
@@ -165,6 +189,7 @@ function parseNatsUrl(text: string, from: string): string {
 export function parseArgv(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Invocation {
   const lexed = lex(argv);
   if (lexed.help || lexed.words[0] === 'help') return { command: 'help', text: helpText(helpTopic(lexed.words)) };
+  if (lexed.version) return { command: 'version', text: `mesh ${MeshVersion}` };
 
   const { name, rest } = resolve(lexed.words);
   const spec = Commands.find((c) => c.name === name)!;
@@ -197,19 +222,9 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       if (rest.length !== 1) throw new UsageError(`'mesh dlq show' takes one <seq>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
       return { command: name, global, seq: parseSeq(rest[0]) };
     }
-    case 'dlq redrive': {
-      const partition = has('--partition') ? parsePartition(value('--partition')!) : undefined;
-      if (has('--all')) {
-        if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
-        return { command: name, global, target: { all: true, stage: dlqStage, partition } };
-      }
-      if (rest.length === 0) throw new UsageError("missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all");
-      if (rest.length > 1) throw new UsageError(`'mesh dlq redrive' takes one <seq>, got ${rest.length}: ${rest.join(' ')}`);
-      for (const flag of ['--stage', '--partition']) {
-        if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
-      }
-      return { command: name, global, target: { seq: parseSeq(rest[0]) } };
-    }
+    case 'dlq redrive':
+    case 'dlq rm':
+      return { command: name, global, target: dlqSelection(name, rest, has, dlqStage, value('--partition')) };
     case 'partitions': {
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };

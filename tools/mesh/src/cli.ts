@@ -6,6 +6,7 @@ import { parseArgv, type Invocation } from './argv';
 import { openContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
 import { dlqRedrive } from './dlq-redrive';
+import { dlqRemove } from './dlq-rm';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
@@ -14,7 +15,7 @@ import { showPartitions } from './partitions';
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
-export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' }>): Promise<void> {
+export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' | 'version' }>): Promise<void> {
   switch (inv.command) {
     case 'dlq ls':
       return dlqList(ctx, inv);
@@ -22,6 +23,8 @@ export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { comma
       return dlqShow(ctx, inv);
     case 'dlq redrive':
       return dlqRedrive(ctx, inv.target);
+    case 'dlq rm':
+      return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
   }
@@ -49,7 +52,7 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   } catch (err) {
     return reportError(err, out);
   }
-  if (inv.command === 'help') {
+  if (inv.command === 'help' || inv.command === 'version') {
     out.out(inv.text);
     return ExitCode.ok;
   }

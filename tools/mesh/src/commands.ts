@@ -11,7 +11,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions';
 
 export interface CommandSpec {
   name: CommandName;
@@ -28,6 +28,9 @@ export const GlobalOptions: OptionSpec[] = [
   { flag: '--json', help: 'print JSON instead of a table' },
   { flag: '--help', help: 'show this help' },
 ];
+
+/** `mesh --version`: taken before any command, so it is listed in the top-level help only. */
+export const VersionOption: OptionSpec = { flag: '--version', help: 'print the mesh version and exit' };
 
 const dlqStageOption: OptionSpec = { flag: '--stage', value: '<stage>', help: 'only dead letters of this stage: router, processor, aggregator or ingest' };
 const partitionOption: OptionSpec = { flag: '--partition', value: '<n>', help: 'only dead letters of this partition' };
@@ -51,7 +54,7 @@ export const Commands: CommandSpec[] = [
   },
   {
     name: 'dlq redrive',
-    args: '<seq> | --all',
+    args: '<seq>... | --all',
     summary: 'publish dead letters back to their original subject, then delete them',
     options: [{ flag: '--all', help: 'redrive every dead letter (with --stage, --partition: those of a stage or partition)' }, dlqStageOption, partitionOption],
     details: [
@@ -59,6 +62,17 @@ export const Commands: CommandSpec[] = [
         '(redriving one dead letter twice within the duplicate window stores it once) and header Mesh-Redrive: <seq>. ' +
         'The dead letter is deleted only after JetStream has acknowledged the publish.',
       'A dead letter whose body is not a batch envelope (a JSON array of CloudEvents) or that has no original subject is refused and kept.',
+      'Given several sequences, each is redriven in turn; one that cannot be is reported and the others go on.',
+    ],
+  },
+  {
+    name: 'dlq rm',
+    args: '<seq>... | --all',
+    summary: 'discard dead letters for good, printing each one removed',
+    options: [{ flag: '--all', help: 'remove every dead letter (with --stage, --partition: those of a stage or partition)' }, dlqStageOption, partitionOption],
+    details: [
+      'Asks nothing: what it removed is printed (or listed with --json), and cannot be redriven any more. ' +
+        '--all takes MESH_DLQ as it is when it starts; dead letters that arrive meanwhile stay.',
     ],
   },
   {
