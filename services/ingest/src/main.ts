@@ -7,6 +7,7 @@ import { Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import { BodyTooLargeError, EndpointStats, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { accept, type AcceptDeps } from './accept';
+import { structuredRequest } from './binary-mode';
 import { EnvelopeBatcher } from './envelope-batcher';
 import { publishEnvelope } from '@mesh/messaging';
 import { loadIngestConfig, type IngestConfig } from './config';
@@ -62,7 +63,8 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       }
       const started = performance.now();
       const headers = { get: (k: string) => req.headers[k.toLowerCase()] as string | undefined, set: () => undefined };
-      const answer = await accept(deps, req.headers['content-type'], body, undefined, contextFromTraceHeaders(headers));
+      const request = structuredRequest(req.headers, body);
+      const answer = request.ok ? await accept(deps, request.contentType, request.body, undefined, contextFromTraceHeaders(headers)) : request.answer;
       httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
       sendJson(res, answer.status, answer.body, answer.headers);
     } finally {
