@@ -73,6 +73,11 @@ describe('parseArgv', () => {
       expect(parseArgv(['dlq', 'ls', '--version'])).toEqual({ command: 'version', text: `mesh ${MeshVersion}` });
     });
 
+    it('tails a stage or a subject, with an optional type filter and count', () => {
+      expect(parseArgv(['tail', 'processor'])).toMatchObject({ command: 'tail', target: 'processor', filter: undefined, count: undefined });
+      expect(parseArgv(['tail', 'mesh.routed.3.>', '--filter', 'order.*', '--count', '5'])).toMatchObject({ target: 'mesh.routed.3.>', filter: 'order.*', count: 5 });
+    });
+
     it('shows partitions of every stage or of one', () => {
       expect(parseArgv(['partitions'])).toMatchObject({ command: 'partitions', stage: undefined });
       expect(parseArgv(['partitions', '--stage', 'aggregator'])).toMatchObject({ stage: 'aggregator' });
@@ -95,8 +100,8 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm or partitions (see 'mesh --help')"],
-      [['dlc'], "unknown command 'dlc'; use dlq or partitions (see 'mesh --help')"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions or tail (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions or tail (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
       [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show, redrive or rm"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
@@ -114,6 +119,11 @@ describe('parseArgv', () => {
       [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
+      [['tail'], "'mesh tail' takes one stage (ingest, router, processor or aggregator) or subject, got none"],
+      [['tail', 'mesh..x'], "invalid subject 'mesh..x': a subject is dot-separated tokens without spaces, such as mesh.processed.>; or give a stage: ingest, router, processor or aggregator"],
+      [['tail', 'mesh.>.x'], "invalid subject 'mesh.>.x': '>' may only be the last token; or give a stage: ingest, router, processor or aggregator"],
+      [['tail', 'router', '--count', '0'], "invalid --count '0'; use a whole number from 1"],
+      [['tail', 'router', '--filter', 'order..x'], "invalid --filter 'order..x': token '' must be letters, digits, '_' or '-', or a wildcard '*' or '>'"],
     ])('%j', (argv, message) => {
       expect(usageError(argv)).toBe(message);
     });

@@ -4,12 +4,13 @@
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
-import { MeshVersion, Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
 import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
 import { oneOf } from './output';
+import { StageOutputs, subjectProblem } from './tail';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
@@ -30,7 +31,8 @@ export type Invocation =
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
   | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
-  | { command: 'partitions'; global: GlobalOpts; stage?: Stage };
+  | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number };
 
 const groups: Record<string, string[]> = {};
 for (const c of Commands) {
@@ -228,6 +230,18 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
     case 'partitions': {
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
+    }
+    case 'tail': {
+      if (rest.length !== 1) throw new UsageError(`'mesh tail' takes one stage (${oneOf(Object.keys(StageOutputs))}) or subject, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      const problem = StageOutputs[rest[0]] ? undefined : subjectProblem(rest[0]);
+      if (problem) throw new UsageError(`invalid subject '${rest[0]}': ${problem}; or give a stage: ${oneOf(Object.keys(StageOutputs))}`);
+      const filter = value('--filter');
+      const filterProblem = filter === undefined ? undefined : typePatternProblem(filter);
+      if (filterProblem) throw new UsageError(`invalid --filter '${filter}': ${filterProblem}`);
+      const countText = value('--count');
+      const count = countText === undefined ? undefined : wholeNumber(countText);
+      if (countText !== undefined && (count === undefined || count < 1)) throw new UsageError(`invalid --count '${countText}'; use a whole number from 1`);
+      return { command: name, global, target: rest[0], filter, count };
     }
   }
 }

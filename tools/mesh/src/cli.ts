@@ -11,6 +11,7 @@ import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
 import { showPartitions } from './partitions';
+import { tail } from './tail';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -27,6 +28,8 @@ export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { comma
       return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
+    case 'tail':
+      return tail(ctx, inv);
   }
 }
 

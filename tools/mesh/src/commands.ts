@@ -11,7 +11,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail';
 
 export interface CommandSpec {
   name: CommandName;
@@ -83,6 +83,20 @@ export const Commands: CommandSpec[] = [
     details: [
       'lag = messages not yet delivered + delivered but not acknowledged. ' +
         "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+  {
+    name: 'tail',
+    args: '<stage|subject>',
+    summary: 'print events as they pass: time, subject, type, key, id',
+    options: [
+      { flag: '--filter', value: '<type-pattern>', help: 'only events of these types (* one token, > the rest), such as order.*' },
+      { flag: '--count', value: '<n>', help: 'stop after n events (default: run until Ctrl-C)' },
+    ],
+    details: [
+      "A stage prints its output: ingest mesh.ingest.>, router mesh.routed.>, processor mesh.processed.>, aggregator mesh.aggregates.> (closed windows). " +
+        'Anything else is a subject, wildcards allowed. A core NATS subscription: it creates nothing and shows only what arrives from now on. ' +
+        'With --json, one JSON object per line.',
     ],
   },
 ];
