@@ -12,6 +12,7 @@ import {
 import { accept, type AcceptAnswer, type AcceptDeps, type Admit } from './accept';
 import { forbiddenEvents, InFlightFullError, overloaded, tooManyRequests } from './admission';
 import { InFlightBudget, type InFlightTicket } from './in-flight-budget';
+import { structuredRequest } from './binary-mode';
 import { EnvelopeBatcher } from './envelope-batcher';
 import { publishEnvelope } from '@mesh/messaging';
 import { loadIngestConfig, type IngestConfig } from './config';
@@ -99,7 +100,10 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       const started = performance.now();
       const headers = { get: (k: string) => req.headers[k.toLowerCase()] as string | undefined, set: () => undefined };
       const rateHeaders: Record<string, string> = {};
-      const answer = await accept(deps, req.headers['content-type'], body, undefined, contextFromTraceHeaders(headers), admitFor(ticket, caller, body.length, rateHeaders));
+      const request = structuredRequest(req.headers, body);
+      const answer = request.ok
+        ? await accept(deps, request.contentType, request.body, undefined, contextFromTraceHeaders(headers), admitFor(ticket, caller, body.length, rateHeaders))
+        : request.answer;
       httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
       sendJson(res, answer.status, answer.body, { ...rateHeaders, ...answer.headers });
     } finally {

@@ -4,14 +4,15 @@
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
-import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
 import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
-import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
 import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
 import { oneOf } from './output';
+import { StageOutputs, subjectProblem } from './tail';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
@@ -37,14 +38,18 @@ export interface ProvisionArgs {
   replicas?: number;
 }
 
-export type RedriveTarget = { seq: number } | { all: true; stage?: DlqStage; partition?: number };
+/** Which dead letters `dlq redrive` and `dlq rm` act on: the sequences given, or all (of a stage, a partition). */
+export type DlqSelection = { seqs: number[] } | { all: true; stage?: DlqStage; partition?: number };
 
 export type Invocation =
   | { command: 'help'; text: string }
+  | { command: 'version'; text: string }
   | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
-  | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
+  | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
+  | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
   | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
   | ApiKeyInvocation;
 
@@ -60,12 +65,13 @@ interface Lexed {
   words: string[];
   values: Map<string, string | true>;
   help: boolean;
+  version: boolean;
   /** The first problem with the options; reported after the command is known. */
   problem?: (command: string, allowed: readonly OptionSpec[]) => UsageError;
 }
 
 function lex(argv: readonly string[]): Lexed {
-  const out: Lexed = { words: [], values: new Map(), help: false };
+  const out: Lexed = { words: [], values: new Map(), help: false, version: false };
   const fail = (p: Lexed['problem']) => {
     out.problem ??= p;
   };
@@ -77,6 +83,10 @@ function lex(argv: readonly string[]): Lexed {
     }
     if (arg === '-h' || arg === '--help') {
       out.help = true;
+      continue;
+    }
+    if (arg === VersionOption.flag) {
+      out.version = true;
       continue;
     }
     if (!arg.startsWith('-') || arg === '-') {
@@ -177,6 +187,22 @@ function parseNatsUrl(text: string, from: string): string {
   return urls.join(',');
 }
 
+/** The dead letters a redrive or rm names: one or more sequences, or --all with optional --stage and --partition. */
+function dlqSelection(name: CommandName, rest: readonly string[], has: (flag: string) => boolean, stage: DlqStage | undefined, partition: string | undefined): DlqSelection {
+  if (has('--all')) {
+    if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
+    return { all: true, stage, partition: partition === undefined ? undefined : parsePartition(partition) };
+  }
+  if (rest.length === 0) throw new UsageError(`missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh ${name}'`);
+  for (const flag of ['--stage', '--partition']) {
+    if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
+  }
+  const seqs = rest.map(parseSeq);
+  const twice = seqs.find((s, i) => seqs.indexOf(s) !== i);
+  if (twice !== undefined) throw new UsageError(`sequence ${twice} is given twice; give each dead letter once`);
+  return { seqs };
+}
+
 /**
  * Parse `argv` (without `node` and the script). `env` supplies NATS_URL.
  * Returns what to run, or throws a UsageError.
@@ -184,6 +210,7 @@ function parseNatsUrl(text: string, from: string): string {
 export function parseArgv(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Invocation {
   const lexed = lex(argv);
   if (lexed.help || lexed.words[0] === 'help') return { command: 'help', text: helpText(helpTopic(lexed.words)) };
+  if (lexed.version) return { command: 'version', text: `mesh ${MeshVersion}` };
 
   const { name, rest } = resolve(lexed.words);
   const spec = Commands.find((c) => c.name === name)!;
@@ -229,19 +256,9 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       if (rest.length !== 1) throw new UsageError(`'mesh dlq show' takes one <seq>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
       return { command: name, global, seq: parseSeq(rest[0]) };
     }
-    case 'dlq redrive': {
-      const partition = has('--partition') ? parsePartition(value('--partition')!) : undefined;
-      if (has('--all')) {
-        if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
-        return { command: name, global, target: { all: true, stage: dlqStage, partition } };
-      }
-      if (rest.length === 0) throw new UsageError("missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all");
-      if (rest.length > 1) throw new UsageError(`'mesh dlq redrive' takes one <seq>, got ${rest.length}: ${rest.join(' ')}`);
-      for (const flag of ['--stage', '--partition']) {
-        if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
-      }
-      return { command: name, global, target: { seq: parseSeq(rest[0]) } };
-    }
+    case 'dlq redrive':
+    case 'dlq rm':
+      return { command: name, global, target: dlqSelection(name, rest, has, dlqStage, value('--partition')) };
     case 'partitions': {
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
@@ -259,6 +276,18 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
         partitions: has('--partitions') ? count('--partitions', MaxPartitions) : undefined,
         replicas: has('--replicas') ? count('--replicas', 5) : undefined,
       };
+    }
+    case 'tail': {
+      if (rest.length !== 1) throw new UsageError(`'mesh tail' takes one stage (${oneOf(Object.keys(StageOutputs))}) or subject, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      const problem = StageOutputs[rest[0]] ? undefined : subjectProblem(rest[0]);
+      if (problem) throw new UsageError(`invalid subject '${rest[0]}': ${problem}; or give a stage: ${oneOf(Object.keys(StageOutputs))}`);
+      const filter = value('--filter');
+      const filterProblem = filter === undefined ? undefined : typePatternProblem(filter);
+      if (filterProblem) throw new UsageError(`invalid --filter '${filter}': ${filterProblem}`);
+      const countText = value('--count');
+      const count = countText === undefined ? undefined : wholeNumber(countText);
+      if (countText !== undefined && (count === undefined || count < 1)) throw new UsageError(`invalid --count '${countText}'; use a whole number from 1`);
+      return { command: name, global, target: rest[0], filter, count };
     }
   }
 }

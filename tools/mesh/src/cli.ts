@@ -8,18 +8,20 @@ import { parseArgv, type Invocation } from './argv';
 import { openContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
 import { dlqRedrive } from './dlq-redrive';
+import { dlqRemove } from './dlq-rm';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
+import { tail } from './tail';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' } | ApiKeyInvocation>,
+  inv: Exclude<Invocation, { command: 'help' | 'version' } | ApiKeyInvocation>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -29,10 +31,14 @@ export function runCommand(
       return dlqShow(ctx, inv);
     case 'dlq redrive':
       return dlqRedrive(ctx, inv.target);
+    case 'dlq rm':
+      return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
     case 'provision':
       return provision(ctx, inv, env);
+    case 'tail':
+      return tail(ctx, inv);
   }
 }
 
@@ -58,7 +64,7 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   } catch (err) {
     return reportError(err, out);
   }
-  if (inv.command === 'help') {
+  if (inv.command === 'help' || inv.command === 'version') {
     out.out(inv.text);
     return ExitCode.ok;
   }
