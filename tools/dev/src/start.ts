@@ -5,6 +5,11 @@
  * services (HTTP ports from MESH_DEV_PORT_BASE, default 8080-8083), waits
  * until they are ready and says where to send events and read results.
  *
+ * `npm start -- --secure` runs it as production would (see secure-mesh.ts):
+ * its own nats-server with a generated least-privilege config and TLS, one
+ * NATS identity per service, provisioning by the admin identity, and API
+ * keys on the HTTP APIs (one printed at start).
+ *
  * Ctrl-C stops everything it started, in order: nats-server and the services
  * run in process groups of their own, so the terminal's SIGINT reaches only
  * this process; it stops the services by their pids (SIGTERM, and waits:
@@ -13,11 +18,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { connectNats, credentialsFromEnv, NatsCredentialsError, NatsRefusedError, redactUrl } from '@mesh/messaging';
 import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type NatsServer } from '@mesh/testing';
 import { devSettings, serviceEnv } from './dev-settings';
+import { newApiKey, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
 import { hasExited, stopChild } from './stop-child';
 
 /** Start order; `offset` from the port base. The processor declares the handlers the router waits for, so it comes first. */
@@ -31,17 +39,45 @@ const services = [
 /** How long a service may take to stop before it is killed; above its own shutdown of idle work, below what Ctrl-C should feel like. */
 const ServiceStopGraceMs = 10_000;
 
+function options(): { secure: boolean } {
+  try {
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { secure: { type: 'boolean', default: false } }, strict: true, allowPositionals: false });
+    return { secure: values.secure === true };
+  } catch (err) {
+    process.stderr.write(`[mesh] ${(err as Error).message}; npm start takes only --secure (npm start -- --secure)\n`);
+    process.exit(2);
+  }
+}
+
+const { secure } = options();
 const settings = devSettings(process.env, RepoRoot);
-const natsUrl = settings.natsUrl;
+let natsUrl = settings.natsUrl;
+/** Set in --secure mode: the identities the services run as. */
+let secured: SecureMesh | undefined;
+
+/** The environment without NATS credentials of the caller's: in --secure mode each process gets its identity's. */
+function withoutNatsCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of Object.keys(out)) if (/^NATS_(USER|PASSWORD|TOKEN|NKEY|CREDS|TLS|INBOX)/.test(name)) delete out[name];
+  return out;
+}
 const portOf = (name: (typeof services)[number]['name']) => settings.portBase + services.find((s) => s.name === name)!.offset;
 
 function say(text: string) {
   process.stdout.write(`[mesh] ${text}\n`);
 }
 
+/** Is a NATS server with JetStream at `url`? Connects with the NATS_* credentials of the environment. */
 async function natsAnswers(url: string): Promise<'jetstream' | 'no-jetstream' | 'none'> {
   try {
-    const nc = await connect({ servers: url.split(','), timeout: 1_000, reconnect: false });
+    const nc = await connectNats({
+      url,
+      name: 'mesh-dev',
+      credentials: credentialsFromEnv(process.env),
+      waitOnFirstConnect: false,
+      reconnect: false,
+      attemptTimeoutMs: 1_000,
+    });
     try {
       await (await jetstreamManager(nc)).getAccountInfo();
       return 'jetstream';
@@ -50,7 +86,9 @@ async function natsAnswers(url: string): Promise<'jetstream' | 'no-jetstream' | 
     } finally {
       await nc.close();
     }
-  } catch {
+  } catch (err) {
+    // A server that refuses our credentials is there: say why rather than start another.
+    if (err instanceof NatsCredentialsError || (err instanceof NatsRefusedError && !/cannot reach NATS/.test(err.message))) throw err;
     return 'none';
   }
 }
@@ -126,7 +164,19 @@ process.on('SIGTERM', () => void stopAll(0));
 
 function startService(name: string, port: number): ServiceChild {
   const child = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
-    env: { NODE_OPTIONS: ServiceNodeOptions, ...serviceEnv(process.env), NATS_URL: natsUrl, HTTP_PORT: String(port) },
+    env: {
+      NODE_OPTIONS: ServiceNodeOptions,
+      ...(secured
+        ? {
+            ...withoutNatsCredentials(serviceEnv(process.env)),
+            ...secured.env(name as Identity),
+            MESH_PROVISION: 'false',
+            MESH_API_KEYS_FILE: secured.apiKeysFile,
+          }
+        : serviceEnv(process.env)),
+      NATS_URL: natsUrl,
+      HTTP_PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -141,33 +191,77 @@ function startService(name: string, port: number): ServiceChild {
   return record;
 }
 
+/** Whether a TCP port on this host is taken. */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(true));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+  });
+}
+
+/** --secure: a nats-server of its own with the generated config, provisioned by the admin identity. */
+async function startSecureNats(): Promise<string> {
+  const u = new URL(natsUrl.split(',')[0].replace(/^[a-z]+:/, 'http:'));
+  if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`--secure starts its own nats-server on this host; NATS_URL ${natsUrl} is not local`);
+  if (!existsSync(NatsServerBinary)) throw new Error(`--secure needs ${NatsServerBinary}: install it (Debian: apt-get install nats-server)`);
+  const partitions = Number(process.env.MESH_PARTITIONS || 16);
+  const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(process.env));
+  secured = prepared;
+  say(prepared.generated ? `generated NATS identities, TLS certificates and a least-privilege config in ${relative(RepoRoot, prepared.serverConfig)}` : `using the NATS identities in ${relative(RepoRoot, prepared.serverConfig)}`);
+  // A server that is already there (unsecured, say) is left alone: take another port.
+  const wanted = Number(u.port || 4222);
+  const port = (await portTaken(wanted)) ? 0 : wanted;
+  const storeDir = join(settings.dataDir, 'secure', 'store');
+  mkdirSync(storeDir, { recursive: true });
+  server = await startNatsServer({ port, storeDir, detached: true, args: ['-c', prepared.serverConfig] });
+  const url = `nats://127.0.0.1:${server.port}`;
+  say(`nats-server with TLS and one user per service running at ${url}, pid ${server.pid}${port === 0 ? ` (port ${wanted} is taken)` : ''}`);
+  await provisionAsAdmin(prepared, url, withoutNatsCredentials(process.env));
+  say('provisioned the streams, buckets and consumers as the admin identity');
+  return url;
+}
+
 async function main() {
+  if (secure) {
+    natsUrl = await startSecureNats();
+    const key = await newApiKey(secured!, withoutNatsCredentials(process.env));
+    await startAll();
+    const ingest = `http://127.0.0.1:${portOf('ingest')}`;
+    const aggregator = `http://127.0.0.1:${portOf('aggregator')}`;
+    say('the mesh is ready, secured: every service is its own NATS user over TLS, and the HTTP APIs need an API key.');
+    say(`API key (scopes ingest, query; ${relative(RepoRoot, secured!.apiKeysFile)}, replaced at every start):`);
+    say(`  export MESH_KEY=${key}`);
+    say('send an event:');
+    say(`  curl -i -X POST ${ingest}/v1/events -H "authorization: Bearer $MESH_KEY" -H 'content-type: application/cloudevents+json' \\`);
+    say(`    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`);
+    say('read its aggregate:');
+    say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
+    say(`admin CLI: env $(cat ${relative(RepoRoot, join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
+    say('Ctrl-C stops everything.');
+    return;
+  }
   const state = await natsAnswers(natsUrl);
   if (state === 'no-jetstream') {
     throw new Error(`the NATS server at ${natsUrl} has JetStream disabled; start it with -js, or point NATS_URL elsewhere`);
   }
   if (state === 'none') {
     const u = new URL(natsUrl.split(',')[0].replace(/^nats:/, 'http:'));
-    if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`no NATS server answers at ${natsUrl}, and it is not local, so none is started`);
+    if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`no NATS server answers at ${redactUrl(natsUrl)}, and it is not local, so none is started`);
     if (!existsSync(NatsServerBinary)) {
-      throw new Error(`no NATS server answers at ${natsUrl} and ${NatsServerBinary} is missing: install it (Debian: apt-get install nats-server)`);
+      throw new Error(`no NATS server answers at ${redactUrl(natsUrl)} and ${NatsServerBinary} is missing: install it (Debian: apt-get install nats-server)`);
     }
     const storeDir = settings.dataDir;
     const shown = relative(RepoRoot, storeDir).startsWith('..') ? storeDir : relative(RepoRoot, storeDir);
     mkdirSync(storeDir, { recursive: true });
-    say(`no NATS at ${natsUrl}; starting nats-server with JetStream (data in ${shown})`);
+    say(`no NATS at ${redactUrl(natsUrl)}; starting nats-server with JetStream (data in ${shown})`);
     server = await startNatsServer({ port: Number(u.port || 4222), storeDir, detached: true });
     say(`nats-server running, pid ${server.pid}`);
   } else {
-    say(`using the NATS server at ${natsUrl}`);
+    say(`using the NATS server at ${redactUrl(natsUrl)}`);
   }
 
-  for (const s of services) {
-    const started = startService(s.name, portOf(s.name));
-    children.push(started);
-    if (s.name === 'processor') await waitReady(s.name, started.port, started.child);
-  }
-  await Promise.all(children.map((c) => waitReady(c.name, c.port, c.child)));
+  await startAll();
 
   const ingest = `http://127.0.0.1:${portOf('ingest')}`;
   const aggregator = `http://127.0.0.1:${portOf('aggregator')}`;
@@ -179,6 +273,15 @@ async function main() {
   say(`  curl ${aggregator}/v1/aggregates/totals/customer-42`);
   say(`health: ${services.map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`).sort().join(' ')}`);
   say('Ctrl-C stops everything.');
+}
+
+async function startAll(): Promise<void> {
+  for (const s of services) {
+    const started = startService(s.name, portOf(s.name));
+    children.push(started);
+    if (s.name === 'processor') await waitReady(s.name, started.port, started.child);
+  }
+  await Promise.all(children.map((c) => waitReady(c.name, c.port, c.child)));
 }
 
 main().catch((err: Error) => {
