@@ -9,12 +9,13 @@ import { dlqRedrive } from './dlq-redrive';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
+import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
-export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' }>): Promise<void> {
+export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' | 'nats-config' }>): Promise<void> {
   switch (inv.command) {
     case 'dlq ls':
       return dlqList(ctx, inv);
@@ -52,6 +53,15 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   if (inv.command === 'help') {
     out.out(inv.text);
     return ExitCode.ok;
+  }
+  if (inv.command === 'nats-config') {
+    // Writes files only: no NATS connection.
+    try {
+      writeNatsConfig(inv.options, out);
+      return ExitCode.ok;
+    } catch (err) {
+      return reportError(err, out);
+    }
   }
   let ctx: CommandContext | undefined;
   try {
