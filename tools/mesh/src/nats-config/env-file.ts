@@ -9,14 +9,3 @@ export function renderEnvFile(vars: Readonly<Record<string, string>>): string {
     .join('');
 }
 
-/** Read an env file written by renderEnvFile (blank lines and `#` comments skipped). */
-export function parseEnvFile(text: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new Error(`not a KEY=VALUE line: ${JSON.stringify(line)}`);
-    vars[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return vars;
-}
