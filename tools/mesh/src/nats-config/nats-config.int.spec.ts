@@ -108,7 +108,7 @@ describe('mesh nats-config --tls under nats-server', () => {
     it('stores events in MESH_INGEST and answers NATS requests in its queue group', async () => {
       const ack = await jsOf('ingest').publish(Subjects.ingest(1, 'order.created'), '[]', { msgID: 'int:ingest:1' });
       expect(ack.stream).toBe(Streams.ingest);
-      const sub = as('ingest').subscribe(Subjects.inboundAll, { queue: 'mesh-ingest', callback: (_err, msg) => msg.respond('{"status":202}') });
+      const sub = as('ingest').subscribe(Subjects.inboundAll, { queue: 'mesh-ingest', callback: (_err, msg) => void msg.respond('{"status":202}') });
       await as('ingest').flush();
       const answer = await as('admin').request(Subjects.inbound('order.created'), '{}', { timeout: 5_000 });
       expect(answer.string()).toBe('{"status":202}');
@@ -268,7 +268,7 @@ describe('mesh nats-config --tls under nats-server', () => {
     });
 
     it("answers service discovery, and cannot listen to another service's replies", async () => {
-      const sub = as(service).subscribe(`$SRV.PING.${service}`, { callback: (_err, msg) => msg.respond(`pong from ${service}`) });
+      const sub = as(service).subscribe(`$SRV.PING.${service}`, { callback: (_err, msg) => void msg.respond(`pong from ${service}`) });
       await as(service).flush();
       expect((await as('admin').request(`$SRV.PING.${service}`, '', { timeout: 5_000 })).string()).toBe(`pong from ${service}`);
       sub.unsubscribe();
