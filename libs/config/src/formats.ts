@@ -57,6 +57,19 @@ export function registerFormats(): void {
         }
       },
     },
+    'subject-prefix': {
+      validate(value: unknown) {
+        if (typeof value !== 'string' || !/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/.test(value)) {
+          throw new Error("must be a NATS subject prefix: tokens of letters, digits, '_', '-' or '$' separated by '.', such as \"_INBOX_ingest\"");
+        }
+      },
+    },
+    boolean: {
+      validate(value: unknown) {
+        if (typeof value !== 'boolean') throw new Error('must be true or false');
+      },
+      coerce: (v: unknown) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
+    },
     'instance-id': {
       validate(value: unknown) {
         if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value)) {

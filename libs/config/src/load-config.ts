@@ -35,7 +35,27 @@ function envNames(schema: Schema, prefix = ''): Map<string, string> {
   return names;
 }
 
-function explain(message: string, envByKey: Map<string, string>, values: convict.Config<unknown>): string[] {
+/** A value shown in an error: never a secret, never a password inside a URL. */
+function redactShown(key: string, value: string | undefined, sensitive: Set<string>): string | undefined {
+  if (value === undefined) return undefined;
+  if (sensitive.has(key)) return '[redacted]';
+  return value.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^@/\s,]+)@/gi, (_all, scheme: string, info: string) =>
+    info.includes(':') ? `${scheme}${info.slice(0, info.indexOf(':'))}:***@` : `${scheme}***@`,
+  );
+}
+
+function sensitiveKeys(schema: Schema, prefix = ''): Set<string> {
+  const keys = new Set<string>();
+  for (const [key, value] of Object.entries(schema)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (value && typeof value === 'object' && 'doc' in value) {
+      if ((value as { sensitive?: boolean }).sensitive) keys.add(path);
+    } else if (value && typeof value === 'object') for (const k of sensitiveKeys(value as Schema, path)) keys.add(k);
+  }
+  return keys;
+}
+
+function explain(message: string, envByKey: Map<string, string>, values: convict.Config<unknown>, sensitive: Set<string> = new Set()): string[] {
   return message
     .split('\n')
     .filter((line) => line.trim() !== '')
@@ -55,7 +75,8 @@ function explain(message: string, envByKey: Map<string, string>, values: convict
           shown = '?';
         }
       }
-      return `${env ? `${env} (${key})` : key} = ${shown} is invalid: ${problem}`;
+      const shownValue = (k: string, v: string | undefined) => redactShown(k, v, sensitive);
+      return `${env ? `${env} (${key})` : key} = ${shownValue(key, shown)} is invalid: ${problem}`;
     });
 }
 
@@ -67,6 +88,7 @@ export function loadConfig<T>(schema: Record<string, unknown>, options: LoadOpti
   registerFormats();
   const env = options.env ?? process.env;
   const envByKey = envNames(schema as Schema);
+  const sensitive = sensitiveKeys(schema as Schema);
   const known = new Set([...envByKey.values(), ...knownEnvNames(), ConfigFileEnv]);
   const problems: string[] = [];
 
@@ -81,7 +103,7 @@ export function loadConfig<T>(schema: Record<string, unknown>, options: LoadOpti
   try {
     config = convict(schema as convict.Schema<T>, { env, args: [] });
   } catch (err) {
-    throw new ConfigError([...problems, ...explain((err as Error).message, envByKey, convict({}))]);
+    throw new ConfigError([...problems, ...explain((err as Error).message, envByKey, convict({}), sensitive)]);
   }
   const file = env[ConfigFileEnv];
   if (file) {
@@ -94,7 +116,7 @@ export function loadConfig<T>(schema: Record<string, unknown>, options: LoadOpti
   try {
     config.validate({ allowed: 'strict' });
   } catch (err) {
-    problems.push(...explain((err as Error).message, envByKey, config as convict.Config<unknown>));
+    problems.push(...explain((err as Error).message, envByKey, config as convict.Config<unknown>, sensitive));
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config.getProperties();

@@ -11,13 +11,36 @@ export function generatedInstanceId(service: string): string {
   return `${service}-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }
 
-export function natsSchema() {
+/**
+ * Where NATS is and who this process is to it. Secrets may be given as
+ * files (`*_FILE`, a mounted Kubernetes Secret); `sensitive` keeps the
+ * inline ones out of any config dump. `service` names the private inbox
+ * prefix (`_INBOX_<service>`) that permissions can scope replies by.
+ */
+export function natsSchema(service = '') {
+  const file = (doc: string, env: string) => ({ doc, format: String, default: '', env });
   return {
     url: {
       doc: 'NATS server URL(s), comma-separated.',
       format: 'nats-urls',
       default: 'nats://127.0.0.1:4222',
       env: 'NATS_URL',
+    },
+    user: { doc: 'NATS user name (with NATS_PASSWORD or NATS_PASSWORD_FILE).', format: String, default: '', env: 'NATS_USER' },
+    password: { doc: 'NATS password of NATS_USER (prefer NATS_PASSWORD_FILE).', format: String, default: '', env: 'NATS_PASSWORD', sensitive: true },
+    passwordFile: file('File holding the NATS password of NATS_USER.', 'NATS_PASSWORD_FILE'),
+    token: { doc: 'NATS authentication token (prefer NATS_TOKEN_FILE).', format: String, default: '', env: 'NATS_TOKEN', sensitive: true },
+    tokenFile: file('File holding the NATS authentication token.', 'NATS_TOKEN_FILE'),
+    nkeySeedFile: file('File holding the nkey user seed (SU...) to authenticate with.', 'NATS_NKEY_SEED_FILE'),
+    creds: file('NATS .creds file (user JWT and nkey seed) to authenticate with.', 'NATS_CREDS'),
+    tlsCa: file('CA certificate(s) to verify the NATS server with; setting it turns TLS on.', 'NATS_TLS_CA'),
+    tlsCert: file('Client certificate for mutual TLS with NATS (with NATS_TLS_KEY).', 'NATS_TLS_CERT'),
+    tlsKey: file('Private key of NATS_TLS_CERT.', 'NATS_TLS_KEY'),
+    inboxPrefix: {
+      doc: 'Prefix of this process\'s reply subjects; a private prefix per service lets NATS permissions scope replies.',
+      format: 'subject-prefix',
+      default: service ? `_INBOX_${service}` : '_INBOX',
+      env: 'NATS_INBOX_PREFIX',
     },
   };
 }
@@ -43,6 +66,12 @@ export function meshSchema() {
       format: 'duration',
       default: '10m',
       env: 'MESH_DUPLICATE_WINDOW',
+    },
+    provision: {
+      doc: 'Create or update streams and buckets at start-up (true), or only check they exist and exit if not (false: run `mesh provision` with admin credentials).',
+      format: 'boolean',
+      default: true,
+      env: 'MESH_PROVISION',
     },
     leaseTtl: {
       doc: 'Lifetime of a member registration and a partition lease; a dead instance\'s partitions move after it.',

@@ -8,5 +8,5 @@ export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, M
 export type { CloudEvent, EventProblem } from './cloud-event';
 export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';
 export { JsApi, kvStream, kvSubject } from './jetstream-api';
-export { MeshServices, serviceInboxPrefix, servicePermissions, IngestQueueGroup } from './service-permissions';
+export { MeshServices, serviceInboxPrefix, servicePermissions, ServiceNeeds, IngestQueueGroup } from './service-permissions';
 export type { MeshService, ServicePermissions, Grant } from './service-permissions';

@@ -35,7 +35,7 @@
  *   checkpoint key. Moving retry records to a bucket of their own would close it.
  */
 import { kvStream, kvSubject, JsApi } from './jetstream-api';
-import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, StageInput, Streams, type Stage } from './names';
+import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, StageInput, Streams, type Stage, type StreamName } from './names';
 import { Subjects } from './subjects';
 
 export const MeshServices = ['ingest', 'router', 'processor', 'aggregator'] as const;
@@ -45,6 +45,21 @@ export type MeshService = (typeof MeshServices)[number];
 export function serviceInboxPrefix(service: MeshService): string {
   return `_INBOX_${service}`;
 }
+
+/**
+ * The streams and buckets each service works with: what it checks at
+ * start-up when it may not create them (MESH_PROVISION=false), and the only
+ * ones whose info it may read.
+ */
+export const ServiceNeeds: Record<MeshService, { streams: readonly StreamName[]; buckets: readonly string[] }> = {
+  ingest: { streams: [Streams.ingest, Streams.dlq], buckets: [Buckets.checkpoints] },
+  router: { streams: [Streams.ingest, Streams.routed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  processor: { streams: [Streams.routed, Streams.processed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  aggregator: {
+    streams: [Streams.processed, Streams.aggregates, Streams.dlq],
+    buckets: [Buckets.aggregates, Buckets.checkpoints, Buckets.members, Buckets.leases],
+  },
+};
 
 /** The queue group whose members answer `mesh.in.>` requests. */
 export const IngestQueueGroup = 'mesh-ingest';
@@ -80,8 +95,8 @@ function common(service: MeshService): Pick<ServicePermissions, 'publish' | 'sub
         subject: JsApi.directGetLast(checkpoints, kvSubject(Buckets.checkpoints, PartitionCountKey)),
         why: 'read the partition count recorded at provisioning',
       },
-      ...Object.values(Streams).map((s) => ({ subject: JsApi.streamInfo(s), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
-      ...Object.values(Buckets).map((b) => ({ subject: JsApi.streamInfo(kvStream(b)), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+      ...ServiceNeeds[service].streams.map((s) => ({ subject: JsApi.streamInfo(s), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+      ...ServiceNeeds[service].buckets.map((b) => ({ subject: JsApi.streamInfo(kvStream(b)), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
     ],
     subscribe: [
       { subject: `${serviceInboxPrefix(service)}.>`, why: 'replies to its own requests: JetStream API, publish acks, pulled messages, KV watches' },

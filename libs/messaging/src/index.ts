@@ -1,8 +1,13 @@
 export { connectNats } from './connect';
 export type { ConnectOptions } from './connect';
-export { provisionMesh, ensurePartitionConsumers, preparePartitionConsumer, partitionConsumerConfig, defaultProvisionOptions } from './provision';
-export type { ProvisionOptions } from './provision';
-export { PartitionCountMismatchError } from './errors';
+export { authOptions, credentialsFromEnv, describeCredentials, EnvLabels } from './nats-credentials';
+export type { NatsCredentials, CredentialLabels, AuthOptions } from './nats-credentials';
+export { redactUrl } from './redact';
+export { probeTls } from './tls-probe';
+export type { TlsProbeResult } from './tls-probe';
+export { provisionMesh, verifyMesh, ensurePartitionConsumers, preparePartitionConsumer, partitionConsumerConfig, defaultProvisionOptions } from './provision';
+export type { ProvisionOptions, MeshNeeds, Provisioned } from './provision';
+export { PartitionCountMismatchError, NatsCredentialsError, NatsRefusedError, MeshNotProvisionedError } from './errors';
 export { partitionMessages } from './partition-messages';
 export type { PartitionMessagesOptions } from './partition-messages';
 export { publishEnvelope, publishAll } from './publish';

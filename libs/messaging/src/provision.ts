@@ -19,8 +19,8 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Buckets, consumerName, PartitionCountKey, StageInput, Streams, Subjects, type Stage } from '@mesh/contracts';
-import { PartitionCountMismatchError } from './errors';
+import { Buckets, consumerName, PartitionCountKey, StageInput, Streams, Subjects, type Stage, type StreamName } from '@mesh/contracts';
+import { MeshNotProvisionedError, PartitionCountMismatchError } from './errors';
 
 export interface ProvisionOptions {
   partitions: number;
@@ -67,14 +67,22 @@ function streamConfigs(o: ProvisionOptions): NamedStreamConfig[] {
   ];
 }
 
-async function ensureStream(jsm: JetStreamManager, config: NamedStreamConfig): Promise<void> {
+/** What provisioning did to one stream, bucket or consumer. */
+export interface Provisioned {
+  kind: 'stream' | 'bucket' | 'consumer' | 'partition count';
+  name: string;
+  action: 'created' | 'updated' | 'exists';
+}
+
+async function ensureStream(jsm: JetStreamManager, config: NamedStreamConfig): Promise<Provisioned['action']> {
   try {
     await jsm.streams.add(config);
+    return 'created';
   } catch (err) {
     // Exists with another configuration: bring the updatable fields in line.
     if (err instanceof JetStreamApiError && err.code === 10058) {
       await jsm.streams.update(config.name, config);
-      return;
+      return 'updated';
     }
     throw err;
   }
@@ -108,19 +116,21 @@ export async function ensurePartitionConsumers(
   stage: Stage,
   partitions: number,
   o: { maxAckPending: number; ackWaitMs: number },
-): Promise<void> {
+): Promise<Provisioned[]> {
   const jsm = await jetstreamManager(nc);
   const stream = StageInput[stage];
-  await Promise.all(
-    Array.from({ length: partitions }, async (_, p) => {
+  return Promise.all(
+    Array.from({ length: partitions }, async (_, p): Promise<Provisioned> => {
       const config = partitionConsumerConfig(stage, p, o);
+      const name = config.durable_name!;
       try {
         await jsm.consumers.add(stream, config);
+        return { kind: 'consumer', name: `${stream}/${name}`, action: 'created' };
       } catch (err) {
         if (err instanceof JetStreamApiError && err.code === 10148) {
           const { max_ack_pending, ack_wait } = config;
-          await jsm.consumers.update(stream, config.durable_name!, { max_ack_pending, ack_wait });
-          return;
+          await jsm.consumers.update(stream, name, { max_ack_pending, ack_wait });
+          return { kind: 'consumer', name: `${stream}/${name}`, action: 'updated' };
         }
         throw err;
       }
@@ -175,16 +185,22 @@ export async function preparePartitionConsumer(
 /**
  * Streams, buckets and the recorded partition count. Refuses (throws
  * PartitionCountMismatchError) when the mesh was provisioned with another P.
+ * Returns what it did, for `mesh provision` to report.
  */
-export async function provisionMesh(nc: NatsConnection, options: Partial<ProvisionOptions> = {}): Promise<void> {
+export async function provisionMesh(nc: NatsConnection, options: Partial<ProvisionOptions> = {}): Promise<Provisioned[]> {
   const o = { ...defaultProvisionOptions, ...options };
   const jsm = await jetstreamManager(nc);
-  for (const config of streamConfigs(o)) await ensureStream(jsm, config);
+  const done: Provisioned[] = [];
+  for (const config of streamConfigs(o)) done.push({ kind: 'stream', name: config.name, action: await ensureStream(jsm, config) });
 
   const kvm = new Kvm(nc);
   // A bucket that exists already is used as it is (its TTL, say, set by whoever created it).
-  const bucket = (name: string, extra: Record<string, unknown> = {}) =>
-    kvm.create(name, { replicas: o.replicas, history: 1, storage: StorageType.File, ...extra }).catch(() => kvm.open(name));
+  const bucket = async (name: string, extra: Record<string, unknown> = {}) => {
+    const existed = await streamExists(jsm, `KV_${name}`);
+    const kv = await kvm.create(name, { replicas: o.replicas, history: 1, storage: StorageType.File, ...extra }).catch(() => kvm.open(name));
+    done.push({ kind: 'bucket', name, action: existed ? 'exists' : 'created' });
+    return kv;
+  };
   const checkpoints = await bucket(Buckets.checkpoints);
   await bucket(Buckets.aggregates);
   await bucket(Buckets.routes, { history: 5 });
@@ -193,9 +209,50 @@ export async function provisionMesh(nc: NatsConnection, options: Partial<Provisi
 
   try {
     await checkpoints.create(PartitionCountKey, String(o.partitions));
+    done.push({ kind: 'partition count', name: String(o.partitions), action: 'created' });
   } catch {
     const recorded = await checkpoints.get(PartitionCountKey);
     const value = recorded ? Number(recorded.string()) : NaN;
     if (value !== o.partitions) throw new PartitionCountMismatchError(o.partitions, value);
+    done.push({ kind: 'partition count', name: String(o.partitions), action: 'exists' });
   }
+  return done;
+}
+
+async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+    throw err;
+  }
+}
+
+/** The streams and buckets one service works with: what it checks when it may not create them. */
+export interface MeshNeeds {
+  streams: readonly StreamName[];
+  buckets: readonly string[];
+}
+
+/**
+ * For a service started with MESH_PROVISION=false: check, creating nothing,
+ * that the streams and buckets it needs exist and that the recorded
+ * partition count matches. Throws MeshNotProvisionedError listing all that is
+ * missing, or PartitionCountMismatchError.
+ */
+export async function verifyMesh(nc: NatsConnection, needs: MeshNeeds, partitions: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const missing: string[] = [];
+  for (const stream of needs.streams) if (!(await streamExists(jsm, stream))) missing.push(`stream ${stream}`);
+  const buckets = new Set([...needs.buckets, Buckets.checkpoints]);
+  for (const bucket of buckets) if (!(await streamExists(jsm, `KV_${bucket}`))) missing.push(`bucket ${bucket}`);
+  if (!missing.includes(`bucket ${Buckets.checkpoints}`)) {
+    // A direct get names the key in its subject, so a service's permissions can allow
+    // this one key of mesh_checkpoints and no other (a plain get names it only in the body).
+    const recorded = await (await new Kvm(nc).open(Buckets.checkpoints, { allow_direct: true })).get(PartitionCountKey);
+    if (!recorded || recorded.operation !== 'PUT') missing.push(`the partition count (key ${PartitionCountKey} in ${Buckets.checkpoints})`);
+    else if (Number(recorded.string()) !== partitions) throw new PartitionCountMismatchError(partitions, Number(recorded.string()));
+  }
+  if (missing.length > 0) throw new MeshNotProvisionedError(missing);
 }

@@ -1,14 +1,21 @@
 /**
  * The life of a service process, the same for all four: load and validate
- * config (a bad value stops start-up with a clear message), serve /healthz
- * and /readyz at once, connect to NATS (waiting for it), provision the mesh
- * idempotently, start the service, and on SIGTERM or SIGINT stop intake,
- * finish in-flight work, checkpoint, drain the connection and exit.
+ * config (a bad value stops start-up with a clear message, exit 2), serve
+ * /healthz and /readyz at once, connect to NATS with the service's own
+ * credentials (waiting for a server, saying so every few seconds; refused
+ * credentials or TLS end start-up with one line, exit 1), provision the mesh
+ * idempotently (or, with MESH_PROVISION=false, only check it exists), start
+ * the service, and on SIGTERM or SIGINT stop intake, finish in-flight work,
+ * checkpoint, drain the connection and exit.
  */
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ConfigError } from '@mesh/config';
-import { connectNats, provisionMesh } from '@mesh/messaging';
+import {
+  connectNats, describeCredentials, NatsCredentialsError, NatsRefusedError, provisionMesh, redactUrl, verifyMesh,
+  type MeshNeeds, type NatsCredentials,
+} from '@mesh/messaging';
+import { errors as natsErrors } from '@nats-io/nats-core';
 import { MeshVersion } from '@mesh/contracts';
 import {
   activeTraceIds, createMetrics, PrometheusContentType, startDiscovery, startTelemetry,
@@ -18,9 +25,9 @@ import { HttpApp, sendJson } from './http';
 import { createLogger, type Logger, type LogLevel } from './logger';
 
 export interface CommonConfig {
-  nats: { url: string };
+  nats: { url: string; inboxPrefix: string } & NatsCredentials;
   http: { port: number; host: string };
-  mesh: { partitions: number; replicas: number; duplicateWindow: number; leaseTtl: number };
+  mesh: { partitions: number; replicas: number; duplicateWindow: number; leaseTtl: number; provision: boolean };
   instance: { id: string };
   log: { level: string };
   shutdown: { timeout: number };
@@ -50,6 +57,8 @@ export interface RunningService {
 
 export interface ServiceDefinition<C extends CommonConfig> {
   name: string;
+  /** Streams and buckets it works with: checked at start-up when it may not create them (MESH_PROVISION=false). */
+  needs: MeshNeeds;
   loadConfig(): C;
   start(ctx: ServiceContext<C>): Promise<RunningService>;
 }
@@ -93,30 +102,65 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   }
   log.info('http listening', { port: httpPort });
 
-  log.info('connecting to NATS', { url: config.nats.url });
-  const nc = await connectNats({ url: config.nats.url, name: `${def.name}:${config.instance.id}` });
+  // One line on stderr and exit 1: what an operator reads when start-up is refused.
+  const refuse = async (err: unknown, nc?: NatsConnection): Promise<never> => {
+    state.stopping = true;
+    process.stderr.write(`${def.name}: ${redactUrl((err as Error).message)}\n`);
+    await nc?.close().catch(() => undefined);
+    process.exit(1);
+  };
+  const natsUrl = redactUrl(config.nats.url);
+  log.info('connecting to NATS', { url: natsUrl, as: describeCredentials(config.nats), inbox_prefix: config.nats.inboxPrefix });
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats({
+      url: config.nats.url,
+      name: `${def.name}:${config.instance.id}`,
+      credentials: config.nats,
+      inboxPrefix: config.nats.inboxPrefix,
+      onWaiting: ({ url, reason, waitedMs }) => log.warn('waiting for NATS', { url, reason, waited_s: Math.round(waitedMs / 1000) }),
+    });
+  } catch (err) {
+    if (err instanceof NatsCredentialsError || err instanceof NatsRefusedError) return refuse(err);
+    throw err;
+  }
   state.connected = true;
+  log.info('connected to NATS', { server: redactUrl(nc.getServer()) });
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') state.connected = false;
       if (s.type === 'reconnect') state.connected = true;
-      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn(`nats ${s.type}`, { server: 'server' in s ? s.server : undefined });
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn(`nats ${s.type}`, { server: 'server' in s ? redactUrl(s.server) : undefined });
+      if (s.type === 'error' && s.error instanceof natsErrors.PermissionViolationError) {
+        // A missing grant: the operation failed; say which, so the permissions can be fixed.
+        const { operation, subject, queue } = s.error;
+        log.warn('nats permission violation', { operation, subject, queue });
+        metrics.natsPermissionViolations.add(1, { operation });
+      }
     }
   })();
+  void nc.closed().then((err) => {
+    // Closed without our asking: credentials revoked (the client gives up after two refusals), or the like.
+    if (state.stopping) return;
+    process.stderr.write(`${def.name}: the NATS connection closed${err ? `: ${redactUrl(err.message)}` : ''}\n`);
+    process.exit(1);
+  });
 
   const js = jetstream(nc, { timeout: 10_000 });
   try {
-    await provisionMesh(nc, {
-      partitions: config.mesh.partitions,
-      replicas: config.mesh.replicas,
-      duplicateWindowMs: config.mesh.duplicateWindow,
-      leaseTtlMs: config.mesh.leaseTtl,
-    });
+    if (config.mesh.provision) {
+      await provisionMesh(nc, {
+        partitions: config.mesh.partitions,
+        replicas: config.mesh.replicas,
+        duplicateWindowMs: config.mesh.duplicateWindow,
+        leaseTtlMs: config.mesh.leaseTtl,
+      });
+    } else {
+      await verifyMesh(nc, def.needs, config.mesh.partitions);
+    }
   } catch (err) {
-    log.error('cannot provision the mesh', { error: err });
-    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
-    await nc.close();
-    process.exit(1);
+    log.error(config.mesh.provision ? 'cannot provision the mesh' : 'the mesh is not provisioned', { error: (err as Error).message });
+    return refuse(err, nc);
   }
   state.provisioned = true;
   try {
@@ -124,9 +168,7 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   } catch (err) {
     // A handler that cannot work, a duplicate name, a module that does not load: say which and stop.
     log.error('cannot start', { error: err });
-    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
-    await nc.close();
-    process.exit(1);
+    return refuse(err, nc);
   }
   const described = running.discovery;
   const discovery = startDiscovery(nc, {

@@ -107,6 +107,8 @@ export type StageHandlerAttributes = {
 export type StagePartitionAttributes = { stage: string; partition: number | string };
 /** `status`: the HTTP status answered (202, 400, 413, 415, 503); NATS requests use the same codes. */
 export type IngestStatusAttributes = { status: number | string };
+/** `publish` or `subscription`: what the server refused. */
+export type NatsPermissionAttributes = { operation: string };
 
 /**
  * The mesh's instruments. Counters only go up; observable gauges are read by
@@ -133,6 +135,7 @@ export interface MeshInstruments {
   ownedPartitions: ObservableGauge<StageAttributes>;
   /** mesh_ingest_requests_total{status}: ingest requests by answered status. */
   ingestRequests: Counter<IngestStatusAttributes>;
+  natsPermissionViolations: Counter<NatsPermissionAttributes>;
   /** mesh_ingest_request_duration_seconds: time from request to answer. */
   ingestRequestDuration: Histogram<Record<string, never>>;
 }

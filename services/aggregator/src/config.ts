@@ -10,7 +10,7 @@ export interface AggregatorConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema(),
+  nats: natsSchema('aggregator'),
   http: httpSchema(8083),
   mesh: meshSchema(),
   instance: instanceSchema('aggregator'),

@@ -5,7 +5,7 @@
  * windows on `mesh.aggregates.<name>`.
  */
 import { Kvm } from '@nats-io/kv';
-import { aggregateKvKey, Buckets } from '@mesh/contracts';
+import { aggregateKvKey, Buckets, ServiceNeeds } from '@mesh/contracts';
 import { createStage, registry, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { aggregations } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
@@ -48,4 +48,9 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   return stage;
 }
 
-void runService({ name: 'aggregator', loadConfig: () => loadAggregatorConfig(), start });
+void runService({
+  name: 'aggregator',
+  needs: ServiceNeeds.aggregator,
+  loadConfig: () => loadAggregatorConfig(),
+  start,
+});

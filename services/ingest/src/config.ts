@@ -10,7 +10,7 @@ export interface IngestConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema(),
+  nats: natsSchema('ingest'),
   http: httpSchema(8080),
   mesh: meshSchema(),
   instance: instanceSchema('ingest'),

@@ -3,7 +3,7 @@
  * (`mesh.in.<type>`), validates them, assigns partitions and stores them in
  * MESH_INGEST as batch envelopes. Stateless: run as many as you like.
  */
-import { IngestQueueGroup, Subjects } from '@mesh/contracts';
+import { IngestQueueGroup, ServiceNeeds, Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import { BodyTooLargeError, EndpointStats, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { accept, type AcceptDeps } from './accept';
@@ -107,4 +107,9 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
   };
 }
 
-void runService({ name: 'ingest', loadConfig: () => loadIngestConfig(), start });
+void runService({
+  name: 'ingest',
+  needs: ServiceNeeds.ingest,
+  loadConfig: () => loadIngestConfig(),
+  start,
+});

@@ -11,7 +11,7 @@ export interface ProcessorConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema(),
+  nats: natsSchema('processor'),
   http: httpSchema(8082),
   mesh: meshSchema(),
   instance: instanceSchema('processor'),

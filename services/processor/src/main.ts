@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, RouteKeyPrefix } from '@mesh/contracts';
+import { Buckets, RouteKeyPrefix, ServiceNeeds } from '@mesh/contracts';
 import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
@@ -42,4 +42,9 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   return stage;
 }
 
-void runService({ name: 'processor', loadConfig: () => loadProcessorConfig(), start });
+void runService({
+  name: 'processor',
+  needs: ServiceNeeds.processor,
+  loadConfig: () => loadProcessorConfig(),
+  start,
+});

@@ -10,7 +10,7 @@ export interface RouterConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema(),
+  nats: natsSchema('router'),
   http: httpSchema(8081),
   mesh: meshSchema(),
   instance: instanceSchema('router'),

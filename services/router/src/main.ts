@@ -6,7 +6,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets } from '@mesh/contracts';
+import { Buckets, ServiceNeeds } from '@mesh/contracts';
 import { createStage, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadRouterConfig, type RouterConfig } from './config';
 import { rebuildDedup } from './rebuild-dedup';
@@ -87,4 +87,9 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   };
 }
 
-void runService({ name: 'router', loadConfig: () => loadRouterConfig(), start });
+void runService({
+  name: 'router',
+  needs: ServiceNeeds.router,
+  loadConfig: () => loadRouterConfig(),
+  start,
+});

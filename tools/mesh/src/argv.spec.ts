@@ -28,9 +28,18 @@ describe('parseArgv', () => {
     });
 
     it('takes options before or after the command, as --opt value or --opt=value', () => {
-      const want: Invocation = { command: 'dlq ls', global: { natsUrl: 'nats://h:1', json: true }, stage: 'processor', partition: 2, limit: 5 };
-      expect(parseArgv(['--json', '--nats', 'nats://h:1', 'dlq', 'ls', '--stage', 'processor', '--partition', '2', '--limit', '5'])).toEqual(want);
-      expect(parseArgv(['dlq', '--stage=processor', 'ls', '--partition=2', '--limit=5', '--nats=nats://h:1', '--json'])).toEqual(want);
+      const want = { command: 'dlq ls', global: { natsUrl: 'nats://h:1', json: true }, stage: 'processor', partition: 2, limit: 5 };
+      expect(parseArgv(['--json', '--nats', 'nats://h:1', 'dlq', 'ls', '--stage', 'processor', '--partition', '2', '--limit', '5'])).toMatchObject(want);
+      expect(parseArgv(['dlq', '--stage=processor', 'ls', '--partition=2', '--limit=5', '--nats=nats://h:1', '--json'])).toMatchObject(want);
+    });
+
+    it('takes credentials from the flags over the NATS_* env, and names where each came from', () => {
+      const env = { NATS_USER: 'env-user', NATS_PASSWORD_FILE: '/run/secrets/pw', NATS_TLS_CA: '/etc/ca.pem' };
+      const inv = parseArgv(['partitions', '--user', 'admin', '--password', 'pw', '--tls-cert', '/c.pem', '--tls-key', '/c.key'], env) as Exclude<Invocation, { command: 'help' }>;
+      expect(inv.global.credentials).toMatchObject({ user: 'admin', password: 'pw', passwordFile: '', tlsCa: '/etc/ca.pem', tlsCert: '/c.pem', tlsKey: '/c.key' });
+      expect(inv.global.labels).toMatchObject({ user: '--user', password: '--password', tlsCa: 'NATS_TLS_CA', tlsCert: '--tls-cert' });
+      const fromEnv = parseArgv(['partitions'], env) as Exclude<Invocation, { command: 'help' }>;
+      expect(fromEnv.global.credentials).toMatchObject({ user: 'env-user', passwordFile: '/run/secrets/pw' });
     });
 
     it('rejects a NATS URL that is not one, naming where it came from', () => {
@@ -80,13 +89,13 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, partitions or nats-config (see 'mesh --help')"],
-      [['dlc'], "unknown command 'dlc'; use dlq, partitions or nats-config (see 'mesh --help')"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, partitions, provision or nats-config (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions, provision or nats-config (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show or redrive"],
       [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show or redrive"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
-      [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --json or --help"],
-      [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --json or --help"],
+      [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
+      [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
       [['dlq', 'ls', '--stage'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],

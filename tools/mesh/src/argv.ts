@@ -5,6 +5,7 @@
  * the value given and what is accepted.
  */
 import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
 import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
 import { UsageError } from './errors';
 import { helpText } from './help';
@@ -21,6 +22,21 @@ const DefaultPartitions = 16;
 export interface GlobalOpts {
   natsUrl: string;
   json: boolean;
+  /** From the flags, else the NATS_* env variables. */
+  credentials: NatsCredentials;
+  /** How each credential setting was given (its flag or env variable), for errors. */
+  labels: CredentialLabels;
+}
+
+/** The credential flags and the settings they stand for; env variables fill what they leave. */
+const CredentialFlags: [string, keyof NatsCredentials][] = [
+  ['--user', 'user'], ['--password', 'password'], ['--creds', 'creds'], ['--nkey', 'nkeySeedFile'],
+  ['--tls-ca', 'tlsCa'], ['--tls-cert', 'tlsCert'], ['--tls-key', 'tlsKey'],
+];
+
+export interface ProvisionArgs {
+  partitions?: number;
+  replicas?: number;
 }
 
 export type RedriveTarget = { seq: number } | { all: true; stage?: DlqStage; partition?: number };
@@ -31,6 +47,7 @@ export type Invocation =
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
   | { command: 'nats-config'; global: GlobalOpts; options: NatsConfigOptions };
 
 const groups: Record<string, string[]> = {};
@@ -197,7 +214,16 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   const has = (flag: string) => lexed.values.has(flag);
 
   const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
-  const global: GlobalOpts = { natsUrl, json: has('--json') };
+  const credentials = credentialsFromEnv(env);
+  const labels: CredentialLabels = { ...EnvLabels };
+  for (const [flag, key] of CredentialFlags) {
+    if (!has(flag)) continue;
+    credentials[key] = value(flag)!;
+    labels[key] = flag;
+    // A flag replaces the env's way of giving the same thing (--password over NATS_PASSWORD_FILE).
+    if (key === 'password') credentials.passwordFile = '';
+  }
+  const global: GlobalOpts = { natsUrl, json: has('--json'), credentials, labels };
 
   const noArguments = () => {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' for 'mesh ${name}'; it takes none`);
@@ -231,6 +257,20 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
     case 'partitions': {
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
+    }
+    case 'provision': {
+      noArguments();
+      const count = (flag: string, max: number) => {
+        const n = wholeNumber(value(flag)!);
+        if (n === undefined || n < 1 || n > max) throw new UsageError(`invalid ${flag} '${value(flag)}'; use a whole number from 1 to ${max}`);
+        return n;
+      };
+      return {
+        command: name,
+        global,
+        partitions: has('--partitions') ? count('--partitions', MaxPartitions) : undefined,
+        replicas: has('--replicas') ? count('--replicas', 5) : undefined,
+      };
     }
     case 'nats-config': {
       noArguments();

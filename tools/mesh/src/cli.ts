@@ -11,11 +11,16 @@ import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
 import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
+import { provision } from './provision';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
-export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { command: 'help' | 'nats-config' }>): Promise<void> {
+export function runCommand(
+  ctx: CommandContext,
+  inv: Exclude<Invocation, { command: 'help' | 'nats-config' }>,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<void> {
   switch (inv.command) {
     case 'dlq ls':
       return dlqList(ctx, inv);
@@ -25,6 +30,8 @@ export function runCommand(ctx: CommandContext, inv: Exclude<Invocation, { comma
       return dlqRedrive(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
+    case 'provision':
+      return provision(ctx, inv, env);
   }
 }
 
@@ -65,8 +72,8 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   }
   let ctx: CommandContext | undefined;
   try {
-    ctx = await openContext(inv.global.natsUrl, out, inv.global.json);
-    await runCommand(ctx, inv);
+    ctx = await openContext(inv.global, out);
+    await runCommand(ctx, inv, env);
     return ExitCode.ok;
   } catch (err) {
     return reportError(err, out);

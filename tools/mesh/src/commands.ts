@@ -11,7 +11,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'nats-config';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision' | 'nats-config';
 
 export interface CommandSpec {
   name: CommandName;
@@ -25,6 +25,13 @@ export interface CommandSpec {
 
 export const GlobalOptions: OptionSpec[] = [
   { flag: '--nats', value: '<url>', help: 'NATS server URL(s), comma-separated (default: $NATS_URL, else nats://127.0.0.1:4222)' },
+  { flag: '--user', value: '<name>', help: 'NATS user name (default: $NATS_USER)' },
+  { flag: '--password', value: '<secret>', help: 'NATS password (default: $NATS_PASSWORD or the file $NATS_PASSWORD_FILE; visible to other local users: prefer the env)' },
+  { flag: '--creds', value: '<file>', help: 'NATS .creds file, JWT and nkey seed (default: $NATS_CREDS)' },
+  { flag: '--nkey', value: '<file>', help: 'file with an nkey user seed (default: $NATS_NKEY_SEED_FILE)' },
+  { flag: '--tls-ca', value: '<file>', help: 'CA certificate to verify the NATS server; turns TLS on (default: $NATS_TLS_CA)' },
+  { flag: '--tls-cert', value: '<file>', help: 'client certificate for mutual TLS (default: $NATS_TLS_CERT)' },
+  { flag: '--tls-key', value: '<file>', help: 'key of the client certificate (default: $NATS_TLS_KEY)' },
   { flag: '--json', help: 'print JSON instead of a table' },
   { flag: '--help', help: 'show this help' },
 ];
@@ -69,6 +76,21 @@ export const Commands: CommandSpec[] = [
     details: [
       'lag = messages not yet delivered + delivered but not acknowledged. ' +
         "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+  {
+    name: 'provision',
+    args: '',
+    summary: 'create or update the streams, buckets and partition consumers (admin credentials)',
+    options: [
+      { flag: '--partitions', value: '<n>', help: 'partition count P (default: $MESH_PARTITIONS, else 16); fixed once the mesh exists' },
+      { flag: '--replicas', value: '<n>', help: 'stream and bucket replicas (default: $MESH_REPLICAS, else 1)' },
+    ],
+    details: [
+      'Idempotent: running it again changes nothing, or brings updatable settings in line. ' +
+        'Services started with MESH_PROVISION=false create nothing and need this to have run. ' +
+        'The duplicate window, lease TTL, max ack pending and ack wait come from $MESH_DUPLICATE_WINDOW, $MESH_LEASE_TTL, ' +
+        '$MESH_MAX_ACK_PENDING and $MESH_ACK_WAIT as for the services.',
     ],
   },
   {

@@ -7,7 +7,8 @@
  */
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
+import { connectNats, NatsCredentialsError, NatsRefusedError, redactUrl } from '@mesh/messaging';
+import type { GlobalOpts } from './argv';
 import { CliError } from './errors';
 import type { Output } from './output';
 
@@ -35,16 +36,29 @@ export async function commandContext(nc: NatsConnection, out: Output, opts: { js
   return { nc, js: jetstream(nc), jsm, out, json: opts.json ?? false, natsUrl };
 }
 
-/** Connect to `natsUrl` for one command; an unreachable server is a CliError with one line. */
-export async function openContext(natsUrl: string, out: Output, json: boolean): Promise<CommandContext> {
+/**
+ * Connect for one command with the given credentials; an unreachable
+ * server, refused credentials or a TLS failure is a CliError with one line.
+ */
+export async function openContext(global: Pick<GlobalOpts, 'natsUrl' | 'json' | 'credentials' | 'labels'>, out: Output): Promise<CommandContext> {
+  const natsUrl = redactUrl(global.natsUrl);
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: natsUrl.split(','), name: 'mesh-cli', reconnect: false, timeout: ConnectTimeoutMs });
+    nc = await connectNats({
+      url: global.natsUrl,
+      name: 'mesh-cli',
+      credentials: global.credentials,
+      labels: global.labels,
+      waitOnFirstConnect: false,
+      reconnect: false,
+      attemptTimeoutMs: ConnectTimeoutMs,
+    });
   } catch (err) {
-    throw new CliError(`cannot reach NATS at ${natsUrl}: ${(err as Error).message}`);
+    if (err instanceof NatsCredentialsError || err instanceof NatsRefusedError) throw new CliError(err.message);
+    throw new CliError(`cannot reach NATS at ${natsUrl}: ${redactUrl((err as Error).message)}`);
   }
   try {
-    return await commandContext(nc, out, { json, natsUrl });
+    return await commandContext(nc, out, { json: global.json, natsUrl });
   } catch (err) {
     await nc.close();
     throw err;
