@@ -119,9 +119,10 @@ export function writeNatsConfig(o: NatsConfigOptions, out: Output): WrittenNatsC
   out.out(`  users: ${Identities.join(', ')} (nkeys); services limited to their own subjects for ${o.partitions} partitions`);
   if (tls) out.out(`  TLS: CA ${tls.caFile}; clients need a certificate of it (one per identity in ${join(dir, 'tls')})`);
   out.out(`wrote ${Identities.map((i) => `${i}.env`).join(', ')} in ${dir}`);
+  const url = `${tls ? 'tls' : 'nats'}://127.0.0.1:4222`;
   out.err('next:');
   out.err(`  nats-server -c ${serverConfig} -js -sd <store dir>`);
-  out.err(`  env $(cat ${envFiles.admin}) NATS_URL=nats://127.0.0.1:4222 npm run mesh -- provision`);
-  out.err(`  env $(cat ${envFiles.ingest}) NATS_URL=nats://127.0.0.1:4222 MESH_PROVISION=false npx nx serve ingest   # and so on per service`);
+  out.err(`  env $(cat ${envFiles.admin}) NATS_URL=${url} npm run mesh -- provision`);
+  out.err(`  env $(cat ${envFiles.ingest}) NATS_URL=${url} MESH_PROVISION=false npx nx serve ingest   # and so on per service`);
   return { dir, serverConfig, envFiles, caFile: tls?.caFile };
 }
