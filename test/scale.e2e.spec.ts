@@ -6,7 +6,8 @@
  *   (b) every key's events reached MESH_PROCESSED in the order they were sent,
  *   (c) no partition was consumed by two live instances at once,
  *   (d) once settled, 16 partitions over 3 instances differ by at most one,
- *       and the third join moved about 1/3 of them.
+ *       and the third join moved about 1/3 of them,
+ *   (e) no instance warned of a timer overflow (a handover that gave up at once).
  */
 import { jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
@@ -197,5 +198,10 @@ describe.each(['processor', 'aggregator'] as const)('scaling out the %s', (stage
     }
     expect(overlaps).toEqual([]);
     expect(intervals.filter((i) => i.instance === b.output().match(/"instance":"([^"]+)"/)?.[1]).length).toBeGreaterThan(0);
+
+    // (e) every handover was graceful: an unbounded wait never became a
+    // 1 ms timer that abandoned in-flight work (Node warns when it does).
+    const overflows = procs.map((p) => ({ service: p.name, pid: p.pid, warnings: p.output().match(/TimeoutOverflowWarning.*/g) ?? [] }));
+    expect(overflows).toEqual(procs.map((p) => ({ service: p.name, pid: p.pid, warnings: [] })));
   }, 170_000);
 });

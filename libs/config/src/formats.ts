@@ -45,6 +45,22 @@ export function registerFormats(): void {
       validate: integerIn(1, Number.MAX_SAFE_INTEGER),
       coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
     },
+    'non-negative-int': {
+      validate: integerIn(0, Number.MAX_SAFE_INTEGER),
+      coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+    },
+    'positive-duration': {
+      validate(value: unknown) {
+        if (parseDuration(value) <= 0) throw new Error('must be a duration above zero such as "500ms", "1s" or "10s"');
+      },
+      coerce: (v: unknown) => {
+        try {
+          return parseDuration(v);
+        } catch {
+          return v;
+        }
+      },
+    },
     duration: {
       validate(value: unknown) {
         parseDuration(value);

@@ -15,4 +15,8 @@ export {
   processorSchema,
   aggregatorSchema,
   knownEnvNames,
+  apiKeysSchema,
+  httpTlsSchema,
+  rateLimitSchema,
+  inFlightSchema,
 } from './schema';

@@ -147,6 +147,77 @@ export function ingestSchema() {
   };
 }
 
+/**
+ * API keys on every HTTP API (`/v1/...`). Off while no file is named; the
+ * file is written by `mesh apikey create` and reloaded when it changes.
+ */
+export function apiKeysSchema() {
+  return {
+    file: {
+      doc: 'Path of the API key file (written by `mesh apikey create`); when set, every /v1 endpoint needs `Authorization: Bearer <key>`. Empty: keys off.',
+      format: String,
+      default: '',
+      env: 'MESH_API_KEYS_FILE',
+    },
+    metricsAuth: {
+      doc: 'Whether /metrics is open to anyone or needs a key with the admin scope (only while API keys are on).',
+      format: ['open', 'admin'],
+      default: 'open',
+      env: 'MESH_METRICS_AUTH',
+    },
+  };
+}
+
+/** HTTPS on the service's listener: both files or neither. */
+export function httpTlsSchema() {
+  return {
+    cert: { doc: 'PEM certificate (chain) file for HTTPS; give it with HTTP_TLS_KEY. Empty: plain HTTP.', format: String, default: '', env: 'HTTP_TLS_CERT' },
+    key: { doc: 'PEM private key file for HTTPS; give it with HTTP_TLS_CERT. Empty: plain HTTP.', format: String, default: '', env: 'HTTP_TLS_KEY' },
+  };
+}
+
+/** Token buckets on ingest's POST /v1/events, per API key (per client address while keys are off). */
+export function rateLimitSchema() {
+  return {
+    events: {
+      doc: 'Events per second one API key (or client address) may send to POST /v1/events; 0: no limit.',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'MESH_RATE_LIMIT_EVENTS',
+    },
+    bytes: {
+      doc: 'Request body bytes per second one API key (or client address) may send to POST /v1/events; 0: no limit.',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'MESH_RATE_LIMIT_BYTES',
+    },
+    burst: {
+      doc: 'How much of the rate a quiet client may spend at once, as a time: the bucket holds rate x burst.',
+      format: 'positive-duration',
+      default: '1s',
+      env: 'MESH_RATE_LIMIT_BURST',
+    },
+  };
+}
+
+/** What ingest holds accepted but not yet stored; past it a request gets 503 at once instead of memory. */
+export function inFlightSchema() {
+  return {
+    events: {
+      doc: 'Events ingest holds in flight (received, not yet stored in JetStream) before it answers 503.',
+      format: 'positive-int',
+      default: 20_000,
+      env: 'MESH_MAX_IN_FLIGHT_EVENTS',
+    },
+    bytes: {
+      doc: 'Request body bytes ingest holds in flight (being read or not yet stored) before it answers 503.',
+      format: 'positive-int',
+      default: 16 * 1024 * 1024,
+      env: 'MESH_MAX_IN_FLIGHT_BYTES',
+    },
+  };
+}
+
 export function processorSchema() {
   return {
     handlerModules: {
@@ -187,6 +258,7 @@ export function knownEnvNames(): Set<string> {
   const pieces: Record<string, unknown>[] = [
     natsSchema(), httpSchema(0), meshSchema(), instanceSchema('x'), logSchema(), shutdownSchema(),
     consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(),
+    apiKeysSchema(), httpTlsSchema(), rateLimitSchema(), inFlightSchema(),
   ];
   for (const piece of pieces) {
     for (const spec of Object.values(piece)) {

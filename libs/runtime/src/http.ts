@@ -1,17 +1,41 @@
 /**
- * A small HTTP layer on node:http: exact routes with `:params`, JSON
- * answers, bounded bodies. Every service serves its API, /healthz, /readyz
- * and /metrics through it.
+ * A small HTTP layer on node:http (or node:https): exact routes with
+ * `:params`, JSON answers, bounded bodies. Every service serves its API,
+ * /healthz, /readyz and /metrics through it. Each route declares the access
+ * it needs (`open` or an API key scope); a guard, when one is set, decides
+ * before the handler runs.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { ApiKeyEntry } from './api-keys/key-file';
+import type { RouteAccess } from './api-keys/scopes';
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => void | Promise<void>;
+/** Who is calling: the client's address, and its API key while keys are on. */
+export interface Caller {
+  address: string;
+  key?: ApiKeyEntry;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, caller: Caller) => void | Promise<void>;
+
+export type GuardVerdict = { ok: true; caller: Caller } | { ok: false; status: number; error: string; headers?: Record<string, string> };
+
+/** Decides whether a request may reach a route needing `access`; `what` names the route for messages. */
+export type Guard = (req: IncomingMessage, access: RouteAccess, what: string) => GuardVerdict;
+
+/** PEM certificate and key: the listener speaks HTTPS. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
 
 interface Route {
   method: string;
+  path: string;
   parts: string[];
   handler: RouteHandler;
+  access: RouteAccess;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -33,8 +57,12 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-/** Read the whole body, refusing it as soon as it passes `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Read the whole body, refusing it as soon as it passes `limit` bytes.
+ * `onData` sees each chunk's size as it arrives and may refuse the body by
+ * returning an error (ingest counts bytes in flight that way).
+ */
+export function readBody(req: IncomingMessage, limit: number, onData?: (bytes: number) => Error | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -52,6 +80,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         reject(new BodyTooLargeError(limit));
         return;
       }
+      const refused = onData?.(chunk.length);
+      if (refused) {
+        failed = true;
+        reject(refused);
+        return;
+      }
       chunks.push(chunk);
     });
     req.on('end', () => !failed && resolve(Buffer.concat(chunks, size)));
@@ -62,10 +96,23 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 export class HttpApp {
   private readonly routes: Route[] = [];
-  private server?: Server;
+  private server?: Server | TlsServer;
+  private guard?: Guard;
 
-  route(method: string, path: string, handler: RouteHandler): this {
-    this.routes.push({ method, parts: path.split('/'), handler });
+  /**
+   * Serve `method path` with `handler`. `access` is what a caller needs
+   * while API keys are on: `open` for anyone, else a key with that scope
+   * (or admin). A route that says nothing needs admin: forgetting to
+   * declare access never opens a route.
+   */
+  route(method: string, path: string, handler: RouteHandler, access: RouteAccess = 'admin'): this {
+    this.routes.push({ method, path, parts: path.split('/'), handler, access });
+    return this;
+  }
+
+  /** Check every request against its route's access before the handler runs (API keys). */
+  useGuard(guard: Guard): this {
+    this.guard = guard;
     return this;
   }
 
@@ -93,8 +140,9 @@ export class HttpApp {
     return { params: {}, allowed };
   }
 
-  async listen(port: number, host: string): Promise<number> {
-    this.server = createServer((req, res) => {
+  /** Listen on `host:port`, with HTTPS when `tls` is given; resolves to the port. */
+  async listen(port: number, host: string, tls?: TlsFiles): Promise<number> {
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
       const path = (req.url ?? '/').split('?')[0];
       const { route, params, allowed } = this.match(req.method ?? 'GET', path);
       if (!route) {
@@ -102,10 +150,17 @@ export class HttpApp {
         else sendError(res, 404, `no route for ${req.method} ${path}`);
         return;
       }
+      let caller: Caller = { address: req.socket.remoteAddress ?? 'unknown' };
+      if (this.guard) {
+        const verdict = this.guard(req, route.access, `${route.method} ${route.path}`);
+        if (!verdict.ok) return sendError(res, verdict.status, verdict.error, {}, verdict.headers);
+        caller = verdict.caller;
+      }
       Promise.resolve()
-        .then(() => route.handler(req, res, params))
+        .then(() => route.handler(req, res, params, caller))
         .catch((err: Error) => sendError(res, 500, `internal error: ${err.message}`));
-    });
+    };
+    this.server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, serve) : createServer(serve);
     // A client gets 408 if its headers take over 20 s or its whole request over 30 s.
     this.server.keepAliveTimeout = 15_000;
     this.server.headersTimeout = 20_000;

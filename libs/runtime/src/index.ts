@@ -17,7 +17,9 @@ export type { StageRunnerOptions, PartitionWorker, InputEnvelope, Resume, Dispos
 export { createStage } from './stage-service';
 export type { StageConfig, StageHandle } from './stage-service';
 export { HttpApp, sendJson, sendError, readBody, BodyTooLargeError } from './http';
-export type { RouteHandler } from './http';
+export type { RouteHandler, Caller, Guard, GuardVerdict, TlsFiles } from './http';
+export * from './api-keys';
+export * from './rate-limit';
 export { runService } from './service';
 export type { CommonConfig, ServiceContext, ServiceDefinition, RunningService } from './service';
 export { EndpointStats } from './endpoint-stats';

@@ -21,6 +21,7 @@ import {
   activeTraceIds, createMetrics, PrometheusContentType, startDiscovery, startTelemetry,
   type DiscoveryEndpoint, type DiscoveryEndpointStats, type MetricsRegistry,
 } from '@mesh/telemetry';
+import { guardRoutes, loadHttpSecurity, type HttpSecurity } from './api-keys/http-security';
 import { HttpApp, sendJson } from './http';
 import { createLogger, type Logger, type LogLevel } from './logger';
 
@@ -31,6 +32,8 @@ export interface CommonConfig {
   instance: { id: string };
   log: { level: string };
   shutdown: { timeout: number };
+  httpTls: { cert: string; key: string };
+  apiKeys: { file: string; metricsAuth: string };
 }
 
 export interface ServiceContext<C extends CommonConfig> {
@@ -65,8 +68,10 @@ export interface ServiceDefinition<C extends CommonConfig> {
 
 export async function runService<C extends CommonConfig>(def: ServiceDefinition<C>): Promise<void> {
   let config: C;
+  let security: HttpSecurity;
   try {
     config = def.loadConfig();
+    security = loadHttpSecurity(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${def.name}: ${err.message}\n`);
@@ -82,25 +87,27 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   let running: RunningService | undefined;
 
   const http = new HttpApp();
-  http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }));
+  guardRoutes(http, security);
+  security.keys?.watch(log);
+  http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }), 'open');
   http.route('GET', '/readyz', (_req, res) => {
     const checks = { nats: state.connected, provisioned: state.provisioned, ...(running?.readiness() ?? { started: false }), running: !state.stopping };
     const ready = Object.values(checks).every(Boolean);
     sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
-  });
+  }, 'open');
   http.route('GET', '/metrics', async (_req, res) => {
     const body = await metrics.renderPrometheus();
     res.writeHead(200, { 'content-type': PrometheusContentType, 'content-length': Buffer.byteLength(body) });
     res.end(body);
-  });
+  }, security.metricsAccess);
   let httpPort: number;
   try {
-    httpPort = await http.listen(config.http.port, config.http.host);
+    httpPort = await http.listen(config.http.port, config.http.host, security.tls);
   } catch (err) {
     process.stderr.write(`${def.name}: cannot listen on ${config.http.host}:${config.http.port} (HTTP_PORT): ${(err as Error).message}\n`);
     process.exit(1);
   }
-  log.info('http listening', { port: httpPort });
+  log.info('http listening', { port: httpPort, tls: security.tls !== undefined, apiKeys: security.keys?.size ?? 'off' });
 
   // One line on stderr and exit 1: what an operator reads when start-up is refused.
   const refuse = async (err: unknown, nc?: NatsConnection): Promise<never> => {
@@ -198,6 +205,7 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
       await discovery.stop();
       await nc.drain();
       await http.close();
+      security.keys?.close();
       await metrics.shutdown();
       log.info('stopped');
       await telemetry.shutdown();

@@ -105,6 +105,8 @@ export interface StageRunnerOptions {
 }
 
 const MAX_REOPEN_DELAY_MS = 10_000;
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** This instance can no longer vouch for its lease of a partition: it must not write or ack for it. */
 export class LeaseLostError extends Error {
@@ -262,9 +264,12 @@ class PartitionRun {
     this.inHand.clear();
   }
 
-  /** Graceful: stop pulling, finish and ack what was received. */
+  /** Graceful: stop pulling, finish and ack what was received; abandon what is left after `timeoutMs` (Infinity: wait). */
   async close(timeoutMs: number): Promise<void> {
     this.stop.abort();
+    // setTimeout takes at most 2^31-1 ms and fires after 1 ms for anything
+    // larger (Infinity included): an unbounded wait must set no timer at all.
+    if (timeoutMs > MAX_TIMER_MS) return this.done;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.done.then(() => false),

@@ -71,6 +71,7 @@ export async function createStage<C extends StageConfig>(
       leases: ownership.heldPartitions(),
       members: ownership.liveMembers,
     }),
+    'query',
   );
   return {
     runner,

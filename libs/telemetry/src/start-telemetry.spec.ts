@@ -146,7 +146,8 @@ describe('startTelemetry in a service process', () => {
     telemetry.shutdown().then(() => process.stdout.write('SPAN ' + span.spanContext().spanId + '\\n' + (sdkLoaded ? 'SDK\\n' : '')));
   `;
   async function runService(env: Record<string, string>): Promise<{ stdout: string; spanId: string }> {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+    // Nx runs tasks with FORCE_COLOR set: the console exporter would then print its spans with colour codes.
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_') && k !== 'FORCE_COLOR'));
     const { stdout } = await execFileAsync(process.execPath, ['-e', script], { cwd: RepoRoot, env: { ...clean, ...env }, timeout: 20_000 });
     const spanId = /^SPAN ([0-9a-f]{16})$/m.exec(stdout)?.[1];
     expect(spanId).toBeDefined();

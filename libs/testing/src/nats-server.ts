@@ -18,6 +18,11 @@ export interface NatsServerOptions {
   args: string[];
   /** Print the server's log (for debugging a test). */
   verbose: boolean;
+  /**
+   * Run it in its own process group, so a terminal's Ctrl-C (sent to the
+   * foreground group) does not reach it and its owner decides when it stops.
+   */
+  detached: boolean;
 }
 
 export interface NatsServer {
@@ -79,7 +84,7 @@ export async function startNatsServer(options: Partial<NatsServerOptions> = {}):
 
   const launch = async () => {
     const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port), '-js', '-sd', storeDir, ...(options.args ?? [])];
-    child = spawn(NatsServerBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(NatsServerBinary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
     if (options.verbose) {
       child.stderr?.pipe(process.stderr);
     }

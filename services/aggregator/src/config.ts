@@ -2,6 +2,7 @@ import {
   aggregatorSchema, consumerSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
+import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface AggregatorConfig extends CommonConfig {
@@ -12,6 +13,8 @@ export interface AggregatorConfig extends CommonConfig {
 export const schema = {
   nats: natsSchema('aggregator'),
   http: httpSchema(8083),
+  httpTls: httpTlsSchema(),
+  apiKeys: apiKeysSchema(),
   mesh: meshSchema(),
   instance: instanceSchema('aggregator'),
   log: logSchema(),

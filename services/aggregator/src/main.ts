@@ -22,6 +22,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
 
   http.route('GET', '/v1/aggregates', (_req, res) =>
     sendJson(res, 200, { aggregations: [...byName.values()].map((a) => ({ name: a.name, window: a.window, types: a.types ?? ['>'] })), counters }),
+    'query',
   );
   http.route('GET', '/v1/aggregates/:name/:key', async (_req, res, { name, key }) => {
     if (!byName.has(name)) {
@@ -36,7 +37,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
     }
     if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
     sendJson(res, 200, entry.json());
-  });
+  }, 'query');
 
   const stage = await createStage(ctx, 'aggregator', async (partition) => {
     const { windows, checkpoint } = await loadWindows(checkpoints, partition, () =>

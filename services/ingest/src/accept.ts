@@ -5,7 +5,7 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { context, SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
-import { partitionOf, partitionKeyOf, Subjects } from '@mesh/contracts';
+import { partitionOf, partitionKeyOf, Subjects, type CloudEvent } from '@mesh/contracts';
 import { errorMessage, type Logger } from '@mesh/runtime';
 import { injectTraceparent, recordFailure, startProducerSpan, TracerName, type MetricsRegistry } from '@mesh/telemetry';
 import type { EnvelopeBatcher } from './envelope-batcher';
@@ -38,6 +38,13 @@ const ENVELOPE_OVERHEAD = 1024;
 const RETRY_AFTER_S = '1';
 
 /**
+ * The last word before events are stored, once they are known to be valid:
+ * an answer refuses the whole request (permissions, rate limits, the
+ * in-flight bound); undefined lets it through.
+ */
+export type Admit = (events: readonly CloudEvent[]) => AcceptAnswer | undefined;
+
+/**
  * Parse, validate and store one request. `parent` is the caller's trace
  * context (from a `traceparent` header); the request gets a server span, each
  * envelope a producer span, and each event without a `traceparent` of its own
@@ -49,10 +56,11 @@ export async function accept(
   body: Uint8Array,
   defaultType?: string,
   parent: Context = context.active(),
+  admit?: Admit,
 ): Promise<AcceptAnswer> {
   const started = performance.now();
   const span = trace.getTracer(TracerName).startSpan('POST /v1/events', { kind: SpanKind.SERVER }, parent);
-  const answer = await store(deps, contentType, body, defaultType, trace.setSpan(parent, span), span);
+  const answer = await store(deps, contentType, body, defaultType, trace.setSpan(parent, span), span, admit);
   span.setAttribute('http.response.status_code', answer.status);
   span.end();
   deps.metrics?.ingestRequests.add(1, { status: answer.status });
@@ -67,6 +75,7 @@ async function store(
   defaultType: string | undefined,
   ctx: Context,
   span: Span,
+  admit: Admit | undefined,
 ): Promise<AcceptAnswer> {
   const parsed = parseRequest(contentType, body);
   if (!parsed.ok) return { status: parsed.status, body: { error: parsed.error, ...(parsed.problems ? { problems: parsed.problems } : {}) } };
@@ -108,6 +117,11 @@ async function store(
     const error = `${prepared.problems.length} problem(s) in the request; nothing was stored`;
     if (prepared.tooLarge) return { status: 413, body: { error, problems: prepared.problems, limit: maxEventBytes } };
     return { status: 400, body: { error, problems: prepared.problems } };
+  }
+  const refused = admit?.(prepared.events);
+  if (refused) {
+    producer?.end();
+    return refused;
   }
   if (!producer) {
     return { status: 503, body: { error: 'not connected to NATS; nothing was stored, retry later' }, headers: { 'retry-after': RETRY_AFTER_S } };

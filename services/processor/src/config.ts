@@ -2,6 +2,7 @@ import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, processorSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
+import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface ProcessorConfig extends CommonConfig {
@@ -13,6 +14,8 @@ export interface ProcessorConfig extends CommonConfig {
 export const schema = {
   nats: natsSchema('processor'),
   http: httpSchema(8082),
+  httpTls: httpTlsSchema(),
+  apiKeys: apiKeysSchema(),
   mesh: meshSchema(),
   instance: instanceSchema('processor'),
   log: logSchema(),

@@ -28,6 +28,7 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   const jsm = await jetstreamManager(nc);
   http.route('GET', '/v1/handlers', (_req, res) =>
     sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
+    'query',
   );
 
   const stage = await createStage(ctx, 'processor', async (partition, resume) => {

@@ -2,6 +2,7 @@ import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
+import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface RouterConfig extends CommonConfig {
@@ -12,6 +13,8 @@ export interface RouterConfig extends CommonConfig {
 export const schema = {
   nats: natsSchema('router'),
   http: httpSchema(8081),
+  httpTls: httpTlsSchema(),
+  apiKeys: apiKeysSchema(),
   mesh: meshSchema(),
   instance: instanceSchema('router'),
   log: logSchema(),

@@ -59,7 +59,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   })();
 
   const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
-  http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }));
+  http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }), 'query');
 
   const stage = await createStage(ctx, 'router', async (partition, { ackFloor }) => {
     const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow, ackFloor);

@@ -1,3 +1,4 @@
+import { MeshVersion } from '@mesh/contracts';
 import { parseArgv, type Invocation } from './argv';
 import { UsageError } from './errors';
 
@@ -59,12 +60,31 @@ describe('parseArgv', () => {
       expect(parseArgv(['dlq', 'show', '42'])).toMatchObject({ command: 'dlq show', seq: 42 });
     });
 
-    it('redrives one sequence, or --all with an optional stage and partition', () => {
-      expect(parseArgv(['dlq', 'redrive', '7'])).toMatchObject({ command: 'dlq redrive', target: { seq: 7 } });
+    it('redrives one or more sequences, or --all with an optional stage and partition', () => {
+      expect(parseArgv(['dlq', 'redrive', '7'])).toMatchObject({ command: 'dlq redrive', target: { seqs: [7] } });
+      expect(parseArgv(['dlq', 'redrive', '3', '5', '9'])).toMatchObject({ command: 'dlq redrive', target: { seqs: [3, 5, 9] } });
       expect(parseArgv(['dlq', 'redrive', '--all'])).toMatchObject({ target: { all: true, stage: undefined, partition: undefined } });
       expect(parseArgv(['dlq', 'redrive', '--all', '--stage', 'router', '--partition', '3'])).toMatchObject({
         target: { all: true, stage: 'router', partition: 3 },
       });
+    });
+
+    it('removes one or more sequences, or --all with an optional stage and partition', () => {
+      expect(parseArgv(['dlq', 'rm', '4', '2'])).toMatchObject({ command: 'dlq rm', target: { seqs: [4, 2] } });
+      expect(parseArgv(['dlq', 'rm', '--all', '--stage', 'processor', '--partition', '1'])).toMatchObject({
+        command: 'dlq rm',
+        target: { all: true, stage: 'processor', partition: 1 },
+      });
+    });
+
+    it('prints the mesh version for --version, wherever it stands', () => {
+      expect(parseArgv(['--version'])).toEqual({ command: 'version', text: `mesh ${MeshVersion}` });
+      expect(parseArgv(['dlq', 'ls', '--version'])).toEqual({ command: 'version', text: `mesh ${MeshVersion}` });
+    });
+
+    it('tails a stage or a subject, with an optional type filter and count', () => {
+      expect(parseArgv(['tail', 'processor'])).toMatchObject({ command: 'tail', target: 'processor', filter: undefined, count: undefined });
+      expect(parseArgv(['tail', 'mesh.routed.3.>', '--filter', 'order.*', '--count', '5'])).toMatchObject({ target: 'mesh.routed.3.>', filter: 'order.*', count: 5 });
     });
 
     it('shows partitions of every stage or of one', () => {
@@ -89,10 +109,10 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, partitions, provision or nats-config (see 'mesh --help')"],
-      [['dlc'], "unknown command 'dlc'; use dlq, partitions, provision or nats-config (see 'mesh --help')"],
-      [['dlq'], "missing command after 'mesh dlq'; use ls, show or redrive"],
-      [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show or redrive"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, tail, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions, tail, provision, nats-config or apikey (see 'mesh --help')"],
+      [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
+      [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show, redrive or rm"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
       [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
       [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
@@ -100,10 +120,19 @@ describe('parseArgv', () => {
       [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],
       [['dlq', 'ls', '--json=yes'], "option --json takes no value, got 'yes'"],
-      [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all"],
+      [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh dlq redrive'"],
+      [['dlq', 'rm'], "missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh dlq rm'"],
+      [['dlq', 'rm', '3', 'x'], "invalid sequence 'x'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
+      [['dlq', 'redrive', '3', '5', '3'], 'sequence 3 is given twice; give each dead letter once'],
+      [['dlq', 'rm', '3', '--partition', '1'], '--partition selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
+      [['tail'], "'mesh tail' takes one stage (ingest, router, processor or aggregator) or subject, got none"],
+      [['tail', 'mesh..x'], "invalid subject 'mesh..x': a subject is dot-separated tokens without spaces, such as mesh.processed.>; or give a stage: ingest, router, processor or aggregator"],
+      [['tail', 'mesh.>.x'], "invalid subject 'mesh.>.x': '>' may only be the last token; or give a stage: ingest, router, processor or aggregator"],
+      [['tail', 'router', '--count', '0'], "invalid --count '0'; use a whole number from 1"],
+      [['tail', 'router', '--filter', 'order..x'], "invalid --filter 'order..x': token '' must be letters, digits, '_' or '-', or a wildcard '*' or '>'"],
       [['nats-config'], 'missing --out <dir>: the directory to write the config and credentials into'],
       [['nats-config', '--out', 'd', '--partitions', '0'], "invalid --partitions '0'; use a whole number from 1 to 1024"],
       [['nats-config', '--out', 'd', '--hosts', 'a.b'], '--hosts names the hosts of the server certificate; it needs --tls'],
@@ -126,6 +155,8 @@ describe('parseArgv', () => {
       expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
       expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({ tls: true, hosts: ['nats.internal', '10.0.0.5'], force: true });
       expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
+      // It writes files only: no NATS options.
+      expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe("option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help");
     });
   });
 
@@ -133,8 +164,9 @@ describe('parseArgv', () => {
     it('describes every command at the top level', () => {
       const text = help(['--help']);
       expect(text).toMatch(/^usage: mesh <command> \[options\]/);
-      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'partitions', 'nats-config']) expect(text).toContain(`mesh ${c}`);
+      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'dlq rm', 'partitions', 'nats-config']) expect(text).toContain(`mesh ${c}`);
       expect(text).toContain('--nats <url>');
+      expect(text).toContain('--version');
     });
 
     it('narrows to a group or a command, with -h, --help or help', () => {

@@ -4,14 +4,16 @@
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
-import { Stages, type DlqStage, type Stage } from '@mesh/contracts';
+import { MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
 import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
-import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpec } from './commands';
+import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
+import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
 import type { NatsConfigOptions } from './nats-config/nats-config';
 import { oneOf } from './output';
+import { StageOutputs, subjectProblem } from './tail';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
@@ -39,16 +41,21 @@ export interface ProvisionArgs {
   replicas?: number;
 }
 
-export type RedriveTarget = { seq: number } | { all: true; stage?: DlqStage; partition?: number };
+/** Which dead letters `dlq redrive` and `dlq rm` act on: the sequences given, or all (of a stage, a partition). */
+export type DlqSelection = { seqs: number[] } | { all: true; stage?: DlqStage; partition?: number };
 
 export type Invocation =
   | { command: 'help'; text: string }
+  | { command: 'version'; text: string }
   | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
-  | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
+  | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
+  | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
   | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
-  | { command: 'nats-config'; global: GlobalOpts; options: NatsConfigOptions };
+  | { command: 'nats-config'; options: NatsConfigOptions }
+  | ApiKeyInvocation;
 
 const groups: Record<string, string[]> = {};
 for (const c of Commands) {
@@ -62,12 +69,13 @@ interface Lexed {
   words: string[];
   values: Map<string, string | true>;
   help: boolean;
+  version: boolean;
   /** The first problem with the options; reported after the command is known. */
   problem?: (command: string, allowed: readonly OptionSpec[]) => UsageError;
 }
 
 function lex(argv: readonly string[]): Lexed {
-  const out: Lexed = { words: [], values: new Map(), help: false };
+  const out: Lexed = { words: [], values: new Map(), help: false, version: false };
   const fail = (p: Lexed['problem']) => {
     out.problem ??= p;
   };
@@ -79,6 +87,10 @@ function lex(argv: readonly string[]): Lexed {
     }
     if (arg === '-h' || arg === '--help') {
       out.help = true;
+      continue;
+    }
+    if (arg === VersionOption.flag) {
+      out.version = true;
       continue;
     }
     if (!arg.startsWith('-') || arg === '-') {
@@ -183,6 +195,23 @@ export function parseHosts(text: string): string[] {
   return hosts;
 }
 
+function parseNatsConfigArgs(
+  rest: readonly string[],
+  value: (flag: string) => string | undefined,
+  has: (flag: string) => boolean,
+  env: Readonly<Record<string, string | undefined>>,
+): NatsConfigOptions {
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' for 'mesh nats-config'; it takes none`);
+  if (!has('--out')) throw new UsageError('missing --out <dir>: the directory to write the config and credentials into');
+  if (has('--hosts') && !has('--tls')) throw new UsageError('--hosts names the hosts of the server certificate; it needs --tls');
+  const partitions = has('--partitions')
+    ? parsePartitionCount(value('--partitions')!, '--partitions')
+    : env.MESH_PARTITIONS
+      ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
+      : DefaultPartitions;
+  return { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') };
+}
+
 const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;
 
 function parseNatsUrl(text: string, from: string): string {
@@ -193,6 +222,22 @@ function parseNatsUrl(text: string, from: string): string {
   return urls.join(',');
 }
 
+/** The dead letters a redrive or rm names: one or more sequences, or --all with optional --stage and --partition. */
+function dlqSelection(name: CommandName, rest: readonly string[], has: (flag: string) => boolean, stage: DlqStage | undefined, partition: string | undefined): DlqSelection {
+  if (has('--all')) {
+    if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
+    return { all: true, stage, partition: partition === undefined ? undefined : parsePartition(partition) };
+  }
+  if (rest.length === 0) throw new UsageError(`missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh ${name}'`);
+  for (const flag of ['--stage', '--partition']) {
+    if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
+  }
+  const seqs = rest.map(parseSeq);
+  const twice = seqs.find((s, i) => seqs.indexOf(s) !== i);
+  if (twice !== undefined) throw new UsageError(`sequence ${twice} is given twice; give each dead letter once`);
+  return { seqs };
+}
+
 /**
  * Parse `argv` (without `node` and the script). `env` supplies NATS_URL.
  * Returns what to run, or throws a UsageError.
@@ -200,10 +245,13 @@ function parseNatsUrl(text: string, from: string): string {
 export function parseArgv(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Invocation {
   const lexed = lex(argv);
   if (lexed.help || lexed.words[0] === 'help') return { command: 'help', text: helpText(helpTopic(lexed.words)) };
+  if (lexed.version) return { command: 'version', text: `mesh ${MeshVersion}` };
 
   const { name, rest } = resolve(lexed.words);
   const spec = Commands.find((c) => c.name === name)!;
-  const allowed = [...spec.options, ...GlobalOptions];
+  // A command that works on local files takes no NATS options.
+  const globalOptions = spec.offline ? GlobalOptions.filter((o) => o.flag === '--json' || o.flag === '--help') : GlobalOptions;
+  const allowed = [...spec.options, ...globalOptions];
   if (lexed.problem) throw lexed.problem(name, allowed);
   for (const flag of lexed.values.keys()) {
     if (!allowed.some((o) => o.flag === flag)) {
@@ -212,6 +260,10 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   }
   const value = (flag: string) => lexed.values.get(flag) as string | undefined;
   const has = (flag: string) => lexed.values.has(flag);
+  // Offline: the key file, no NATS URL to check.
+  if (isApiKeyCommand(name)) return parseApiKeyArgs(name, rest, value, env, has('--json'));
+  // Offline too: it writes files.
+  if (name === 'nats-config') return { command: name, options: parseNatsConfigArgs(rest, value, has, env) };
 
   const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
   const credentials = credentialsFromEnv(env);
@@ -241,19 +293,9 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       if (rest.length !== 1) throw new UsageError(`'mesh dlq show' takes one <seq>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
       return { command: name, global, seq: parseSeq(rest[0]) };
     }
-    case 'dlq redrive': {
-      const partition = has('--partition') ? parsePartition(value('--partition')!) : undefined;
-      if (has('--all')) {
-        if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
-        return { command: name, global, target: { all: true, stage: dlqStage, partition } };
-      }
-      if (rest.length === 0) throw new UsageError("missing <seq>; give the DLQ sequence of a dead letter (see 'mesh dlq ls') or --all");
-      if (rest.length > 1) throw new UsageError(`'mesh dlq redrive' takes one <seq>, got ${rest.length}: ${rest.join(' ')}`);
-      for (const flag of ['--stage', '--partition']) {
-        if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
-      }
-      return { command: name, global, target: { seq: parseSeq(rest[0]) } };
-    }
+    case 'dlq redrive':
+    case 'dlq rm':
+      return { command: name, global, target: dlqSelection(name, rest, has, dlqStage, value('--partition')) };
     case 'partitions': {
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
@@ -272,20 +314,17 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
         replicas: has('--replicas') ? count('--replicas', 5) : undefined,
       };
     }
-    case 'nats-config': {
-      noArguments();
-      if (!has('--out')) throw new UsageError("missing --out <dir>: the directory to write the config and credentials into");
-      if (has('--hosts') && !has('--tls')) throw new UsageError('--hosts names the hosts of the server certificate; it needs --tls');
-      const partitions = has('--partitions')
-        ? parsePartitionCount(value('--partitions')!, '--partitions')
-        : env.MESH_PARTITIONS
-          ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
-          : DefaultPartitions;
-      return {
-        command: name,
-        global,
-        options: { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') },
-      };
+    case 'tail': {
+      if (rest.length !== 1) throw new UsageError(`'mesh tail' takes one stage (${oneOf(Object.keys(StageOutputs))}) or subject, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      const problem = StageOutputs[rest[0]] ? undefined : subjectProblem(rest[0]);
+      if (problem) throw new UsageError(`invalid subject '${rest[0]}': ${problem}; or give a stage: ${oneOf(Object.keys(StageOutputs))}`);
+      const filter = value('--filter');
+      const filterProblem = filter === undefined ? undefined : typePatternProblem(filter);
+      if (filterProblem) throw new UsageError(`invalid --filter '${filter}': ${filterProblem}`);
+      const countText = value('--count');
+      const count = countText === undefined ? undefined : wholeNumber(countText);
+      if (countText !== undefined && (count === undefined || count < 1)) throw new UsageError(`invalid --count '${countText}'; use a whole number from 1`);
+      return { command: name, global, target: rest[0], filter, count };
     }
   }
 }

@@ -2,23 +2,27 @@
  * The CLI as a function: argv in, lines out, an exit code back. main.ts
  * wires it to the process; tests call it (or a command) directly.
  */
+import { runApiKeyCommand } from './apikey';
+import type { ApiKeyInvocation } from './apikey-argv';
 import { parseArgv, type Invocation } from './argv';
 import { openContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
 import { dlqRedrive } from './dlq-redrive';
+import { dlqRemove } from './dlq-rm';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
 import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
+import { tail } from './tail';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' | 'nats-config' }>,
+  inv: Exclude<Invocation, { command: 'help' | 'version' } | ApiKeyInvocation | { command: 'nats-config' }>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -28,10 +32,14 @@ export function runCommand(
       return dlqShow(ctx, inv);
     case 'dlq redrive':
       return dlqRedrive(ctx, inv.target);
+    case 'dlq rm':
+      return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
     case 'provision':
       return provision(ctx, inv, env);
+    case 'tail':
+      return tail(ctx, inv);
   }
 }
 
@@ -57,14 +65,15 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   } catch (err) {
     return reportError(err, out);
   }
-  if (inv.command === 'help') {
+  if (inv.command === 'help' || inv.command === 'version') {
     out.out(inv.text);
     return ExitCode.ok;
   }
-  if (inv.command === 'nats-config') {
-    // Writes files only: no NATS connection.
+  if (!('global' in inv)) {
+    // Commands that write local files need no NATS connection.
     try {
-      writeNatsConfig(inv.options, out);
+      if (inv.command === 'nats-config') writeNatsConfig(inv.options, out);
+      else await runApiKeyCommand(inv, out);
       return ExitCode.ok;
     } catch (err) {
       return reportError(err, out);

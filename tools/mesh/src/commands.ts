@@ -2,6 +2,7 @@
  * The commands of `mesh`, as data: the parser checks options against it
  * and the help is rendered from it, so the two cannot disagree.
  */
+import { ApiKeyCommands, type ApiKeyCommandName } from './apikey-commands';
 
 export interface OptionSpec {
   /** `--stage` */
@@ -11,7 +12,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision' | 'nats-config';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'provision' | 'nats-config' | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -21,6 +22,8 @@ export interface CommandSpec {
   options: OptionSpec[];
   /** Extra paragraphs for `--help`. */
   details: string[];
+  /** Runs without a NATS connection (edits a local file). */
+  offline?: boolean;
 }
 
 export const GlobalOptions: OptionSpec[] = [
@@ -35,6 +38,9 @@ export const GlobalOptions: OptionSpec[] = [
   { flag: '--json', help: 'print JSON instead of a table' },
   { flag: '--help', help: 'show this help' },
 ];
+
+/** `mesh --version`: taken before any command, so it is listed in the top-level help only. */
+export const VersionOption: OptionSpec = { flag: '--version', help: 'print the mesh version and exit' };
 
 const dlqStageOption: OptionSpec = { flag: '--stage', value: '<stage>', help: 'only dead letters of this stage: router, processor, aggregator or ingest' };
 const partitionOption: OptionSpec = { flag: '--partition', value: '<n>', help: 'only dead letters of this partition' };
@@ -58,7 +64,7 @@ export const Commands: CommandSpec[] = [
   },
   {
     name: 'dlq redrive',
-    args: '<seq> | --all',
+    args: '<seq>... | --all',
     summary: 'publish dead letters back to their original subject, then delete them',
     options: [{ flag: '--all', help: 'redrive every dead letter (with --stage, --partition: those of a stage or partition)' }, dlqStageOption, partitionOption],
     details: [
@@ -66,6 +72,17 @@ export const Commands: CommandSpec[] = [
         '(redriving one dead letter twice within the duplicate window stores it once) and header Mesh-Redrive: <seq>. ' +
         'The dead letter is deleted only after JetStream has acknowledged the publish.',
       'A dead letter whose body is not a batch envelope (a JSON array of CloudEvents) or that has no original subject is refused and kept.',
+      'Given several sequences, each is redriven in turn; one that cannot be is reported and the others go on.',
+    ],
+  },
+  {
+    name: 'dlq rm',
+    args: '<seq>... | --all',
+    summary: 'discard dead letters for good, printing each one removed',
+    options: [{ flag: '--all', help: 'remove every dead letter (with --stage, --partition: those of a stage or partition)' }, dlqStageOption, partitionOption],
+    details: [
+      'Asks nothing: what it removed is printed (or listed with --json), and cannot be redriven any more. ' +
+        '--all takes MESH_DLQ as it is when it starts; dead letters that arrive meanwhile stay.',
     ],
   },
   {
@@ -76,6 +93,20 @@ export const Commands: CommandSpec[] = [
     details: [
       'lag = messages not yet delivered + delivered but not acknowledged. ' +
         "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+  {
+    name: 'tail',
+    args: '<stage|subject>',
+    summary: 'print events as they pass: time, subject, type, key, id',
+    options: [
+      { flag: '--filter', value: '<type-pattern>', help: 'only events of these types (* one token, > the rest), such as order.*' },
+      { flag: '--count', value: '<n>', help: 'stop after n events (default: run until Ctrl-C)' },
+    ],
+    details: [
+      "A stage prints its output: ingest mesh.ingest.>, router mesh.routed.>, processor mesh.processed.>, aggregator mesh.aggregates.> (closed windows). " +
+        'Anything else is a subject, wildcards allowed. A core NATS subscription: it creates nothing and shows only what arrives from now on. ' +
+        'With --json, one JSON object per line.',
     ],
   },
   {
@@ -96,6 +127,7 @@ export const Commands: CommandSpec[] = [
   {
     name: 'nats-config',
     args: '--out <dir>',
+    offline: true,
     summary: 'write a least-privilege nats-server config and credentials for the admin and each service',
     options: [
       { flag: '--out', value: '<dir>', help: 'directory to write into (created if missing; must be empty unless --force)' },
@@ -111,4 +143,5 @@ export const Commands: CommandSpec[] = [
       'Then: nats-server -c <dir>/nats-server.conf -js -sd <store>; `mesh provision` with admin.env; each service with its env file and MESH_PROVISION=false.',
     ],
   },
+  ...ApiKeyCommands,
 ];

@@ -18,7 +18,7 @@
  */
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { Headers, Streams, typeMatches, type DlqStage } from '@mesh/contracts';
-import type { RedriveTarget } from './argv';
+import type { DlqSelection } from './argv';
 import { requireStream, type CommandContext } from './context';
 import { getDeadLetter, readDeadLetters, type DeadLetterRecord } from './dead-letters';
 import { CliError } from './errors';
@@ -128,8 +128,27 @@ async function redriveAll(ctx: CommandContext, o: { stage?: DlqStage; partition?
   if (refused.length > 0) throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
 }
 
-export async function dlqRedrive(ctx: CommandContext, target: RedriveTarget): Promise<void> {
-  if ('all' in target) return redriveAll(ctx, target);
-  const r = await redriveOne(ctx, await getDeadLetter(ctx, target.seq));
-  ctx.out.out(ctx.json ? JSON.stringify({ redriven: [r], refused: [] }, null, 2) : redrivenLine(r));
+/** Redrive the dead letters given by sequence, in turn; one that fails is reported and the others go on. */
+async function redriveEach(ctx: CommandContext, seqs: readonly number[]): Promise<void> {
+  const redriven: Redriven[] = [];
+  const refused: { seq: number; problem: string }[] = [];
+  for (const seq of seqs) {
+    try {
+      const r = await redriveOne(ctx, await getDeadLetter(ctx, seq));
+      redriven.push(r);
+      if (!ctx.json) ctx.out.out(redrivenLine(r));
+    } catch (err) {
+      // One sequence alone fails as it did: with its own error.
+      if (seqs.length === 1 || !(err instanceof CliError)) throw err;
+      refused.push({ seq, problem: err.message });
+      if (!ctx.json) ctx.out.err(err.message);
+    }
+  }
+  if (ctx.json) ctx.out.out(JSON.stringify({ redriven, refused }, null, 2));
+  else if (seqs.length > 1) ctx.out.out(`redrove ${redriven.length}, refused ${refused.length} (refused ones stay in ${Streams.dlq})`);
+  if (refused.length > 0) throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
+}
+
+export async function dlqRedrive(ctx: CommandContext, target: DlqSelection): Promise<void> {
+  return 'all' in target ? redriveAll(ctx, target) : redriveEach(ctx, target.seqs);
 }

@@ -8,6 +8,7 @@ import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { commandContext, type CommandContext } from './context';
 import { dlqList } from './dlq-ls';
 import { dlqRedrive } from './dlq-redrive';
+import { dlqRemove } from './dlq-rm';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { MemoryOutput } from './output';
@@ -220,7 +221,7 @@ describe('mesh dlq (real nats-server)', () => {
     it('republishes the exact body to the original subject once, then deletes the dead letter', async () => {
       const b = await failedInHandler(1, 'redrive-exact', 'bob');
       const { ctx, out } = await cli();
-      await dlqRedrive(ctx, { seq: b.seq });
+      await dlqRedrive(ctx, { seqs: [b.seq] });
 
       const again = await jsm.streams.getMessage(Streams.routed, { last_by_subj: b.subject });
       expect(Buffer.from(again!.data).equals(Buffer.from(b.payload))).toBe(true);
@@ -241,14 +242,14 @@ describe('mesh dlq (real nats-server)', () => {
       streams.deleteMessage = () => Promise.reject(new Error('connection lost'));
       const broken = Object.assign(Object.create(realJsm), { streams });
       const first = await cli({ jsm: broken });
-      await expect(dlqRedrive(first.ctx, { seq: b.seq })).rejects.toThrow(
+      await expect(dlqRedrive(first.ctx, { seqs: [b.seq] })).rejects.toThrow(
         /^dead letter \d+ was republished \(MESH_ROUTED sequence \d+\) but could not be deleted from MESH_DLQ: connection lost; redrive it again/,
       );
       expect(await inDlq(b.seq)).toBe(true);
       expect(await stored(b.subject)).toBe(1);
 
       const { ctx, out } = await cli();
-      await dlqRedrive(ctx, { seq: b.seq });
+      await dlqRedrive(ctx, { seqs: [b.seq] });
       expect(out.text).toMatch(/already stored as MESH_ROUTED sequence \d+ by an earlier redrive/);
       expect(await stored(b.subject)).toBe(1);
       expect(await inDlq(b.seq)).toBe(false);
@@ -257,7 +258,7 @@ describe('mesh dlq (real nats-server)', () => {
     it('puts a router dead letter back on its ingest subject', async () => {
       const a = await unroutable(3, 'erin');
       const { ctx } = await cli({ json: true });
-      await dlqRedrive(ctx, { seq: a.seq });
+      await dlqRedrive(ctx, { seqs: [a.seq] });
       const again = await jsm.streams.getMessage(Streams.ingest, { last_by_subj: a.subject });
       expect(Buffer.from(again!.data).equals(Buffer.from(a.payload))).toBe(true);
       expect(await inDlq(a.seq)).toBe(false);
@@ -266,7 +267,7 @@ describe('mesh dlq (real nats-server)', () => {
     it('refuses a dead letter whose body is not an envelope, and keeps it', async () => {
       const c = await malformed('processor', 2);
       const { ctx } = await cli();
-      await expect(dlqRedrive(ctx, { seq: c.seq })).rejects.toThrow(
+      await expect(dlqRedrive(ctx, { seqs: [c.seq] })).rejects.toThrow(
         /^dead letter \d+ cannot be redriven: its body is not a batch envelope \(a JSON array of CloudEvents\): not JSON .*; it stays in MESH_DLQ$/,
       );
       expect(await inDlq(c.seq)).toBe(true);
@@ -279,7 +280,7 @@ describe('mesh dlq (real nats-server)', () => {
       h.set(Headers.stage, 'processor');
       const ack = await js.publish(Subjects.dlq('processor', 1), encodeEnvelope([orderEvent('frank', 1, 1)]), { headers: h });
       const { ctx } = await cli();
-      await expect(dlqRedrive(ctx, { seq: ack.seq })).rejects.toThrow(
+      await expect(dlqRedrive(ctx, { seqs: [ack.seq] })).rejects.toThrow(
         `dead letter ${ack.seq} cannot be redriven: it has no Mesh-Original-Subject header, so where it failed is unknown; it stays in MESH_DLQ`,
       );
       expect(await inDlq(ack.seq)).toBe(true);
@@ -291,7 +292,7 @@ describe('mesh dlq (real nats-server)', () => {
         originalSubject: Subjects.inbound('order.created'), originalSequence: ++origin, index: 0, payload: encodeEnvelope([orderEvent('gina', 1, 1)]),
       });
       const { ctx } = await cli();
-      await expect(dlqRedrive(ctx, { seq: ack.seq })).rejects.toThrow(
+      await expect(dlqRedrive(ctx, { seqs: [ack.seq] })).rejects.toThrow(
         `dead letter ${ack.seq} cannot be redriven: its original subject 'mesh.in.order.created' is not a stage input; ` +
           'accepted: mesh.ingest.>, mesh.routed.> or mesh.processed.>; it stays in MESH_DLQ',
       );
@@ -317,6 +318,77 @@ describe('mesh dlq (real nats-server)', () => {
       const { ctx, out } = await cli();
       await dlqRedrive(ctx, { all: true });
       expect(out.stdout).toEqual(['no dead letters to redrive']);
+    });
+
+    it('redrives several sequences in turn, reports the one it refuses or cannot find, and goes on with the rest', async () => {
+      const a = await unroutable(1, 'hana');
+      const c = await malformed('processor', 1);
+      const b = await failedInHandler(1, 'redrive-several', 'ivan');
+      const { ctx, out } = await cli();
+      const absent = b.seq + 100;
+      await expect(dlqRedrive(ctx, { seqs: [a.seq, c.seq, absent, b.seq] })).rejects.toThrow(`refused 2 dead letters: ${c.seq}, ${absent}`);
+      expect([await inDlq(a.seq), await inDlq(c.seq), await inDlq(b.seq)]).toEqual([false, true, false]);
+      expect(await stored(a.subject)).toBe(1);
+      expect(await stored(b.subject)).toBe(1);
+      expect(out.stdout).toEqual([
+        expect.stringMatching(new RegExp(`^redrove dead letter ${a.seq} to ${a.subject.replace(/\./g, '\\.')} `)),
+        expect.stringMatching(new RegExp(`^redrove dead letter ${b.seq} to ${b.subject.replace(/\./g, '\\.')} `)),
+        'redrove 2, refused 2 (refused ones stay in MESH_DLQ)',
+      ]);
+      expect(out.stderr).toEqual([
+        expect.stringMatching(new RegExp(`^dead letter ${c.seq} cannot be redriven: its body is not a batch envelope`)),
+        `no dead letter with sequence ${absent} in MESH_DLQ; list them with 'mesh dlq ls'`,
+      ]);
+    });
+  });
+
+  describe('rm', () => {
+    it('removes the dead letters given by sequence, printing each one, and leaves the others', async () => {
+      const a = await unroutable(0, 'jo');
+      const b = await failedInHandler(2, 'rm-some', 'kim');
+      const c = await malformed('aggregator', 3);
+      const { ctx, out } = await cli();
+      await dlqRemove(ctx, { seqs: [c.seq, a.seq] });
+      expect([await inDlq(a.seq), await inDlq(b.seq), await inDlq(c.seq)]).toEqual([false, true, false]);
+      expect(out.stdout).toEqual([
+        `removed dead letter ${c.seq} (mesh.dlq.aggregator.3, (malformed)): malformed envelope: not JSON`,
+        `removed dead letter ${a.seq} (mesh.dlq.router.0, ${a.event!.id}): no handler or rule takes order.unknown`,
+        'removed 2 dead letters from MESH_DLQ',
+      ]);
+      // Discarded, not redriven: nothing went back to a stage.
+      expect(await stored(a.subject)).toBe(0);
+    });
+
+    it('removes those it finds and fails naming the sequences it did not find', async () => {
+      const a = await unroutable(0, 'lee');
+      const { ctx, out } = await cli({ json: true });
+      await expect(dlqRemove(ctx, { seqs: [a.seq + 50, a.seq] })).rejects.toThrow(`found no dead letter with sequence ${a.seq + 50}; list them with 'mesh dlq ls'`);
+      expect(await inDlq(a.seq)).toBe(false);
+      const report = out.json<{ removed: { seq: number; subject: string }[]; missing: { seq: number }[] }>();
+      expect(report.removed).toEqual([expect.objectContaining({ seq: a.seq, subject: 'mesh.dlq.router.0' })]);
+      expect(report.missing.map((m) => m.seq)).toEqual([a.seq + 50]);
+    });
+
+    it('--all removes the dead letters of a stage and partition only', async () => {
+      const a = await unroutable(2, 'max');
+      const b = await failedInHandler(2, 'rm-all', 'ned');
+      const c = await failedInHandler(3, 'rm-all', 'ola');
+      const d = await malformed('processor', 2);
+      const { ctx, out } = await cli();
+      await dlqRemove(ctx, { all: true, stage: 'processor', partition: 2 });
+      expect([await inDlq(a.seq), await inDlq(b.seq), await inDlq(c.seq), await inDlq(d.seq)]).toEqual([true, false, true, false]);
+      expect(out.stdout.map((l) => l.replace(/^(removed dead letter \d+).*/, '$1'))).toEqual([
+        `removed dead letter ${b.seq}`,
+        `removed dead letter ${d.seq}`,
+        'removed 2 dead letters from MESH_DLQ',
+      ]);
+    });
+
+    it('--all with nothing to remove says so', async () => {
+      await unroutable(0, 'pia');
+      const { ctx, out } = await cli();
+      await dlqRemove(ctx, { all: true, stage: 'aggregator' });
+      expect(out.stdout).toEqual(['no dead letters to remove']);
     });
   });
 });

@@ -1,5 +1,5 @@
 /** `--help` texts, rendered from the command table. */
-import { Commands, GlobalOptions, type CommandSpec, type OptionSpec } from './commands';
+import { Commands, GlobalOptions, VersionOption, type CommandSpec, type OptionSpec } from './commands';
 
 /** A paragraph broken into lines of at most `width` characters (a longer word keeps its own line). */
 export function wrap(text: string, width = 80): string[] {
@@ -51,13 +51,13 @@ export function helpText(topic: string): string {
   return [
     'usage: mesh <command> [options]',
     '',
-    'Operate the event mesh on NATS JetStream: dead letters and partitions.',
+    'Operate the event mesh on NATS JetStream: dead letters, partitions and HTTP API keys.',
     '',
     'commands:',
     ...commandLines(Commands),
     '',
     'global options:',
-    ...optionLines(GlobalOptions),
+    ...optionLines([...GlobalOptions, VersionOption]),
     '',
     "Run 'mesh <command> --help' for a command's options.",
     'Exit codes: 0 done, 1 failed (NATS unreachable, not found, refused), 2 usage error.',

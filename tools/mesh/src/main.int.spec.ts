@@ -3,10 +3,11 @@
  * Needs `npm run build` first (the README's test command does it).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { MeshVersion } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 
@@ -19,9 +20,9 @@ interface Run {
 }
 
 /** Run the binary with only PATH and `env`: a NATS_URL of the caller's shell must not leak in. */
-function mesh(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function mesh(args: string[], env: Record<string, string> = {}, command: string[] = [process.execPath, MainJs]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MainJs, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command[0], [...command.slice(1), ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -58,6 +59,14 @@ describe('the mesh binary', () => {
     const run = await mesh(['--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^usage: mesh <command> \[options\]/);
+  });
+
+  it('runs as the workspace package\'s bin (what `npx mesh` executes), and prints the mesh version', async () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const bin = join(__dirname, '..', pkg.bin.mesh);
+    const run = await mesh(['--version'], {}, [bin]);
+    expect(run).toEqual({ code: 0, stdout: `mesh ${MeshVersion}\n`, stderr: '' });
+    expect((await mesh(['--help'], {}, [bin])).stdout).toMatch(/^usage: mesh <command> \[options\]/);
   });
 
   it('exits 2 with the problem on one line for a usage error', async () => {

@@ -1,0 +1,15 @@
+export { Scopes, isScope, scopeAllows } from './scopes';
+export type { Scope, RouteAccess } from './scopes';
+export { generateKey, hashKey, keyIdOf, keyMatches } from './key-format';
+export type { NewKey } from './key-format';
+export { parseKeyFile, serializeKeyFile, readKeyFile, writeKeyFile, keyNameProblem, sourceProblem, KeyFileError, KeyFileVersion } from './key-file';
+export type { ApiKeyEntry, KeyFile } from './key-file';
+export { ApiKeyStore } from './key-store';
+export type { KeyStoreLog } from './key-store';
+export { bearerToken, MaxAuthorizationBytes } from './bearer-token';
+export type { BearerToken } from './bearer-token';
+export { apiKeyGuard } from './api-key-guard';
+export { refusedEvents } from './event-permissions';
+export type { RefusedEvent } from './event-permissions';
+export { loadHttpSecurity, guardRoutes } from './http-security';
+export type { HttpSecurity, HttpSecurityConfig } from './http-security';

@@ -1,0 +1,3 @@
+export { TokenBucket } from './token-bucket';
+export { RateLimiter } from './rate-limiter';
+export type { RateLimitOptions, RateDecision } from './rate-limiter';

@@ -1,0 +1,130 @@
+/**
+ * `npm start` (tools/dev/dist/start.js) as a developer uses it: it starts its
+ * own nats-server and the four services, serves an event end to end, and a
+ * Ctrl-C in the terminal (SIGINT to the whole foreground process group) stops
+ * everything quickly, quietly and completely, in order: the services first,
+ * by start.js and while NATS is up (so they release their leases and leave
+ * the member list), nats-server last.
+ */
+
+/** Keys left in a bucket of the store, read through a fresh nats-server. */
+async function keysLeft(storeDir: string, bucket: string): Promise<string[]> {
+  const server = await startNatsServer({ storeDir });
+  const nc = await connect({ servers: server.url });
+  try {
+    const keys: string[] = [];
+    for await (const k of await (await new Kvm(nc).open(bucket)).keys()) keys.push(k);
+    return keys.sort();
+  } finally {
+    await nc.close();
+    await server.stop();
+  }
+}
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { Buckets } from '@mesh/contracts';
+import { eventually, orderEvent, postEvents, RepoRoot, startNatsServer, totalsOf } from '@mesh/testing';
+
+/** Whether something accepts connections on this loopback port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(true));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+  });
+}
+
+/** A port base with four free ports after it, and a free port for NATS outside them. */
+async function freePorts(): Promise<{ base: number; nats: number }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const nats = base + 10;
+    const taken = await Promise.all([base, base + 1, base + 2, base + 3, nats].map(listening));
+    if (!taken.some(Boolean)) return { base, nats };
+  }
+  throw new Error('found no five free ports');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start (tools/dev/dist/start.js)', () => {
+  let child: ChildProcess | undefined;
+  let dataDir: string;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'mesh-dev-start-'));
+  });
+  afterAll(() => {
+    // Only if the test failed half way: stop what is left of its process group.
+    if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves an event end to end, and a Ctrl-C stops every process it started within 3 s, exiting 0 and printing no error or warning', async () => {
+    const ports = await freePorts();
+    // Detached like a shell's foreground job: its own process group, which Ctrl-C signals as a whole.
+    child = spawn(process.execPath, [join(RepoRoot, 'tools', 'dev', 'dist', 'start.js')], {
+      cwd: RepoRoot,
+      env: {
+        PATH: process.env.PATH ?? '',
+        NATS_URL: `nats://127.0.0.1:${ports.nats}`,
+        MESH_DEV_DATA_DIR: dataDir,
+        MESH_DEV_PORT_BASE: String(ports.base),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+      child!.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+    );
+
+    const ready = await eventually(async () => out.includes('the mesh is ready') || child!.exitCode !== null, 120_000, 100);
+    expect({ ready, exitCode: child.exitCode }).toEqual({ ready: true, exitCode: null });
+    const natsPid = Number(/nats-server running, pid (\d+)/.exec(out)?.[1]);
+    expect(alive(natsPid)).toBe(true);
+    expect(out).toContain(`http://127.0.0.1:${ports.base}/v1/events`);
+
+    const ingest = `http://127.0.0.1:${ports.base}`;
+    const aggregator = `http://127.0.0.1:${ports.base + 3}`;
+    await postEvents(ingest, [orderEvent('dev-start', 1, 25)], 'single');
+    let totals = { count: 0, sum: 0 };
+    await eventually(async () => (totals = await totalsOf(aggregator, 'dev-start')).count === 1, 30_000);
+    expect(totals).toEqual({ count: 1, sum: 25 });
+
+    const before = out.length;
+    const signalledAt = Date.now();
+    process.kill(-child.pid!, 'SIGINT');
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([exited, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 10_000)))]);
+    clearTimeout(timer);
+    const after = out.slice(before);
+
+    expect(exit && { code: exit.code, signal: exit.signal, withinMs: exit.at - signalledAt < 3_000 }).toEqual({ code: 0, signal: null, withinMs: true });
+    expect(after.split('\n').filter((l) => /error|warn|Warning/i.test(l))).toEqual([]);
+    expect(after).toContain('[mesh] stopped');
+    // Each service was stopped by start.js (SIGTERM), not by the terminal's SIGINT.
+    const shutdowns = [...after.matchAll(/"service":"(\w+)".*"msg":"shutting down","signal":"(\w+)"/g)].map((m) => `${m[1]}:${m[2]}`).sort();
+    expect(shutdowns).toEqual(['aggregator:SIGTERM', 'ingest:SIGTERM', 'processor:SIGTERM', 'router:SIGTERM']);
+    expect(alive(natsPid)).toBe(false);
+    const stillListening = [];
+    for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.nats]) if (await listening(port)) stillListening.push(port);
+    expect(stillListening).toEqual([]);
+    // NATS was still there when they left: nothing of them is left in the store.
+    expect({ leases: await keysLeft(dataDir, Buckets.leases), members: await keysLeft(dataDir, Buckets.members) }).toEqual({ leases: [], members: [] });
+  });
+});
