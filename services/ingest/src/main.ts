@@ -3,7 +3,7 @@
  * (`mesh.in.<type>`), validates them, assigns partitions and stores them in
  * MESH_INGEST as batch envelopes. Stateless: run as many as you like.
  */
-import { Subjects, Streams, Buckets } from '@mesh/contracts';
+import { IngestQueueGroup, ServiceNeeds, Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import {
   BodyTooLargeError, EndpointStats, RateLimiter, readBody, refusedEvents, runService, sendError, sendJson,
@@ -18,7 +18,7 @@ import { publishEnvelope } from '@mesh/messaging';
 import { loadIngestConfig, type IngestConfig } from './config';
 
 /** Queue group: each NATS request is answered by one ingest instance. */
-const QUEUE = 'mesh-ingest';
+const QUEUE = IngestQueueGroup;
 
 /** Whose rate limit a request counts against: its API key, or its address while keys are off. */
 function clientOf(caller: Caller): string {
@@ -160,7 +160,7 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
 
 void runService({
   name: 'ingest',
-  needs: { streams: [Streams.ingest, Streams.dlq], buckets: [Buckets.checkpoints] },
+  needs: ServiceNeeds.ingest,
   loadConfig: () => loadIngestConfig(),
   start,
 });

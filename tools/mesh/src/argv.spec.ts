@@ -109,8 +109,8 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, tail, provision, apikey create, apikey ls or apikey revoke (see 'mesh --help')"],
-      [['dlc'], "unknown command 'dlc'; use dlq, partitions, tail, provision or apikey (see 'mesh --help')"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, tail, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions, tail, provision, nats-config or apikey (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
       [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show, redrive or rm"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
@@ -133,8 +133,30 @@ describe('parseArgv', () => {
       [['tail', 'mesh.>.x'], "invalid subject 'mesh.>.x': '>' may only be the last token; or give a stage: ingest, router, processor or aggregator"],
       [['tail', 'router', '--count', '0'], "invalid --count '0'; use a whole number from 1"],
       [['tail', 'router', '--filter', 'order..x'], "invalid --filter 'order..x': token '' must be letters, digits, '_' or '-', or a wildcard '*' or '>'"],
+      [['nats-config'], 'missing --out <dir>: the directory to write the config and credentials into'],
+      [['nats-config', '--out', 'd', '--partitions', '0'], "invalid --partitions '0'; use a whole number from 1 to 1024"],
+      [['nats-config', '--out', 'd', '--hosts', 'a.b'], '--hosts names the hosts of the server certificate; it needs --tls'],
+      [['nats-config', '--out', 'd', '--tls', '--hosts', 'a.b,has space'], "invalid host 'has space' in --hosts 'a.b,has space'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5"],
+      [['nats-config', '--out', 'd', 'extra'], "unexpected argument 'extra' for 'mesh nats-config'; it takes none"],
     ])('%j', (argv, message) => {
       expect(usageError(argv)).toBe(message);
+    });
+  });
+
+  describe('nats-config', () => {
+    it('takes the partition count from --partitions, else MESH_PARTITIONS, else 16', () => {
+      const options = (argv: string[], env = {}) => {
+        const inv = parseArgv(['nats-config', '--out', 'dir', ...argv], env);
+        if (inv.command !== 'nats-config') throw new Error(`not nats-config: ${inv.command}`);
+        return inv.options;
+      };
+      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false });
+      expect(options([], { MESH_PARTITIONS: '4' }).partitions).toBe(4);
+      expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
+      expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({ tls: true, hosts: ['nats.internal', '10.0.0.5'], force: true });
+      expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
+      // It writes files only: no NATS options.
+      expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe("option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help");
     });
   });
 
@@ -142,7 +164,7 @@ describe('parseArgv', () => {
     it('describes every command at the top level', () => {
       const text = help(['--help']);
       expect(text).toMatch(/^usage: mesh <command> \[options\]/);
-      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'dlq rm', 'partitions']) expect(text).toContain(`mesh ${c}`);
+      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'dlq rm', 'partitions', 'nats-config']) expect(text).toContain(`mesh ${c}`);
       expect(text).toContain('--nats <url>');
       expect(text).toContain('--version');
     });

@@ -11,12 +11,15 @@ import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apike
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
+import type { NatsConfigOptions } from './nats-config/nats-config';
 import { oneOf } from './output';
 import { StageOutputs, subjectProblem } from './tail';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
 const MaxPartitions = 1024;
+/** The mesh's partition count when MESH_PARTITIONS does not say. */
+const DefaultPartitions = 16;
 
 export interface GlobalOpts {
   natsUrl: string;
@@ -51,6 +54,7 @@ export type Invocation =
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
   | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
   | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
+  | { command: 'nats-config'; options: NatsConfigOptions }
   | ApiKeyInvocation;
 
 const groups: Record<string, string[]> = {};
@@ -177,6 +181,37 @@ export function parseSeq(text: string): number {
   return n;
 }
 
+export function parsePartitionCount(text: string, from: string): number {
+  const n = wholeNumber(text);
+  if (n === undefined || n < 1 || n > MaxPartitions) throw new UsageError(`invalid ${from} '${text}'; use a whole number from 1 to ${MaxPartitions}`);
+  return n;
+}
+
+/** Host names or IP addresses, comma-separated, for a server certificate. */
+export function parseHosts(text: string): string[] {
+  const hosts = text.split(',').map((h) => h.trim());
+  const bad = hosts.find((h) => !/^[A-Za-z0-9._:-]+$/.test(h));
+  if (bad !== undefined) throw new UsageError(`invalid host '${bad}' in --hosts '${text}'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5`);
+  return hosts;
+}
+
+function parseNatsConfigArgs(
+  rest: readonly string[],
+  value: (flag: string) => string | undefined,
+  has: (flag: string) => boolean,
+  env: Readonly<Record<string, string | undefined>>,
+): NatsConfigOptions {
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' for 'mesh nats-config'; it takes none`);
+  if (!has('--out')) throw new UsageError('missing --out <dir>: the directory to write the config and credentials into');
+  if (has('--hosts') && !has('--tls')) throw new UsageError('--hosts names the hosts of the server certificate; it needs --tls');
+  const partitions = has('--partitions')
+    ? parsePartitionCount(value('--partitions')!, '--partitions')
+    : env.MESH_PARTITIONS
+      ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
+      : DefaultPartitions;
+  return { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') };
+}
+
 const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;
 
 function parseNatsUrl(text: string, from: string): string {
@@ -227,6 +262,8 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   const has = (flag: string) => lexed.values.has(flag);
   // Offline: the key file, no NATS URL to check.
   if (isApiKeyCommand(name)) return parseApiKeyArgs(name, rest, value, env, has('--json'));
+  // Offline too: it writes files.
+  if (name === 'nats-config') return { command: name, options: parseNatsConfigArgs(rest, value, has, env) };
 
   const natsUrl = has('--nats') ? parseNatsUrl(value('--nats')!, '--nats') : env.NATS_URL ? parseNatsUrl(env.NATS_URL, 'NATS_URL') : DefaultNatsUrl;
   const credentials = credentialsFromEnv(env);

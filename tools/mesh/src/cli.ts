@@ -12,6 +12,7 @@ import { dlqRemove } from './dlq-rm';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
+import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
 import { tail } from './tail';
@@ -21,7 +22,7 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' | 'version' } | ApiKeyInvocation>,
+  inv: Exclude<Invocation, { command: 'help' | 'version' } | ApiKeyInvocation | { command: 'nats-config' }>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -69,9 +70,10 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
     return ExitCode.ok;
   }
   if (!('global' in inv)) {
-    // Commands that edit local files need no NATS connection.
+    // Commands that write local files need no NATS connection.
     try {
-      await runApiKeyCommand(inv, out);
+      if (inv.command === 'nats-config') writeNatsConfig(inv.options, out);
+      else await runApiKeyCommand(inv, out);
       return ExitCode.ok;
     } catch (err) {
       return reportError(err, out);
