@@ -1,0 +1,77 @@
+/**
+ * `npm start -- --secure`: the local mesh as production runs it. The `mesh`
+ * CLI generates (once, kept in <data>/secure) a least-privilege nats-server
+ * config with TLS and one nkey identity per service; the admin identity
+ * provisions the streams, buckets and consumers; each service then runs as
+ * its own user with MESH_PROVISION=false, and the HTTP APIs require an API
+ * key, a new one printed at every start.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { RepoRoot } from '@mesh/testing';
+
+const run = promisify(execFile);
+
+export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator'] as const;
+export type Identity = (typeof Identities)[number];
+
+export interface SecureMesh {
+  /** The generated nats-server.conf (authorization with one user per identity, TLS with verified clients). */
+  serverConfig: string;
+  /** The NATS_* variables of an identity: its seed file, CA, client certificate and key. */
+  env(identity: Identity): Record<string, string>;
+  /** The API key file the services check. */
+  apiKeysFile: string;
+}
+
+/** `KEY=VALUE` lines, as `mesh nats-config` writes them. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new Error(`not a KEY=VALUE line: ${JSON.stringify(line)}`);
+    out[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+async function mesh(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  try {
+    const { stdout } = await run(process.execPath, [join(RepoRoot, 'tools', 'mesh', 'dist', 'main.js'), ...args], { env, cwd: RepoRoot });
+    return stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`mesh ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+/** Generate the identities and certificates unless an earlier start did. */
+export async function prepareSecureMesh(dataDir: string, partitions: number, env: NodeJS.ProcessEnv): Promise<SecureMesh & { generated: boolean }> {
+  const dir = join(dataDir, 'secure');
+  const natsDir = join(dir, 'nats');
+  const serverConfig = join(natsDir, 'nats-server.conf');
+  const complete = existsSync(serverConfig) && Identities.every((i) => existsSync(join(natsDir, `${i}.env`)));
+  if (!complete) {
+    await mesh(['nats-config', '--out', natsDir, '--tls', '--partitions', String(partitions), ...(existsSync(natsDir) ? ['--force'] : [])], env);
+  }
+  const envs = new Map<Identity, Record<string, string>>(Identities.map((i) => [i, parseEnvFile(readFileSync(join(natsDir, `${i}.env`), 'utf8'))]));
+  return { serverConfig, env: (i) => ({ ...envs.get(i)! }), apiKeysFile: join(dir, 'api-keys.json'), generated: !complete };
+}
+
+/** Create or update the streams, buckets and consumers as the admin identity. */
+export async function provisionAsAdmin(secure: SecureMesh, natsUrl: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await mesh(['provision', '--nats', natsUrl], { ...env, ...secure.env('admin') });
+}
+
+/** A fresh key file holding one key for this session; returns the key (shown once). */
+export async function newApiKey(secure: SecureMesh, env: NodeJS.ProcessEnv): Promise<string> {
+  rmSync(secure.apiKeysFile, { force: true });
+  const out = await mesh(['apikey', 'create', '--name', 'dev', '--scopes', 'ingest,query', '--file', secure.apiKeysFile], env);
+  const key = out.trim().split('\n').pop() ?? '';
+  if (!/^\S+$/.test(key)) throw new Error('mesh apikey create printed no key on its last line');
+  return key;
+}
