@@ -127,4 +127,55 @@ describe('npm start (tools/dev/dist/start.js)', () => {
     // NATS was still there when they left: nothing of them is left in the store.
     expect({ leases: await keysLeft(dataDir, Buckets.leases), members: await keysLeft(dataDir, Buckets.members) }).toEqual({ leases: [], members: [] });
   });
+
+  it('--secure runs every service as its own NATS user over TLS, requires the printed API key, and stops cleanly', async () => {
+    const ports = await freePorts();
+    const secureDir = mkdtempSync(join(tmpdir(), 'mesh-dev-secure-'));
+    child = spawn(process.execPath, [join(RepoRoot, 'tools', 'dev', 'dist', 'start.js'), '--secure'], {
+      cwd: RepoRoot,
+      env: { PATH: process.env.PATH ?? '', NATS_URL: `nats://127.0.0.1:${ports.nats}`, MESH_DEV_DATA_DIR: secureDir, MESH_DEV_PORT_BASE: String(ports.base) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child!.once('exit', (code) => resolve({ code, at: Date.now() })));
+    try {
+      const ready = await eventually(async () => out.includes('the mesh is ready') || child!.exitCode !== null, 120_000, 100);
+      expect({ ready, exitCode: child.exitCode }).toEqual({ ready: true, exitCode: null });
+      const key = /export MESH_KEY=(\S+)/.exec(out)?.[1] ?? '';
+      expect(key).toMatch(/^mesh_[0-9a-f]+_\S+$/);
+      const natsPid = Number(/running at tls:\/\/127\.0\.0\.1:\d+, pid (\d+)/.exec(out)?.[1]);
+      expect(alive(natsPid)).toBe(true);
+      // The services connected with their own identities and created nothing themselves.
+      expect(out).toMatch(/"service":"ingest".*"msg":"connecting to NATS".*"as":"nkey seed file [^"]*ingest\.nk and client certificate [^"]*ingest-cert\.pem"/);
+
+      const ingest = `http://127.0.0.1:${ports.base}`;
+      const aggregator = `http://127.0.0.1:${ports.base + 3}`;
+      const post = (headers: Record<string, string>) =>
+        fetch(`${ingest}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json', ...headers }, body: JSON.stringify(orderEvent('dev-secure', 1, 25)) });
+      expect((await post({})).status).toBe(401);
+      expect((await post({ authorization: `Bearer ${key}` })).status).toBe(202);
+      let body: { windows?: { count: number; sum: number }[] } = {};
+      const counted = await eventually(async () => {
+        const res = await fetch(`${aggregator}/v1/aggregates/totals/dev-secure`, { headers: { authorization: `Bearer ${key}` } });
+        body = res.status === 200 ? ((await res.json()) as typeof body) : {};
+        return (body.windows ?? []).reduce((n, w) => n + w.count, 0) === 1;
+      }, 30_000);
+      expect({ counted, windows: body.windows?.map((w) => ({ count: w.count, sum: w.sum })) }).toEqual({ counted: true, windows: [{ count: 1, sum: 25 }] });
+      expect(out).not.toMatch(/[Pp]ermission[s]? [Vv]iolation/);
+
+      const signalledAt = Date.now();
+      process.kill(-child.pid!, 'SIGINT');
+      const exit = await exited;
+      expect({ code: exit.code, withinMs: exit.at - signalledAt < 5_000 }).toEqual({ code: 0, withinMs: true });
+      expect(alive(natsPid)).toBe(false);
+      const stillListening = [];
+      for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3]) if (await listening(port)) stillListening.push(port);
+      expect(stillListening).toEqual([]);
+    } finally {
+      rmSync(secureDir, { recursive: true, force: true });
+    }
+  });
 });

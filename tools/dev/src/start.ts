@@ -191,6 +191,12 @@ function startService(name: string, port: number): ServiceChild {
   return record;
 }
 
+/** A path relative to the repository when inside it. */
+function shownPath(path: string): string {
+  const rel = relative(RepoRoot, path);
+  return rel.startsWith('..') ? path : rel;
+}
+
 /** Whether a TCP port on this host is taken. */
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -206,18 +212,18 @@ async function startSecureNats(): Promise<string> {
   if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`--secure starts its own nats-server on this host; NATS_URL ${natsUrl} is not local`);
   if (!existsSync(NatsServerBinary)) throw new Error(`--secure needs ${NatsServerBinary}: install it (Debian: apt-get install nats-server)`);
   const partitions = Number(process.env.MESH_PARTITIONS || 16);
-  const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(process.env));
+  const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(serviceEnv(process.env)));
   secured = prepared;
-  say(prepared.generated ? `generated NATS identities, TLS certificates and a least-privilege config in ${relative(RepoRoot, prepared.serverConfig)}` : `using the NATS identities in ${relative(RepoRoot, prepared.serverConfig)}`);
+  say(prepared.generated ? `generated NATS identities, TLS certificates and a least-privilege config in ${shownPath(prepared.serverConfig)}` : `using the NATS identities in ${shownPath(prepared.serverConfig)}`);
   // A server that is already there (unsecured, say) is left alone: take another port.
   const wanted = Number(u.port || 4222);
   const port = (await portTaken(wanted)) ? 0 : wanted;
   const storeDir = join(settings.dataDir, 'secure', 'store');
   mkdirSync(storeDir, { recursive: true });
   server = await startNatsServer({ port, storeDir, detached: true, args: ['-c', prepared.serverConfig] });
-  const url = `nats://127.0.0.1:${server.port}`;
+  const url = server.url;
   say(`nats-server with TLS and one user per service running at ${url}, pid ${server.pid}${port === 0 ? ` (port ${wanted} is taken)` : ''}`);
-  await provisionAsAdmin(prepared, url, withoutNatsCredentials(process.env));
+  await provisionAsAdmin(prepared, url, withoutNatsCredentials(serviceEnv(process.env)));
   say('provisioned the streams, buckets and consumers as the admin identity');
   return url;
 }
@@ -225,19 +231,19 @@ async function startSecureNats(): Promise<string> {
 async function main() {
   if (secure) {
     natsUrl = await startSecureNats();
-    const key = await newApiKey(secured!, withoutNatsCredentials(process.env));
+    const key = await newApiKey(secured!, withoutNatsCredentials(serviceEnv(process.env)));
     await startAll();
     const ingest = `http://127.0.0.1:${portOf('ingest')}`;
     const aggregator = `http://127.0.0.1:${portOf('aggregator')}`;
     say('the mesh is ready, secured: every service is its own NATS user over TLS, and the HTTP APIs need an API key.');
-    say(`API key (scopes ingest, query; ${relative(RepoRoot, secured!.apiKeysFile)}, replaced at every start):`);
+    say(`API key (scopes ingest, query; ${shownPath(secured!.apiKeysFile)}, replaced at every start):`);
     say(`  export MESH_KEY=${key}`);
     say('send an event:');
     say(`  curl -i -X POST ${ingest}/v1/events -H "authorization: Bearer $MESH_KEY" -H 'content-type: application/cloudevents+json' \\`);
     say(`    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`);
     say('read its aggregate:');
     say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
-    say(`admin CLI: env $(cat ${relative(RepoRoot, join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
+    say(`admin CLI: env $(cat ${shownPath(join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
     say('Ctrl-C stops everything.');
     return;
   }

@@ -3,6 +3,12 @@
 import { runCli } from './cli';
 import { stdioOutput } from './output';
 
+// `mesh dlq ls | head`: a reader that stops reading is no error of ours.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 runCli(process.argv.slice(2), process.env, stdioOutput()).then(
   (code) => {
     process.exitCode = code;
