@@ -6,6 +6,7 @@
  * stages see.
  */
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { ConnectionOptions } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
@@ -71,9 +72,10 @@ export async function consumingPartitions(serviceUrl: string): Promise<number[]>
  * Wait until the mesh is drained: every router, processor and aggregator
  * partition consumer has nothing left to deliver and nothing unacknowledged.
  * Then nothing more will be counted, so totals can be compared exactly.
+ * `options`: credentials and TLS, on a secured server (the admin's).
  */
-export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number): Promise<boolean> {
-  const nc = await connect({ servers: natsUrl.split(',') });
+export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number, options: Partial<ConnectionOptions> = {}): Promise<boolean> {
+  const nc = await connect({ servers: natsUrl.split(','), ...options });
   try {
     const jsm = await jetstreamManager(nc);
     return await eventually(async () => {

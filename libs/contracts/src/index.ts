@@ -1,4 +1,4 @@
-export { MeshVersion, Streams, Buckets, Stages, StageInput, consumerName, checkpointKey, retryRecordPrefix, PartitionCountKey } from './names';
+export { MeshVersion, Streams, Buckets, Stages, StageInput, consumerName, checkpointKey, checkpointPrefix, retryRecordPrefix, PartitionCountKey, RouteKeyPrefix } from './names';
 export type { StreamName, Stage, DlqStage } from './names';
 export { Subjects, subjectToken, subjectTail } from './subjects';
 export { fnv1a32, partitionOf, partitionKeyOf } from './partition';
@@ -7,3 +7,6 @@ export { encodeKvToken, decodeKvToken, aggregateKvKey } from './kv-key';
 export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, MaxSourceLength, MaxPartitionKeyLength, MaxDataDepth } from './cloud-event';
 export type { CloudEvent, EventProblem } from './cloud-event';
 export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';
+export { JsApi, kvStream, kvSubject } from './jetstream-api';
+export { MeshServices, serviceInboxPrefix, servicePermissions, ServiceNeeds, IngestQueueGroup } from './service-permissions';
+export type { MeshService, ServicePermissions, Grant } from './service-permissions';

@@ -44,9 +44,14 @@ export function consumerName(stage: Stage, partition: number): string {
 /** Key in `mesh_checkpoints` that records the partition count fixed at provisioning. */
 export const PartitionCountKey = 'mesh.partitions';
 
+/** Prefix of every key a stage writes in `mesh_checkpoints`. */
+export function checkpointPrefix(stage: Stage): string {
+  return `${stage}.`;
+}
+
 /** Key in `mesh_checkpoints` holding one stage's state for one partition. */
 export function checkpointKey(stage: Stage, partition: number): string {
-  return `${stage}.p${String(partition).padStart(2, '0')}`;
+  return `${checkpointPrefix(stage)}p${String(partition).padStart(2, '0')}`;
 }
 
 /**
@@ -56,3 +61,12 @@ export function checkpointKey(stage: Stage, partition: number): string {
 export function retryRecordPrefix(partition: number): string {
   return `${checkpointKey('processor', partition)}.retry.`;
 }
+
+/**
+ * Key prefixes in `mesh_routes`: `handler.<name>` is written by the service
+ * hosting the handler (its declared types), `rule.<name>` by operators.
+ */
+export const RouteKeyPrefix = {
+  handler: 'handler.',
+  rule: 'rule.',
+} as const;

@@ -29,6 +29,8 @@ export const Subjects = {
   aggregatesAll: 'mesh.aggregates.>',
 
   dlq: (stage: DlqStage, partition: number) => `mesh.dlq.${stage}.${partition}`,
+  /** Every dead letter of one stage, whatever its partition. */
+  dlqStage: (stage: DlqStage) => `mesh.dlq.${stage}.*`,
   dlqAll: 'mesh.dlq.>',
 } as const;
 

@@ -248,7 +248,9 @@ export async function verifyMesh(nc: NatsConnection, needs: MeshNeeds, partition
   const buckets = new Set([...needs.buckets, Buckets.checkpoints]);
   for (const bucket of buckets) if (!(await streamExists(jsm, `KV_${bucket}`))) missing.push(`bucket ${bucket}`);
   if (!missing.includes(`bucket ${Buckets.checkpoints}`)) {
-    const recorded = await (await new Kvm(nc).open(Buckets.checkpoints)).get(PartitionCountKey);
+    // A direct get names the key in its subject, so a service's permissions can allow
+    // this one key of mesh_checkpoints and no other (a plain get names it only in the body).
+    const recorded = await (await new Kvm(nc).open(Buckets.checkpoints, { allow_direct: true })).get(PartitionCountKey);
     if (!recorded || recorded.operation !== 'PUT') missing.push(`the partition count (key ${PartitionCountKey} in ${Buckets.checkpoints})`);
     else if (Number(recorded.string()) !== partitions) throw new PartitionCountMismatchError(partitions, Number(recorded.string()));
   }

@@ -6,3 +6,4 @@ export type { ServiceProcess, ServiceName } from './service-process';
 export { orderEvent, encodeRequest, postEvents, eventually, totalsOf, totalsFor } from './events';
 export type { Totals } from './events';
 export type { Format } from './events';
+export { readEnvFile, credentialOptions } from './credentials';

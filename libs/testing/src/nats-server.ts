@@ -21,7 +21,12 @@ export interface NatsServerOptions {
 }
 
 export interface NatsServer {
+  /** `nats://127.0.0.1:<port>`, or `tls://...` when the server requires TLS (a config with a `tls {}` block). */
   readonly url: string;
+  /** Whether the server requires TLS of its clients. */
+  readonly tls: boolean;
+  /** What the server logged so far, over all its runs (errors, permission violations). */
+  output(): string;
   readonly port: number;
   readonly storeDir: string;
   readonly pid: number;
@@ -33,7 +38,7 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
-function waitForListening(child: ChildProcess, timeoutMs: number): Promise<number> {
+function waitForListening(child: ChildProcess, timeoutMs: number, onLog: (text: string) => void): Promise<{ port: number; tls: boolean }> {
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`nats-server did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
@@ -42,9 +47,14 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<numbe
       const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log);
       if (m && /Server is ready/.test(log)) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        child.stderr?.off('data', onData);
+        child.stdout?.off('data', onData);
+        resolve({ port: Number(m[1]), tls: /TLS required for client connections/.test(log) });
       }
     };
+    // Every line, for output(): also what comes after readiness.
+    child.stderr?.on('data', (chunk: Buffer) => onLog(chunk.toString()));
+    child.stdout?.on('data', (chunk: Buffer) => onLog(chunk.toString()));
     child.stderr?.on('data', onData);
     child.stdout?.on('data', onData);
     child.once('exit', (code) => {
@@ -63,6 +73,8 @@ export async function startNatsServer(options: Partial<NatsServerOptions> = {}):
   const ownStore = options.storeDir === undefined;
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'mesh-nats-'));
   let port = options.port ?? 0;
+  let tls = false;
+  let log = '';
   let child!: ChildProcess;
 
   const launch = async () => {
@@ -71,17 +83,18 @@ export async function startNatsServer(options: Partial<NatsServerOptions> = {}):
     if (options.verbose) {
       child.stderr?.pipe(process.stderr);
     }
-    port = await waitForListening(child, 15_000);
-    // Keep reading so a full pipe never blocks the server.
-    child.stderr?.resume();
-    child.stdout?.resume();
+    ({ port, tls } = await waitForListening(child, 15_000, (text) => (log += text)));
   };
   await launch();
 
   const server: NatsServer = {
     get url() {
-      return `nats://127.0.0.1:${port}`;
+      return `${tls ? 'tls' : 'nats'}://127.0.0.1:${port}`;
     },
+    get tls() {
+      return tls;
+    },
+    output: () => log,
     get port() {
       return port;
     },

@@ -5,7 +5,7 @@
  * windows on `mesh.aggregates.<name>`.
  */
 import { Kvm } from '@nats-io/kv';
-import { aggregateKvKey, Buckets, Streams } from '@mesh/contracts';
+import { aggregateKvKey, Buckets, ServiceNeeds } from '@mesh/contracts';
 import { createStage, registry, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { aggregations } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
@@ -50,7 +50,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
 
 void runService({
   name: 'aggregator',
-  needs: { streams: [Streams.processed, Streams.aggregates, Streams.dlq], buckets: [Buckets.aggregates, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  needs: ServiceNeeds.aggregator,
   loadConfig: () => loadAggregatorConfig(),
   start,
 });

@@ -3,7 +3,7 @@
  * (`mesh.in.<type>`), validates them, assigns partitions and stores them in
  * MESH_INGEST as batch envelopes. Stateless: run as many as you like.
  */
-import { Subjects, Streams, Buckets } from '@mesh/contracts';
+import { IngestQueueGroup, ServiceNeeds, Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import { BodyTooLargeError, EndpointStats, readBody, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { accept, type AcceptDeps } from './accept';
@@ -12,7 +12,7 @@ import { publishEnvelope } from '@mesh/messaging';
 import { loadIngestConfig, type IngestConfig } from './config';
 
 /** Queue group: each NATS request is answered by one ingest instance. */
-const QUEUE = 'mesh-ingest';
+const QUEUE = IngestQueueGroup;
 
 async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService> {
   const { config, js, nc, http, log } = ctx;
@@ -109,7 +109,7 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
 
 void runService({
   name: 'ingest',
-  needs: { streams: [Streams.ingest, Streams.dlq], buckets: [Buckets.checkpoints] },
+  needs: ServiceNeeds.ingest,
   loadConfig: () => loadIngestConfig(),
   start,
 });

@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, Streams } from '@mesh/contracts';
+import { Buckets, RouteKeyPrefix, ServiceNeeds } from '@mesh/contracts';
 import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
@@ -19,7 +19,7 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
 
   const routes = await new Kvm(nc).open(Buckets.routes);
   for (const h of byName.values()) {
-    await routes.put(`handler.${h.name}`, JSON.stringify({ types: h.types, description: h.description ?? '' }));
+    await routes.put(`${RouteKeyPrefix.handler}${h.name}`, JSON.stringify({ types: h.types, description: h.description ?? '' }));
   }
   log.info('handlers declared', { handlers: [...byName.keys()] });
 
@@ -44,7 +44,7 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
 
 void runService({
   name: 'processor',
-  needs: { streams: [Streams.routed, Streams.processed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  needs: ServiceNeeds.processor,
   loadConfig: () => loadProcessorConfig(),
   start,
 });

@@ -6,7 +6,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, Streams } from '@mesh/contracts';
+import { Buckets, ServiceNeeds } from '@mesh/contracts';
 import { createStage, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadRouterConfig, type RouterConfig } from './config';
 import { rebuildDedup } from './rebuild-dedup';
@@ -89,7 +89,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
 
 void runService({
   name: 'router',
-  needs: { streams: [Streams.ingest, Streams.routed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  needs: ServiceNeeds.router,
   loadConfig: () => loadRouterConfig(),
   start,
 });

@@ -12,7 +12,7 @@
  *   matches decides. Weighted targets pick one handler per event, by a hash of
  *   its `source` + `id`, so a replay picks the same one.
  */
-import { fnv1a32, typeMatches, typePatternProblem, type CloudEvent } from '@mesh/contracts';
+import { fnv1a32, RouteKeyPrefix, typeMatches, typePatternProblem, type CloudEvent } from '@mesh/contracts';
 
 export interface RouteRule {
   name: string;
@@ -25,8 +25,8 @@ export interface RouteRule {
 
 export type RouteDecision = { kind: 'handlers'; handlers: string[]; rule?: string } | { kind: 'drop'; rule: string } | { kind: 'unroutable' };
 
-export const HandlerKeyPrefix = 'handler.';
-export const RuleKeyPrefix = 'rule.';
+export const HandlerKeyPrefix = RouteKeyPrefix.handler;
+export const RuleKeyPrefix = RouteKeyPrefix.rule;
 
 /** Problems of a rule as stored; empty when it is usable. */
 export function parseRule(name: string, value: unknown): { rule?: RouteRule; problems: string[] } {

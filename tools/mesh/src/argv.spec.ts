@@ -89,8 +89,8 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, partitions or provision (see 'mesh --help')"],
-      [['dlc'], "unknown command 'dlc'; use dlq, partitions or provision (see 'mesh --help')"],
+      [[], "missing command; use dlq ls, dlq show, dlq redrive, partitions, provision or nats-config (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions, provision or nats-config (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show or redrive"],
       [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show or redrive"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
@@ -104,8 +104,28 @@ describe('parseArgv', () => {
       [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
+      [['nats-config'], 'missing --out <dir>: the directory to write the config and credentials into'],
+      [['nats-config', '--out', 'd', '--partitions', '0'], "invalid --partitions '0'; use a whole number from 1 to 1024"],
+      [['nats-config', '--out', 'd', '--hosts', 'a.b'], '--hosts names the hosts of the server certificate; it needs --tls'],
+      [['nats-config', '--out', 'd', '--tls', '--hosts', 'a.b,has space'], "invalid host 'has space' in --hosts 'a.b,has space'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5"],
+      [['nats-config', '--out', 'd', 'extra'], "unexpected argument 'extra' for 'mesh nats-config'; it takes none"],
     ])('%j', (argv, message) => {
       expect(usageError(argv)).toBe(message);
+    });
+  });
+
+  describe('nats-config', () => {
+    it('takes the partition count from --partitions, else MESH_PARTITIONS, else 16', () => {
+      const options = (argv: string[], env = {}) => {
+        const inv = parseArgv(['nats-config', '--out', 'dir', ...argv], env);
+        if (inv.command !== 'nats-config') throw new Error(`not nats-config: ${inv.command}`);
+        return inv.options;
+      };
+      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false });
+      expect(options([], { MESH_PARTITIONS: '4' }).partitions).toBe(4);
+      expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
+      expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({ tls: true, hosts: ['nats.internal', '10.0.0.5'], force: true });
+      expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
     });
   });
 
@@ -113,7 +133,7 @@ describe('parseArgv', () => {
     it('describes every command at the top level', () => {
       const text = help(['--help']);
       expect(text).toMatch(/^usage: mesh <command> \[options\]/);
-      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'partitions']) expect(text).toContain(`mesh ${c}`);
+      for (const c of ['dlq ls', 'dlq show', 'dlq redrive', 'partitions', 'nats-config']) expect(text).toContain(`mesh ${c}`);
       expect(text).toContain('--nats <url>');
     });
 

@@ -10,11 +10,14 @@ import { Commands, DefaultLimit, GlobalOptions, type CommandName, type OptionSpe
 import { UsageError } from './errors';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
+import type { NatsConfigOptions } from './nats-config/nats-config';
 import { oneOf } from './output';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
 const MaxPartitions = 1024;
+/** The mesh's partition count when MESH_PARTITIONS does not say. */
+const DefaultPartitions = 16;
 
 export interface GlobalOpts {
   natsUrl: string;
@@ -44,7 +47,8 @@ export type Invocation =
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: RedriveTarget }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
-  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number };
+  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
+  | { command: 'nats-config'; global: GlobalOpts; options: NatsConfigOptions };
 
 const groups: Record<string, string[]> = {};
 for (const c of Commands) {
@@ -165,6 +169,20 @@ export function parseSeq(text: string): number {
   return n;
 }
 
+export function parsePartitionCount(text: string, from: string): number {
+  const n = wholeNumber(text);
+  if (n === undefined || n < 1 || n > MaxPartitions) throw new UsageError(`invalid ${from} '${text}'; use a whole number from 1 to ${MaxPartitions}`);
+  return n;
+}
+
+/** Host names or IP addresses, comma-separated, for a server certificate. */
+export function parseHosts(text: string): string[] {
+  const hosts = text.split(',').map((h) => h.trim());
+  const bad = hosts.find((h) => !/^[A-Za-z0-9._:-]+$/.test(h));
+  if (bad !== undefined) throw new UsageError(`invalid host '${bad}' in --hosts '${text}'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5`);
+  return hosts;
+}
+
 const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;
 
 function parseNatsUrl(text: string, from: string): string {
@@ -252,6 +270,21 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
         global,
         partitions: has('--partitions') ? count('--partitions', MaxPartitions) : undefined,
         replicas: has('--replicas') ? count('--replicas', 5) : undefined,
+      };
+    }
+    case 'nats-config': {
+      noArguments();
+      if (!has('--out')) throw new UsageError("missing --out <dir>: the directory to write the config and credentials into");
+      if (has('--hosts') && !has('--tls')) throw new UsageError('--hosts names the hosts of the server certificate; it needs --tls');
+      const partitions = has('--partitions')
+        ? parsePartitionCount(value('--partitions')!, '--partitions')
+        : env.MESH_PARTITIONS
+          ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
+          : DefaultPartitions;
+      return {
+        command: name,
+        global,
+        options: { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') },
       };
     }
   }

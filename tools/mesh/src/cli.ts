@@ -9,6 +9,7 @@ import { dlqRedrive } from './dlq-redrive';
 import { dlqShow } from './dlq-show';
 import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
+import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
 
@@ -17,7 +18,7 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' }>,
+  inv: Exclude<Invocation, { command: 'help' | 'nats-config' }>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -59,6 +60,15 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   if (inv.command === 'help') {
     out.out(inv.text);
     return ExitCode.ok;
+  }
+  if (inv.command === 'nats-config') {
+    // Writes files only: no NATS connection.
+    try {
+      writeNatsConfig(inv.options, out);
+      return ExitCode.ok;
+    } catch (err) {
+      return reportError(err, out);
+    }
   }
   let ctx: CommandContext | undefined;
   try {

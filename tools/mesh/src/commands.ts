@@ -11,7 +11,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision';
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'partitions' | 'provision' | 'nats-config';
 
 export interface CommandSpec {
   name: CommandName;
@@ -91,6 +91,24 @@ export const Commands: CommandSpec[] = [
         'Services started with MESH_PROVISION=false create nothing and need this to have run. ' +
         'The duplicate window, lease TTL, max ack pending and ack wait come from $MESH_DUPLICATE_WINDOW, $MESH_LEASE_TTL, ' +
         '$MESH_MAX_ACK_PENDING and $MESH_ACK_WAIT as for the services.',
+    ],
+  },
+  {
+    name: 'nats-config',
+    args: '--out <dir>',
+    summary: 'write a least-privilege nats-server config and credentials for the admin and each service',
+    options: [
+      { flag: '--out', value: '<dir>', help: 'directory to write into (created if missing; must be empty unless --force)' },
+      { flag: '--tls', help: 'also write a CA, a server certificate and a client certificate per identity; clients must present one' },
+      { flag: '--partitions', value: '<n>', help: 'partition count the permissions name consumers for (default: $MESH_PARTITIONS, else 16)' },
+      { flag: '--hosts', value: '<h1,h2>', help: 'with --tls: more host names or IPs of the server certificate (127.0.0.1 and localhost are always in)' },
+      { flag: '--force', help: 'write into a directory that is not empty, replacing its secrets' },
+    ],
+    details: [
+      'Writes nats-server.conf (one nkey user per identity: admin may do everything, ingest, router, processor and aggregator ' +
+        'only their own subjects and JetStream API subjects), admin.env, ingest.env, router.env, processor.env and aggregator.env ' +
+        '(NATS_* variables with absolute paths) and the secret files they name (mode 0600). Needs no NATS connection.',
+      'Then: nats-server -c <dir>/nats-server.conf -js -sd <store>; `mesh provision` with admin.env; each service with its env file and MESH_PROVISION=false.',
     ],
   },
 ];

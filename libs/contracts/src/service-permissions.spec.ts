@@ -1,0 +1,42 @@
+import { consumerName, Stages } from './names';
+import { MeshServices, servicePermissions } from './service-permissions';
+
+describe('servicePermissions', () => {
+  const all = MeshServices.map((s) => servicePermissions(s, 16));
+  const subjects = (p: (typeof all)[number]) => [...p.publish, ...p.subscribe].map((g) => g.subject);
+
+  it('grants no service everything, the whole JetStream API or every KV key (nats-server issue 5203)', () => {
+    for (const p of all) {
+      for (const subject of subjects(p)) expect(['>', '$JS.>', '$JS.API.>', '$KV.>', '$JS.API.CONSUMER.>', '$JS.API.STREAM.>']).not.toContain(subject);
+    }
+  });
+
+  it('lets no service create, update or delete a stream', () => {
+    for (const p of all) expect(subjects(p).filter((s) => /^\$JS\.API\.STREAM\.(CREATE|UPDATE|DELETE)\./.test(s))).toEqual([]);
+  });
+
+  it("names each stage's own partition consumers, p00 to p15, and no other stage's", () => {
+    for (const stage of Stages) {
+      const own = subjects(servicePermissions(stage, 16));
+      for (let p = 0; p < 16; p++) expect(own).toContain(`$JS.API.CONSUMER.MSG.NEXT.${{ router: 'MESH_INGEST', processor: 'MESH_ROUTED', aggregator: 'MESH_PROCESSED' }[stage]}.${consumerName(stage, p)}`);
+      expect(own.join(' ')).not.toContain(consumerName(stage, 16));
+      for (const other of Stages.filter((s) => s !== stage)) expect(own.join(' ')).not.toContain(`${other}-p`);
+    }
+  });
+
+  it('gives each service a private inbox and the answers of requests', () => {
+    for (const p of all) {
+      expect(p.subscribe.map((g) => g.subject)).toContain(`_INBOX_${p.service}.>`);
+      expect(subjects(p).filter((s) => s.startsWith('_INBOX') && s !== `_INBOX_${p.service}.>`)).toEqual([]);
+      expect(p.allowResponses).toBe(true);
+    }
+  });
+
+  it('scopes KV writes to the keys a service owns', () => {
+    const kvWrites = (s: (typeof MeshServices)[number]) => servicePermissions(s, 4).publish.map((g) => g.subject).filter((x) => x.startsWith('$KV.'));
+    expect(kvWrites('ingest')).toEqual([]);
+    expect(kvWrites('processor').sort()).toEqual(['$KV.mesh_checkpoints.processor.>', '$KV.mesh_leases.processor.>', '$KV.mesh_members.processor.>', '$KV.mesh_routes.handler.>']);
+    expect(kvWrites('aggregator').sort()).toEqual(['$KV.mesh_aggregates.>', '$KV.mesh_checkpoints.aggregator.>', '$KV.mesh_leases.aggregator.>', '$KV.mesh_members.aggregator.>']);
+    expect(kvWrites('router').sort()).toEqual(['$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
+  });
+});

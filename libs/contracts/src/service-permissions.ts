@@ -1,0 +1,223 @@
+/**
+ * What each service may publish and subscribe to on NATS: the least
+ * privilege it runs with when it connects as its own user. `mesh
+ * nats-config` writes these into nats-server.conf; anything that configures
+ * NATS for the mesh takes them from here.
+ *
+ * The lists are what the services send, found by running them against
+ * `nats-server -DV` (every PUB and SUB traced per client) through ingest,
+ * routing, handler retries and dead letters, closed and late windows,
+ * queries, discovery, SIGKILL and restart, and scale-out; then checked by
+ * running the mesh under the generated config with no permission violation.
+ *
+ * What is deliberately never granted to a service:
+ * - `>`, `$JS.>`, `$JS.API.>` or `$KV.>`: with the JetStream API at large a
+ *   user reads and writes any KV key through the stream API, around the
+ *   per-key subjects (nats-server issue 5203);
+ * - creating, updating, deleting or purging a stream or bucket (the admin
+ *   provisions them: `mesh provision`), with one exception below;
+ * - another stage's consumers, checkpoint keys, leases or members.
+ *
+ * Known wider grants, each because the v3 client gives no narrower subject:
+ * - KV reads of a bucket opened with `Kvm.open()` go through
+ *   `$JS.API.STREAM.MSG.GET.KV_<bucket>`, whose key is in the request body:
+ *   a service that reads one key of a bucket can read all of it (the
+ *   processor and aggregator read `mesh_checkpoints`; stages read
+ *   `mesh_leases`).
+ * - KV watches and key listings create ordered consumers with random names:
+ *   the grant names the filter (the service's own keys), not the consumer,
+ *   so consumer info on those buckets is open to it.
+ * - The router rebuilds its dedup window with an ordered consumer of random
+ *   name on MESH_INGEST, so it may pull from and delete any consumer of
+ *   MESH_INGEST (all of which are the router's own).
+ * - The processor removes a retry record with `$JS.API.STREAM.PURGE.KV_mesh_checkpoints`
+ *   (a filtered purge; the filter is in the body), so it could purge any
+ *   checkpoint key. Moving retry records to a bucket of their own would close it.
+ */
+import { kvStream, kvSubject, JsApi } from './jetstream-api';
+import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, StageInput, Streams, type Stage, type StreamName } from './names';
+import { Subjects } from './subjects';
+
+export const MeshServices = ['ingest', 'router', 'processor', 'aggregator'] as const;
+export type MeshService = (typeof MeshServices)[number];
+
+/** Prefix of a service's reply subjects: nobody else may subscribe to its replies. */
+export function serviceInboxPrefix(service: MeshService): string {
+  return `_INBOX_${service}`;
+}
+
+/**
+ * The streams and buckets each service works with: what it checks at
+ * start-up when it may not create them (MESH_PROVISION=false), and the only
+ * ones whose info it may read.
+ */
+export const ServiceNeeds: Record<MeshService, { streams: readonly StreamName[]; buckets: readonly string[] }> = {
+  ingest: { streams: [Streams.ingest, Streams.dlq], buckets: [Buckets.checkpoints] },
+  router: { streams: [Streams.ingest, Streams.routed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  processor: { streams: [Streams.routed, Streams.processed, Streams.dlq], buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases] },
+  aggregator: {
+    streams: [Streams.processed, Streams.aggregates, Streams.dlq],
+    buckets: [Buckets.aggregates, Buckets.checkpoints, Buckets.members, Buckets.leases],
+  },
+};
+
+/** The queue group whose members answer `mesh.in.>` requests. */
+export const IngestQueueGroup = 'mesh-ingest';
+
+export interface Grant {
+  subject: string;
+  /** Subscribe grants only: the subscription must be in this queue group. */
+  queue?: string;
+  /** Why the service needs it, for the README and for whoever audits the config. */
+  why: string;
+}
+
+export interface ServicePermissions {
+  service: MeshService;
+  publish: Grant[];
+  subscribe: Grant[];
+  /**
+   * The service answers requests: it may publish one reply to the reply
+   * subject of each message it received (nats-server `allow_responses`).
+   */
+  allowResponses: boolean;
+}
+
+/** Service discovery verbs the mesh answers (telemetry/discovery.ts). */
+const DiscoveryVerbs = ['PING', 'INFO', 'STATS'] as const;
+
+function common(service: MeshService): Pick<ServicePermissions, 'publish' | 'subscribe'> {
+  const checkpoints = kvStream(Buckets.checkpoints);
+  return {
+    publish: [
+      { subject: JsApi.info, why: 'JetStream client start-up' },
+      {
+        subject: JsApi.directGetLast(checkpoints, kvSubject(Buckets.checkpoints, PartitionCountKey)),
+        why: 'read the partition count recorded at provisioning',
+      },
+      ...ServiceNeeds[service].streams.map((s) => ({ subject: JsApi.streamInfo(s), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+      ...ServiceNeeds[service].buckets.map((b) => ({ subject: JsApi.streamInfo(kvStream(b)), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+    ],
+    subscribe: [
+      { subject: `${serviceInboxPrefix(service)}.>`, why: 'replies to its own requests: JetStream API, publish acks, pulled messages, KV watches' },
+      ...DiscoveryVerbs.flatMap((verb) => [
+        { subject: `$SRV.${verb}`, why: 'NATS service discovery' },
+        { subject: `$SRV.${verb}.${service}`, why: 'NATS service discovery' },
+        { subject: `$SRV.${verb}.${service}.*`, why: 'NATS service discovery' },
+      ]),
+    ],
+  };
+}
+
+/** Membership and partition leases of a stage, in mesh_members and mesh_leases. */
+function ownership(stage: Stage): Grant[] {
+  return [Buckets.members, Buckets.leases].flatMap((bucket) => [
+    { subject: kvSubject(bucket, `${stage}.>`), why: `its own keys in ${bucket}` },
+    { subject: JsApi.consumerCreate(kvStream(bucket), '*', kvSubject(bucket, `${stage}.>`)), why: `watch and list its stage's keys in ${bucket}` },
+    { subject: JsApi.flowControl(kvStream(bucket)), why: `flow control of its ${bucket} watch` },
+  ]).concat(
+    { subject: JsApi.consumerInfo(kvStream(Buckets.members), '*'), why: 'list the live members (a key listing asks its consumer for pending keys)' },
+    { subject: JsApi.streamMsgGet(kvStream(Buckets.leases)), why: 'take a lease that was released (create reads the deleted key)' },
+  );
+}
+
+/** The durable consumer of each partition the stage may own, and nothing of other stages. */
+function partitionConsumers(stage: Stage, partitions: number): Grant[] {
+  const stream = StageInput[stage];
+  const filter = { router: Subjects.ingestPartition, processor: Subjects.routedPartition, aggregator: Subjects.processedPartition }[stage];
+  return Array.from({ length: partitions }, (_, p) => {
+    const consumer = consumerName(stage, p);
+    return [
+      { subject: JsApi.consumerInfo(stream, consumer), why: 'prepare the partition, lag' },
+      { subject: JsApi.consumerCreate(stream, consumer, filter(p)), why: 'create or reset the partition consumer at its ack floor' },
+      { subject: JsApi.consumerDelete(stream, consumer), why: 'reset the partition consumer at its ack floor' },
+      { subject: JsApi.consumerNext(stream, consumer), why: 'pull the partition' },
+      { subject: JsApi.ack(stream, consumer), why: 'ack, nak with delay' },
+    ];
+  }).flat();
+}
+
+function stage(stage: Stage, partitions: number, publish: Grant[]): ServicePermissions {
+  const base = common(stage);
+  return {
+    service: stage,
+    publish: [
+      ...base.publish,
+      ...partitionConsumers(stage, partitions),
+      ...ownership(stage),
+      { subject: Subjects.dlqStage(stage), why: 'dead letters of its stage' },
+      ...publish,
+    ],
+    subscribe: base.subscribe,
+    allowResponses: true,
+  };
+}
+
+function ingest(): ServicePermissions {
+  const base = common('ingest');
+  return {
+    service: 'ingest',
+    publish: [...base.publish, { subject: Subjects.ingestAll, why: 'store accepted events in MESH_INGEST' }],
+    subscribe: [...base.subscribe, { subject: Subjects.inboundAll, queue: IngestQueueGroup, why: 'NATS requests with events, in the queue group of ingest' }],
+    allowResponses: true,
+  };
+}
+
+function router(partitions: number): ServicePermissions {
+  const routes = kvStream(Buckets.routes);
+  return stage('router', partitions, [
+    { subject: Subjects.routedAll, why: 'routed envelopes to MESH_ROUTED' },
+    { subject: JsApi.consumerCreate(routes, '*', kvSubject(Buckets.routes, '>')), why: 'watch the route table' },
+    { subject: JsApi.flowControl(routes), why: 'flow control of the route table watch' },
+    // Rebuilding the dedup window reads the partition back with an ordered consumer of random name.
+    { subject: JsApi.streamInfo(Streams.ingest), why: 'dedup rebuild: ordered consumer' },
+    { subject: JsApi.streamMsgGet(Streams.ingest), why: 'dedup rebuild: time of the ack floor' },
+    ...Array.from({ length: partitions }, (_, p) => ({
+      subject: JsApi.consumerCreate(Streams.ingest, '*', Subjects.ingestPartition(p)),
+      why: 'dedup rebuild: ordered consumer on one partition',
+    })),
+    { subject: JsApi.consumerNext(Streams.ingest, '*'), why: 'dedup rebuild: pull the ordered consumer' },
+    { subject: JsApi.consumerDelete(Streams.ingest, '*'), why: 'dedup rebuild: delete the ordered consumer' },
+  ]);
+}
+
+function processor(partitions: number): ServicePermissions {
+  const checkpoints = kvStream(Buckets.checkpoints);
+  return stage('processor', partitions, [
+    { subject: Subjects.processedAll, why: 'handler output to MESH_PROCESSED' },
+    { subject: kvSubject(Buckets.routes, `${RouteKeyPrefix.handler}>`), why: "declare its handlers' types in mesh_routes" },
+    { subject: kvSubject(Buckets.checkpoints, `${checkpointPrefix('processor')}>`), why: 'its retry records (and state) in mesh_checkpoints' },
+    { subject: JsApi.streamInfo(checkpoints), why: 'list the retry records of a partition' },
+    { subject: JsApi.streamMsgGet(checkpoints), why: 'read a retry record' },
+    { subject: JsApi.streamPurge(checkpoints), why: 'remove a retry record once its envelope is acked (filtered purge)' },
+  ]);
+}
+
+function aggregator(partitions: number): ServicePermissions {
+  const checkpoints = kvStream(Buckets.checkpoints);
+  const ownKeys = kvSubject(Buckets.checkpoints, `${checkpointPrefix('aggregator')}>`);
+  return stage('aggregator', partitions, [
+    { subject: Subjects.aggregatesAll, why: 'closed windows and late events to MESH_AGGREGATES' },
+    { subject: kvSubject(Buckets.aggregates, '>'), why: 'results in mesh_aggregates' },
+    { subject: JsApi.streamMsgGet(kvStream(Buckets.aggregates)), why: 'GET /v1/aggregates/:name/:key' },
+    { subject: ownKeys, why: 'its checkpoints (head and chunks) in mesh_checkpoints' },
+    { subject: JsApi.streamMsgGet(checkpoints), why: 'load a checkpoint' },
+    { subject: JsApi.consumerCreate(checkpoints, '*', ownKeys), why: 'list the chunks of its checkpoint' },
+    { subject: JsApi.consumerInfo(checkpoints, '*'), why: 'list the chunks of its checkpoint' },
+    { subject: JsApi.flowControl(checkpoints), why: 'flow control of the chunk listing' },
+  ]);
+}
+
+/** The permissions of one service for a mesh of `partitions` partitions. */
+export function servicePermissions(service: MeshService, partitions: number): ServicePermissions {
+  switch (service) {
+    case 'ingest':
+      return ingest();
+    case 'router':
+      return router(partitions);
+    case 'processor':
+      return processor(partitions);
+    case 'aggregator':
+      return aggregator(partitions);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * The generated config under a real nats-server (2.9, TLS with verified
+ * client certificates): each service's credentials are refused for what
+ * it must not do and accepted for what it needs, and the admin provisions.
+ * A refusal is asserted twice: the server's "Permissions Violation" answer,
+ * and, where something could have been written, the admin seeing nothing.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import {
+  Buckets, checkpointKey, consumerName, JsApi, kvStream, kvSubject, MeshServices, retryRecordPrefix, RouteKeyPrefix, serviceInboxPrefix,
+  Stages, StageInput, Streams, Subjects, type MeshService,
+} from '@mesh/contracts';
+import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
+import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
+import { MemoryOutput } from '../output';
+import { createCertificateAuthority, issueCertificate } from './certificates';
+import { Identities, writeNatsConfig, type Identity, type WrittenNatsConfig } from './nats-config';
+
+const P = 4;
+const consumerOptions = { maxAckPending: 32, ackWaitMs: 30_000 };
+const refused = (subject: string) => new RegExp(`Permissions Violation for (Publish|Subscription) to "${subject.replace(/[$.*>]/g, '\\$&')}"`);
+const anyRefusal = /Permissions Violation for (Publish|Subscription) to/;
+
+describe('mesh nats-config --tls under nats-server', () => {
+  let dir: string;
+  let written: WrittenNatsConfig;
+  let server: NatsServer;
+  const conns = new Map<Identity, NatsConnection>();
+
+  const envOf = (identity: Identity) => readEnvFile(written.envFiles[identity]);
+  /** A client as `identity`, with the inbox prefix the services use (the admin keeps _INBOX, as the CLI does). */
+  const open = (identity: Identity, extra: Parameters<typeof connect>[0] = {}) =>
+    connect({
+      servers: server.url,
+      reconnect: false,
+      timeout: 5_000,
+      ...(identity === 'admin' ? {} : { inboxPrefix: serviceInboxPrefix(identity) }),
+      ...credentialOptions(envOf(identity)),
+      ...extra,
+    });
+  const as = (identity: Identity) => conns.get(identity)!;
+  const jsOf = (identity: Identity): JetStreamClient => jetstream(as(identity), { timeout: 5_000 });
+  const jsmOf = (identity: Identity): Promise<JetStreamManager> => jetstreamManager(as(identity), { timeout: 5_000 });
+  const kvOf = (identity: Identity, bucket: string) => new Kvm(as(identity)).open(bucket);
+  const adminKv = (bucket: string) => kvOf('admin', bucket);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mesh-nats-config-'));
+    written = writeNatsConfig({ out: join(dir, 'conf'), tls: true, partitions: P, hosts: ['nats.internal'], force: false }, new MemoryOutput());
+    server = await startNatsServer({ args: ['-c', written.serverConfig] });
+    for (const identity of Identities) conns.set(identity, await open(identity));
+  });
+  afterAll(async () => {
+    for (const nc of conns.values()) await nc.close().catch(() => undefined);
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes secrets readable by their owner only and env files of absolute paths without NATS_URL', () => {
+    for (const identity of Identities) {
+      const env = envOf(identity);
+      expect(Object.keys(env).sort()).toEqual(['NATS_NKEY_SEED_FILE', 'NATS_TLS_CA', 'NATS_TLS_CERT', 'NATS_TLS_KEY']);
+      for (const path of Object.values(env)) expect(path.startsWith('/')).toBe(true);
+      for (const secret of [env.NATS_NKEY_SEED_FILE, env.NATS_TLS_KEY, written.envFiles[identity]]) expect(statSync(secret).mode & 0o777).toBe(0o600);
+      expect(readFileSync(env.NATS_NKEY_SEED_FILE, 'utf8')).toMatch(/^SU[A-Z2-7]{56}\n$/);
+    }
+  });
+
+  it('is a server that requires TLS', () => {
+    expect(server.tls).toBe(true);
+    expect(server.url.startsWith('tls://')).toBe(true);
+  });
+
+  it('refuses a client whose certificate comes from another CA, even with a valid nkey', async () => {
+    const other = createCertificateAuthority('another CA');
+    const client = issueCertificate(other, { commonName: 'ingest', usage: 'client' });
+    const env = envOf('ingest');
+    await expect(
+      connect({
+        servers: server.url,
+        reconnect: false,
+        timeout: 3_000,
+        ...credentialOptions(env),
+        tls: { caFile: env.NATS_TLS_CA, cert: client.certPem, key: client.keyPem },
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('lets the admin provision streams, buckets and every partition consumer', async () => {
+    await provisionMesh(as('admin'), { partitions: P });
+    for (const stage of Stages) await ensurePartitionConsumers(as('admin'), stage, P, consumerOptions);
+    const jsm = await jsmOf('admin');
+    for (const stream of Object.values(Streams)) expect((await jsm.streams.info(stream)).config.name).toBe(stream);
+    for (const stage of Stages) {
+      const names = [];
+      for await (const c of jsm.consumers.list(StageInput[stage])) names.push(c.name);
+      expect(names.sort()).toEqual(Array.from({ length: P }, (_, p) => consumerName(stage, p)));
+    }
+  });
+
+  describe('ingest', () => {
+    it('stores events in MESH_INGEST and answers NATS requests in its queue group', async () => {
+      const ack = await jsOf('ingest').publish(Subjects.ingest(1, 'order.created'), '[]', { msgID: 'int:ingest:1' });
+      expect(ack.stream).toBe(Streams.ingest);
+      const sub = as('ingest').subscribe(Subjects.inboundAll, { queue: 'mesh-ingest', callback: (_err, msg) => void msg.respond('{"status":202}') });
+      await as('ingest').flush();
+      const answer = await as('admin').request(Subjects.inbound('order.created'), '{}', { timeout: 5_000 });
+      expect(answer.string()).toBe('{"status":202}');
+      sub.unsubscribe();
+    });
+
+    it('cannot take mesh.in requests outside its queue group (it would see every request)', async () => {
+      const sub = as('ingest').subscribe(Subjects.inboundAll);
+      expect(String(await sub.closed)).toMatch(refused(Subjects.inboundAll));
+    });
+
+    it('cannot create a consumer on any stream, nor pull or read a stage consumer', async () => {
+      const jsm = await jsmOf('ingest');
+      for (const stream of Object.values(Streams)) {
+        await expect(jsm.consumers.add(stream, { durable_name: 'spy', ack_policy: AckPolicy.Explicit })).rejects.toThrow(anyRefusal);
+      }
+      await expect(jsm.consumers.info(Streams.ingest, consumerName('router', 0))).rejects.toThrow(anyRefusal);
+      await expect(as('ingest').request(JsApi.consumerNext(Streams.ingest, consumerName('router', 0)), '{"batch":1}')).rejects.toThrow(
+        refused(JsApi.consumerNext(Streams.ingest, consumerName('router', 0))),
+      );
+      // An ordered consumer (what `nats sub` or a KV watch would create) is refused too.
+      await expect(jsOf('ingest').consumers.get(Streams.ingest)).rejects.toThrow(anyRefusal);
+      const names = [];
+      for await (const c of (await jsmOf('admin')).consumers.list(Streams.ingest)) names.push(c.name);
+      expect(names).not.toContain('spy');
+    });
+
+    it('cannot read mesh_checkpoints, but for the recorded partition count', async () => {
+      await (await adminKv(Buckets.checkpoints)).put(checkpointKey('aggregator', 0), '{"secret":true}');
+      const kv = await kvOf('ingest', Buckets.checkpoints);
+      await expect(kv.get(checkpointKey('aggregator', 0))).rejects.toThrow(refused(JsApi.streamMsgGet(kvStream(Buckets.checkpoints))));
+      const direct = JsApi.directGetLast(kvStream(Buckets.checkpoints), kvSubject(Buckets.checkpoints, checkpointKey('aggregator', 0)));
+      await expect(as('ingest').request(direct, '')).rejects.toThrow(refused(direct));
+      await expect(kv.watch({ key: '>' })).rejects.toThrow(anyRefusal);
+      const partitions = await as('ingest').request(JsApi.directGetLast(kvStream(Buckets.checkpoints), kvSubject(Buckets.checkpoints, 'mesh.partitions')), '');
+      expect(partitions.string()).toBe(String(P));
+    });
+  });
+
+  describe('router', () => {
+    it('pulls and acks its partition consumer, rebuilds dedup from its partition and routes to MESH_ROUTED', async () => {
+      await jsOf('admin').publish(Subjects.ingest(2, 'order.created'), '[]', { msgID: 'int:router:1' });
+      const consumer = await jsOf('router').consumers.get(Streams.ingest, consumerName('router', 2));
+      const m = await consumer.next({ expires: 5_000 });
+      expect(m?.subject).toBe(Subjects.ingest(2, 'order.created'));
+      expect(await m!.ackAck()).toBe(true);
+      const ordered = await jsOf('router').consumers.get(Streams.ingest, { filter_subjects: Subjects.ingestPartition(2) });
+      expect((await ordered.next({ expires: 5_000 }))?.subject).toBe(Subjects.ingest(2, 'order.created'));
+      await ordered.delete();
+      expect((await jsOf('router').publish(Subjects.routed(2, 'orders'), '[]', { msgID: 'int:router:2' })).stream).toBe(Streams.routed);
+      expect((await jsOf('router').publish(Subjects.dlq('router', 2), '[]', { msgID: 'int:router:3' })).stream).toBe(Streams.dlq);
+    });
+
+    it("cannot read a stream but its partitions of MESH_INGEST, nor touch another stage's consumer", async () => {
+      await expect(jsOf('router').consumers.get(Streams.routed)).rejects.toThrow(anyRefusal);
+      await expect(jsOf('router').consumers.get(Streams.ingest)).rejects.toThrow(anyRefusal);
+      await expect((await jsmOf('router')).consumers.delete(Streams.routed, consumerName('processor', 0))).rejects.toThrow(anyRefusal);
+    });
+
+    it("writes its own member and lease keys, and no checkpoint key (it keeps none), least of all another stage's", async () => {
+      for (const stage of Stages) {
+        await expect((await kvOf('router', Buckets.checkpoints)).put(checkpointKey(stage, 0), '{}')).rejects.toThrow(
+          refused(kvSubject(Buckets.checkpoints, checkpointKey(stage, 0))),
+        );
+        if (stage === 'router') continue;
+        await expect((await kvOf('router', Buckets.leases)).put(`${stage}.00`, '{}')).rejects.toThrow(refused(kvSubject(Buckets.leases, `${stage}.00`)));
+        await expect((await kvOf('router', Buckets.members)).put(`${stage}.r1`, '{}')).rejects.toThrow(anyRefusal);
+      }
+      await (await kvOf('router', Buckets.leases)).create('router.00', '{}');
+      await (await kvOf('router', Buckets.members)).put('router.r1', '{}');
+      expect((await (await adminKv(Buckets.checkpoints)).get(checkpointKey('aggregator', 0)))?.string()).toBe('{"secret":true}');
+    });
+
+    it('watches the route table but cannot change it', async () => {
+      await (await adminKv(Buckets.routes)).put(`${RouteKeyPrefix.handler}orders`, '{"types":["order.*"]}');
+      const watch = await (await kvOf('router', Buckets.routes)).watch({ key: '>' });
+      for await (const e of watch) {
+        expect(e.key).toBe(`${RouteKeyPrefix.handler}orders`);
+        break;
+      }
+      await expect((await kvOf('router', Buckets.routes)).put(`${RouteKeyPrefix.rule}evil`, '{}')).rejects.toThrow(anyRefusal);
+    });
+  });
+
+  describe('processor', () => {
+    it('cannot publish to mesh.ingest.>', async () => {
+      const before = (await (await jsmOf('admin')).streams.info(Streams.ingest)).state.messages;
+      await expect(jsOf('processor').publish(Subjects.ingest(0, 'order.created'), '[]')).rejects.toThrow(refused(Subjects.ingest(0, 'order.created')));
+      expect((await (await jsmOf('admin')).streams.info(Streams.ingest)).state.messages).toBe(before);
+    });
+
+    it('resets its partition consumer, pulls, publishes to MESH_PROCESSED, keeps retry records and declares handlers', async () => {
+      const jsm = await jsmOf('processor');
+      const stream = StageInput.processor;
+      const config = partitionConsumerConfig('processor', 1, consumerOptions);
+      expect((await jsm.consumers.info(stream, config.durable_name!)).name).toBe(consumerName('processor', 1));
+      await jsm.consumers.delete(stream, config.durable_name!);
+      await jsm.consumers.add(stream, config);
+      await jsOf('admin').publish(Subjects.routed(1, 'orders'), '[]', { msgID: 'int:processor:1' });
+      const m = await (await jsOf('processor').consumers.get(stream, consumerName('processor', 1))).next({ expires: 5_000 });
+      m!.nak(10);
+      expect((await jsOf('processor').publish(Subjects.processed(1, 'order.validated'), '[]', { msgID: 'int:processor:2' })).stream).toBe(Streams.processed);
+      const checkpoints = await kvOf('processor', Buckets.checkpoints);
+      await checkpoints.create(`${retryRecordPrefix(1)}7`, '{}');
+      expect((await checkpoints.get(`${retryRecordPrefix(1)}7`))?.string()).toBe('{}');
+      await jsm.streams.purge(kvStream(Buckets.checkpoints), { filter: kvSubject(Buckets.checkpoints, `${retryRecordPrefix(1)}7`) });
+      await (await kvOf('processor', Buckets.routes)).put(`${RouteKeyPrefix.handler}orders`, '{"types":["order.*"]}');
+      await expect((await kvOf('processor', Buckets.routes)).put(`${RouteKeyPrefix.rule}evil`, '{}')).rejects.toThrow(anyRefusal);
+    });
+
+    it('cannot touch the consumers of another stage', async () => {
+      const jsm = await jsmOf('processor');
+      await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.delete(Streams.ingest, consumerName('router', 0))).rejects.toThrow(anyRefusal);
+    });
+  });
+
+  describe('aggregator', () => {
+    it('is the only service that can write mesh_aggregates', async () => {
+      for (const service of ['ingest', 'router', 'processor'] as const) {
+        await expect((await kvOf(service, Buckets.aggregates)).put(`totals.by-${service}`, '{}')).rejects.toThrow(
+          refused(kvSubject(Buckets.aggregates, `totals.by-${service}`)),
+        );
+      }
+      await (await kvOf('aggregator', Buckets.aggregates)).put('totals.k1', '{"count":1}');
+      const results = await adminKv(Buckets.aggregates);
+      expect((await results.get('totals.k1'))?.string()).toBe('{"count":1}');
+      for (const service of ['ingest', 'router', 'processor']) expect(await results.get(`totals.by-${service}`)).toBeNull();
+      expect((await (await kvOf('aggregator', Buckets.aggregates)).get('totals.k1'))?.string()).toBe('{"count":1}');
+    });
+
+    it('checkpoints, lists its chunks, consumes its partitions and publishes closed windows', async () => {
+      const checkpoints = await kvOf('aggregator', Buckets.checkpoints);
+      await checkpoints.put(checkpointKey('aggregator', 3), '{"head":true}');
+      await checkpoints.put(`${checkpointKey('aggregator', 3)}.c01.0`, '{}');
+      const keys = [];
+      for await (const k of await checkpoints.keys(`${checkpointKey('aggregator', 3)}.>`)) keys.push(k);
+      expect(keys).toEqual([`${checkpointKey('aggregator', 3)}.c01.0`]);
+      await expect(checkpoints.put(checkpointKey('processor', 3), '{}')).rejects.toThrow(anyRefusal);
+      expect((await (await jsmOf('aggregator')).consumers.info(Streams.processed, consumerName('aggregator', 3))).name).toBe(consumerName('aggregator', 3));
+      expect((await jsOf('aggregator').publish(Subjects.aggregates('totals'), '{}', { msgID: 'int:agg:1' })).stream).toBe(Streams.aggregates);
+      expect((await jsOf('aggregator').publish(Subjects.aggregatesLate('totals'), '{}', { msgID: 'int:agg:2' })).stream).toBe(Streams.aggregates);
+    });
+  });
+
+  describe.each(MeshServices)('%s', (service: MeshService) => {
+    it('cannot create, update or delete a stream or bucket', async () => {
+      const jsm = await jsmOf(service);
+      await expect(jsm.streams.add({ name: 'MESH_EVIL', subjects: ['evil.>'] })).rejects.toThrow(refused(JsApi.streamCreate('MESH_EVIL')));
+      await expect(jsm.streams.update(Streams.ingest, { max_age: 1 })).rejects.toThrow(anyRefusal);
+      await expect(jsm.streams.delete(Streams.ingest)).rejects.toThrow(refused(JsApi.streamDelete(Streams.ingest)));
+      await expect(jsm.streams.delete(kvStream(Buckets.checkpoints))).rejects.toThrow(anyRefusal);
+      await expect(new Kvm(as(service)).create('evil')).rejects.toThrow(anyRefusal);
+      const admin = await jsmOf('admin');
+      expect((await admin.streams.info(Streams.ingest)).config.name).toBe(Streams.ingest);
+      await expect(admin.streams.info('MESH_EVIL')).rejects.toThrow(/stream not found/);
+    });
+
+    it("answers service discovery, and cannot listen to another service's replies", async () => {
+      const sub = as(service).subscribe(`$SRV.PING.${service}`, { callback: (_err, msg) => void msg.respond(`pong from ${service}`) });
+      await as(service).flush();
+      expect((await as('admin').request(`$SRV.PING.${service}`, '', { timeout: 5_000 })).string()).toBe(`pong from ${service}`);
+      sub.unsubscribe();
+      const other = MeshServices.find((s) => s !== service)!;
+      const spy = as(service).subscribe(`${serviceInboxPrefix(other)}.>`);
+      expect(String(await spy.closed)).toMatch(refused(`${serviceInboxPrefix(other)}.>`));
+    });
+
+    it('cannot publish or subscribe to everything', async () => {
+      const spy = as(service).subscribe('>');
+      expect(String(await spy.closed)).toMatch(refused('>'));
+      await expect(as(service).request('$JS.API.STREAM.LIST', '')).rejects.toThrow(refused('$JS.API.STREAM.LIST'));
+    });
+  });
+});
