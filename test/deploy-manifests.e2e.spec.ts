@@ -124,6 +124,12 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
+  it('encrypts the routes between the NATS nodes with verified certificates of the mesh CA', () => {
+    const cluster = readFileSync(join(Deploy, 'nats', 'cluster.conf'), 'utf8');
+    const block = /cluster \{[\s\S]*?\n\}/.exec(cluster)?.[0] ?? '';
+    expect(block).toMatch(/^\s*tls \{[^}]*ca_file: "\/etc\/nats\/secure\/tls\/ca\.pem"[^}]*verify: true[^}]*\}/m);
+  });
+
   it('pins every image it does not build to an exact version', () => {
     for (const [name, s] of Object.entries(services)) {
       if (s.build !== undefined) continue;

@@ -11,7 +11,7 @@ describe('certificates', () => {
     expect(cert.verify(cert.publicKey)).toBe(true);
   });
 
-  it('issues a server certificate for its hosts, IPv4, IPv6 and names, signed by the CA', () => {
+  it('issues a server certificate for its hosts, IPv4, IPv6 and names, signed by the CA, usable by routes too', () => {
     const server = new X509Certificate(issueCertificate(ca, { commonName: 'nats-server', usage: 'server', hosts: ['127.0.0.1', 'localhost', '::1', 'nats.internal'] }).certPem);
     const caCert = new X509Certificate(ca.certPem);
     expect(server.ca).toBe(false);
@@ -20,7 +20,8 @@ describe('certificates', () => {
     expect(server.subjectAltName).toBe('IP Address:127.0.0.1, DNS:localhost, IP Address:0:0:0:0:0:0:0:1, DNS:nats.internal');
     expect(server.checkHost('nats.internal')).toBe('nats.internal');
     expect(server.checkIP('127.0.0.1')).toBe('127.0.0.1');
-    expect(server.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+    // serverAuth, and clientAuth for the routes a node dials.
+    expect(server.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
   });
 
   it('issues client certificates with a key that matches and clientAuth usage only', () => {

@@ -143,7 +143,9 @@ export function issueCertificate(ca: CertificateAuthority, o: IssueOptions): Iss
   const extensions = [
     extension(Oid.basicConstraints, true, sequence()),
     extension(Oid.keyUsage, true, namedBits([KeyUsageBit.digitalSignature])),
-    extension(Oid.extKeyUsage, false, sequence(oid(o.usage === 'server' ? Oid.serverAuth : Oid.clientAuth))),
+    // A NATS node also dials its cluster routes, and the node it dials verifies it as a client:
+    // a server certificate serves both ways so routes can use TLS with verify.
+    extension(Oid.extKeyUsage, false, o.usage === 'server' ? sequence(oid(Oid.serverAuth), oid(Oid.clientAuth)) : sequence(oid(Oid.clientAuth))),
     extension(Oid.subjectKeyId, false, octetString(keyId)),
     extension(Oid.authorityKeyId, false, sequence(implicit(0, ca.keyId))),
   ];
