@@ -16,14 +16,14 @@
 import { connect } from '@nats-io/transport-node';
 import { jetstream, type JsMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
-import { orderEvent } from '@mesh/testing';
+import { credentialOptions, orderEvent } from '@mesh/testing';
 
 export type BaselineRole =
   | { role: 'producer'; subject: string; events: number; perMessage: number; eventBytes: number; inFlight: number }
   | { role: 'relay'; hop: number; stream: string; consumer: string; next: string; pull: number }
   | { role: 'counter'; stream: string; consumer: string; events: number; pull: number };
 
-export type BaselineWorkerConfig = BaselineRole & { natsUrl: string };
+export type BaselineWorkerConfig = BaselineRole & { natsUrl: string; auth?: Record<string, string> };
 
 export type FromWorker = { type: 'ready' } | { type: 'published'; messages: number } | { type: 'done'; events: number } | { type: 'error'; message: string };
 export type ToWorker = { type: 'start' } | { type: 'stop' };
@@ -45,7 +45,7 @@ function payload(first: number, count: number, pad: string): Uint8Array {
 }
 
 async function main(cfg: BaselineWorkerConfig): Promise<void> {
-  const nc = await connect({ servers: cfg.natsUrl, name: `bench-baseline-${cfg.role}` });
+  const nc = await connect({ servers: cfg.natsUrl, name: `bench-baseline-${cfg.role}`, ...credentialOptions(cfg.auth ?? {}) });
   const js = jetstream(nc, { timeout: 30_000 });
   const stop = async () => {
     await nc.drain().catch(() => undefined);

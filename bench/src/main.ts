@@ -23,7 +23,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm } from '@nats-io/kv';
 import { Buckets } from '@mesh/contracts';
-import { RepoRoot, ServiceNodeOptions, startNatsServer, type ServiceName } from '@mesh/testing';
+import { credentialOptions, RepoRoot, ServiceNodeOptions, startNatsServer, startSecureNats, type ServiceName } from '@mesh/testing';
 import { ProbeWatch } from './aggregate-watch';
 import { renderChart } from './chart';
 import { summariseProfile } from './cpu-profile';
@@ -62,24 +62,30 @@ function meshEnv(): Record<string, string> {
 }
 
 async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
-  const server = await startNatsServer();
+  // --secure: the generated least-privilege config with TLS, provisioned by the admin identity.
+  const secure = o.secure ? await startSecureNats({ partitions: Number(process.env.MESH_PARTITIONS || 16) }) : undefined;
+  const server = secure?.server ?? (await startNatsServer());
+  const adminAuth = secure?.env('admin') ?? {};
   owned.add({
     name: 'nats-server',
     pid: server.pid,
     tier: 1,
-    stop: () => server.stop(),
+    stop: () => (secure ? secure.stop() : server.stop()),
     kill: async () => {
       await server.kill();
       rmSync(server.storeDir, { recursive: true, force: true });
     },
-    afterExitSync: () => rmSync(server.storeDir, { recursive: true, force: true }),
+    afterExitSync: () => {
+      rmSync(server.storeDir, { recursive: true, force: true });
+      if (secure) rmSync(secure.dir, { recursive: true, force: true });
+    },
   });
   say(`nats-server pid ${server.pid} at ${server.url}, store ${server.storeDir}`);
   let nc: NatsConnection | undefined;
   let probes: ProbeWatch | undefined;
   let client: IngestClient | undefined;
   try {
-    nc = await connect({ servers: server.url, name: 'bench' });
+    nc = await connect({ servers: server.url, name: 'bench', ...credentialOptions(adminAuth) });
     results.environment.natsServer = nc.info?.version;
 
     const batchedBaseline = async () => {
@@ -91,12 +97,13 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
         { label: `batched ×${o.baselineBatch}`, perMessage: o.baselineBatch, events: o.baselineBatchedEvents },
         o.eventBytes,
         say,
+        adminAuth,
       );
       say(`  ${Math.round(b.eventsPerSec)} events/s`);
       return b;
     };
     if (!o.skipBaseline) {
-      results.baseline.perEvent = await runBaseline(nc, server.url, server.pid, owned, { label: 'per event', perMessage: 1, events: o.baselineEvents }, o.eventBytes, say);
+      results.baseline.perEvent = await runBaseline(nc, server.url, server.pid, owned, { label: 'per event', perMessage: 1, events: o.baselineEvents }, o.eventBytes, say, adminAuth);
       say(`  ${Math.round(results.baseline.perEvent.eventsPerSec)} events/s`);
       results.baseline.batched = await batchedBaseline();
     }
@@ -106,6 +113,7 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
     results.mesh.serviceEnv = serviceEnv;
     const services = await startServices(owned, (name) => ({
       NATS_URL: server.url,
+      ...(secure ? { ...secure.env(name), MESH_PROVISION: 'false' } : {}),
       ...serviceEnv,
       ...nodeOptions(o, outDir, date, name),
     }));

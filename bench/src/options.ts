@@ -32,6 +32,8 @@ export interface BenchOptions {
   baselineBatchedEvents: number;
   baselineBatch: number;
   skipBaseline: boolean;
+  /** Run everything secured: generated least-privilege identities, TLS with client certificates, MESH_PROVISION=false. */
+  secure: boolean;
   /** Longest wait, after a step's last post, for every key's totals to be exact. */
   drainTimeoutMs: number;
   /** Profile the services (`--cpu-prof`) and summarise their hottest functions. */
@@ -59,6 +61,7 @@ export const Defaults: BenchOptions = {
   baselineBatchedEvents: 500_000,
   baselineBatch: 100,
   skipBaseline: false,
+  secure: false,
   drainTimeoutMs: 120_000,
   cpuProf: false,
   serviceNodeOptions: '',
@@ -111,6 +114,12 @@ const Specs: Record<string, Spec> = {
   '--baseline-batched-events': { key: 'baselineBatchedEvents', env: 'BENCH_BASELINE_BATCHED_EVENTS', kind: 'count', doc: 'events through the raw baseline, batched' },
   '--baseline-batch': { key: 'baselineBatch', env: 'BENCH_BASELINE_BATCH', kind: 'count', doc: 'events per message in the batched baseline' },
   '--skip-baseline': { key: 'skipBaseline', env: 'BENCH_SKIP_BASELINE', kind: 'flag', doc: 'do not run the raw baseline' },
+  '--secure': {
+    key: 'secure',
+    env: 'BENCH_SECURE',
+    kind: 'flag',
+    doc: 'run secured: `mesh nats-config --tls` identities, TLS with client certificates, each service its own NATS user; the bench and the baselines as admin',
+  },
   '--drain-timeout': { key: 'drainTimeoutMs', env: 'BENCH_DRAIN_TIMEOUT', kind: 'duration', doc: "longest wait after a step's last post for exact totals" },
   '--cpu-prof': { key: 'cpuProf', env: 'BENCH_CPU_PROF', kind: 'flag', doc: "profile the services (V8 sampling profiler) and summarise their hottest functions" },
   '--service-node-options': { key: 'serviceNodeOptions', env: 'BENCH_SERVICE_NODE_OPTIONS', kind: 'text', doc: 'NODE_OPTIONS for the services, to try runtime settings' },

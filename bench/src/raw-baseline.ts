@@ -51,8 +51,8 @@ interface Worker {
   waitFor(type: FromWorker['type'], timeoutMs: number): Promise<FromWorker>;
 }
 
-function startWorker(owned: OwnedProcesses, name: string, natsUrl: string, role: BaselineRole): Promise<Worker> {
-  const child = fork(join(__dirname, 'baseline-worker.js'), [JSON.stringify({ ...role, natsUrl })], {
+function startWorker(owned: OwnedProcesses, name: string, natsUrl: string, role: BaselineRole, auth: Record<string, string>): Promise<Worker> {
+  const child = fork(join(__dirname, 'baseline-worker.js'), [JSON.stringify({ ...role, natsUrl, auth })], {
     env: { PATH: process.env.PATH ?? '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],
@@ -119,6 +119,8 @@ export async function runBaseline(
   variant: BaselineVariant,
   eventBytes: number,
   say: (line: string) => void,
+  /** NATS_* variables of the identity the workers connect as (`--secure`: the admin's). */
+  auth: Record<string, string> = {},
 ): Promise<BaselineResult> {
   const jsm = await jetstreamManager(nc);
   const tag = variant.perMessage === 1 ? 'E' : 'B';
@@ -146,9 +148,9 @@ export async function runBaseline(
   const pull = variant.perMessage === 1 ? 512 : 64;
   const workers: Worker[] = [];
   try {
-    workers.push(await startWorker(owned, 'counter', natsUrl, { role: 'counter', stream: stream(Hops), consumer: `hop${Hops}`, events: variant.events, pull }));
+    workers.push(await startWorker(owned, 'counter', natsUrl, { role: 'counter', stream: stream(Hops), consumer: `hop${Hops}`, events: variant.events, pull }, auth));
     for (let hop = Hops - 1; hop >= 1; hop--) {
-      workers.push(await startWorker(owned, `relay ${hop}`, natsUrl, { role: 'relay', hop, stream: stream(hop), consumer: `hop${hop}`, next: subject(hop + 1), pull }));
+      workers.push(await startWorker(owned, `relay ${hop}`, natsUrl, { role: 'relay', hop, stream: stream(hop), consumer: `hop${hop}`, next: subject(hop + 1), pull }, auth));
     }
     const producer = await startWorker(owned, 'producer', natsUrl, {
       role: 'producer',
@@ -157,7 +159,7 @@ export async function runBaseline(
       perMessage: variant.perMessage,
       eventBytes,
       inFlight: variant.perMessage === 1 ? 256 : 16,
-    });
+    }, auth);
     workers.push(producer);
     const counter = workers[0];
 

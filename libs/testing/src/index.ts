@@ -7,3 +7,5 @@ export { orderEvent, encodeRequest, postEvents, eventually, totalsOf, totalsFor 
 export type { Totals } from './events';
 export type { Format } from './events';
 export { readEnvFile, credentialOptions } from './credentials';
+export { startSecureNats, runMeshCli, SecureIdentities } from './secure-nats';
+export type { SecureNats, SecureIdentity } from './secure-nats';
