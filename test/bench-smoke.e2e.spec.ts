@@ -42,4 +42,24 @@ describe('npm run bench -- --smoke', () => {
       rmSync(out, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('--secure runs the services as their own NATS users over TLS, and finds every total exact', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-smoke-secure-'));
+    try {
+      const child = spawn(process.execPath, [join(RepoRoot, 'bench', 'dist', 'main.js'), '--smoke', '--secure', '--skip-baseline', '--out', out], {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, tail: output.slice(-1500) }).toEqual({ code: 0, tail: expect.stringContaining('Totals exact for every key after every step.') });
+      expect(output).toMatch(/nats-server pid \d+ at tls:\/\/127\.0\.0\.1:\d+/);
+      const json = readdirSync(out).find((f) => f.endsWith('.json'));
+      expect((JSON.parse(readFileSync(join(out, json!), 'utf8')) as { options: { secure: boolean } }).options.secure).toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
