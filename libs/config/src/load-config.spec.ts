@@ -86,6 +86,17 @@ describe('loadConfig', () => {
     expect(err.message).toContain(err.problems[0]);
   });
 
+  it('never shows a password written into an invalid NATS_URL', () => {
+    const err = configError({ NATS_URL: 'nats://app:s3cret-pw@bad host:4222' });
+    expect(err.message).toContain('NATS_URL (nats.url) = "nats://app:***@bad host:4222" is invalid');
+    expect(err.message).not.toContain('s3cret-pw');
+  });
+
+  it('reads MESH_PROVISION as a boolean and refuses anything else, naming it', () => {
+    expect(load({ MESH_PROVISION: 'false' }).mesh).toMatchObject({ provision: false });
+    expect(configError({ MESH_PROVISION: 'no' }).message).toMatch(/MESH_PROVISION \(mesh.provision\) = "no" is invalid: must be true or false/);
+  });
+
   it('reports every invalid variable at once', () => {
     const err = configError({ HTTP_PORT: '70000', NATS_URL: 'http://x' });
     expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual(['HTTP_PORT', 'NATS_URL']);

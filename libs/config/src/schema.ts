@@ -14,10 +14,11 @@ export function generatedInstanceId(service: string): string {
 /**
  * Where NATS is and who this process is to it. Secrets may be given as
  * files (`*_FILE`, a mounted Kubernetes Secret); `sensitive` keeps the
- * inline ones out of any config dump. `service` names the private inbox
- * prefix (`_INBOX_<service>`) that permissions can scope replies by.
+ * inline ones out of any config dump. A service passes its private inbox
+ * prefix (`serviceInboxPrefix` of @mesh/contracts) so permissions can scope
+ * its replies.
  */
-export function natsSchema(service = '') {
+export function natsSchema(inboxPrefix = '_INBOX') {
   const file = (doc: string, env: string) => ({ doc, format: String, default: '', env });
   return {
     url: {
@@ -39,7 +40,7 @@ export function natsSchema(service = '') {
     inboxPrefix: {
       doc: 'Prefix of this process\'s reply subjects; a private prefix per service lets NATS permissions scope replies.',
       format: 'subject-prefix',
-      default: service ? `_INBOX_${service}` : '_INBOX',
+      default: inboxPrefix,
       env: 'NATS_INBOX_PREFIX',
     },
   };

@@ -1,3 +1,4 @@
+import { serviceInboxPrefix } from '@mesh/contracts';
 import {
   aggregatorSchema, consumerSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
@@ -11,7 +12,7 @@ export interface AggregatorConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema('aggregator'),
+  nats: natsSchema(serviceInboxPrefix('aggregator')),
   http: httpSchema(8083),
   httpTls: httpTlsSchema(),
   apiKeys: apiKeysSchema(),

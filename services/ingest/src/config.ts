@@ -1,3 +1,4 @@
+import { serviceInboxPrefix } from '@mesh/contracts';
 import {
   envelopeSchema, ingestSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
@@ -13,7 +14,7 @@ export interface IngestConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema('ingest'),
+  nats: natsSchema(serviceInboxPrefix('ingest')),
   http: httpSchema(8080),
   httpTls: httpTlsSchema(),
   apiKeys: apiKeysSchema(),

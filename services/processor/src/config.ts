@@ -1,3 +1,4 @@
+import { serviceInboxPrefix } from '@mesh/contracts';
 import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, processorSchema, shutdownSchema,
   type LoadOptions,
@@ -12,7 +13,7 @@ export interface ProcessorConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema('processor'),
+  nats: natsSchema(serviceInboxPrefix('processor')),
   http: httpSchema(8082),
   httpTls: httpTlsSchema(),
   apiKeys: apiKeysSchema(),

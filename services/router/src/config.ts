@@ -1,3 +1,4 @@
+import { serviceInboxPrefix } from '@mesh/contracts';
 import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
@@ -11,7 +12,7 @@ export interface RouterConfig extends CommonConfig {
 }
 
 export const schema = {
-  nats: natsSchema('router'),
+  nats: natsSchema(serviceInboxPrefix('router')),
   http: httpSchema(8081),
   httpTls: httpTlsSchema(),
   apiKeys: apiKeysSchema(),
