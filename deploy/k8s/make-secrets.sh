@@ -72,7 +72,19 @@ fi
 secret() {
   local name="$1"
   shift
-  kubectl create secret generic "$name" --namespace "$namespace" "$@" --dry-run=client -o yaml
+  if command -v kubectl >/dev/null 2>&1; then
+    kubectl create secret generic "$name" --namespace "$namespace" "$@" --dry-run=client -o yaml
+    return
+  fi
+  # No kubectl (--print on a machine without it): the same manifest by hand.
+  printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\ndata:\n' "$name" "$namespace"
+  local arg key file
+  for arg in "$@"; do
+    arg="${arg#--from-file=}"
+    key="${arg%%=*}"
+    file="${arg#*=}"
+    printf '  %s: %s\n' "$key" "$(base64 -w0 < "$file")"
+  done
 }
 
 emit() {
