@@ -21,7 +21,7 @@ async function keysLeft(storeDir: string, bucket: string): Promise<string[]> {
   }
 }
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +176,49 @@ describe('npm start (tools/dev/dist/start.js)', () => {
       expect(stillListening).toEqual([]);
     } finally {
       rmSync(secureDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a saved change in a service rebuilds and restarts that service only, and the mesh goes on serving', async () => {
+    const ports = await freePorts();
+    const watchDir = mkdtempSync(join(tmpdir(), 'mesh-dev-watch-'));
+    child = spawn(process.execPath, [join(RepoRoot, 'tools', 'dev', 'dist', 'start.js')], {
+      cwd: RepoRoot,
+      env: { PATH: process.env.PATH ?? '', NATS_URL: `nats://127.0.0.1:${ports.nats}`, MESH_DEV_DATA_DIR: watchDir, MESH_DEV_PORT_BASE: String(ports.base) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    const instance = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { instance: string }).instance;
+    try {
+      const ready = await eventually(async () => out.includes('Ctrl-C stops everything') || child!.exitCode !== null, 120_000, 100);
+      expect({ ready, exitCode: child.exitCode }).toEqual({ ready: true, exitCode: null });
+      const before = { ingest: await instance(ports.base), processor: await instance(ports.base + 2) };
+
+      // What an editor's save does to the watcher: the file's times change.
+      const source = join(RepoRoot, 'services', 'processor', 'src', 'handlers', 'orders.handler.ts');
+      const now = new Date();
+      utimesSync(source, now, now);
+      const restarted = await eventually(async () => /restarted processor in/.test(out), 60_000, 100);
+      expect({ restarted, log: out.split('\n').filter((l) => l.startsWith('[mesh] ')).slice(-3) }).toEqual({ restarted: true, log: expect.any(Array) });
+      expect(out).toContain('changed: services/processor/src/handlers/orders.handler.ts; rebuilding');
+      const after = { ingest: await instance(ports.base), processor: await instance(ports.base + 2) };
+      expect(after.ingest).toBe(before.ingest);
+      expect(after.processor).not.toBe(before.processor);
+
+      await postEvents(`http://127.0.0.1:${ports.base}`, [orderEvent('dev-watch', 1, 7)], 'single');
+      let totals = { count: 0, sum: 0 };
+      await eventually(async () => (totals = await totalsOf(`http://127.0.0.1:${ports.base + 3}`, 'dev-watch')).count === 1, 30_000);
+      expect(totals).toEqual({ count: 1, sum: 7 });
+      expect(out).not.toMatch(/exited with .*; stopping the rest/);
+
+      process.kill(-child.pid!, 'SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      rmSync(watchDir, { recursive: true, force: true });
     }
   });
 });

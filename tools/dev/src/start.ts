@@ -10,13 +10,18 @@
  * NATS identity per service, provisioning by the admin identity, and API
  * keys on the HTTP APIs (one printed at start).
  *
+ * While it runs it watches the sources (watch-sources.ts): a saved change
+ * rebuilds (tsc -b, incremental) and restarts only the services whose code
+ * changed, all of them for a library; a failed build leaves them running.
+ * `--no-watch` turns that off.
+ *
  * Ctrl-C stops everything it started, in order: nats-server and the services
  * run in process groups of their own, so the terminal's SIGINT reaches only
  * this process; it stops the services by their pids (SIGTERM, and waits:
  * they finish their work, release their leases and drain while NATS is still
  * up), then nats-server last.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
@@ -27,6 +32,7 @@ import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type N
 import { devSettings, serviceEnv } from './dev-settings';
 import { newApiKey, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
 import { hasExited, stopChild } from './stop-child';
+import { watchSources } from './watch-sources';
 
 /** Start order; `offset` from the port base. The processor declares the handlers the router waits for, so it comes first. */
 const services = [
@@ -39,17 +45,22 @@ const services = [
 /** How long a service may take to stop before it is killed; above its own shutdown of idle work, below what Ctrl-C should feel like. */
 const ServiceStopGraceMs = 10_000;
 
-function options(): { secure: boolean } {
+function options(): { secure: boolean; watch: boolean } {
   try {
-    const { values } = parseArgs({ args: process.argv.slice(2), options: { secure: { type: 'boolean', default: false } }, strict: true, allowPositionals: false });
-    return { secure: values.secure === true };
+    const { values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { secure: { type: 'boolean', default: false }, 'no-watch': { type: 'boolean', default: false } },
+      strict: true,
+      allowPositionals: false,
+    });
+    return { secure: values.secure === true, watch: values['no-watch'] !== true };
   } catch (err) {
-    process.stderr.write(`[mesh] ${(err as Error).message}; npm start takes only --secure (npm start -- --secure)\n`);
+    process.stderr.write(`[mesh] ${(err as Error).message}; npm start takes --secure and --no-watch (npm start -- --secure)\n`);
     process.exit(2);
   }
 }
 
-const { secure } = options();
+const { secure, watch } = options();
 const settings = devSettings(process.env, RepoRoot);
 let natsUrl = settings.natsUrl;
 /** Set in --secure mode: the identities the services run as. */
@@ -135,6 +146,7 @@ let stopped: Promise<void> | undefined;
  */
 function stopAll(code: number): Promise<void> {
   stopped ??= (async () => {
+    stopWatching?.();
     say('stopping...');
     await Promise.all(
       children.map(({ name, child }) =>
@@ -244,6 +256,7 @@ async function main() {
     say('read its aggregate:');
     say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
     say(`admin CLI: env $(cat ${shownPath(join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
+    startWatching();
     say('Ctrl-C stops everything.');
     return;
   }
@@ -278,7 +291,68 @@ async function main() {
   say('read its aggregate:');
   say(`  curl ${aggregator}/v1/aggregates/totals/customer-42`);
   say(`health: ${services.map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`).sort().join(' ')}`);
+  startWatching();
   say('Ctrl-C stops everything.');
+}
+
+/** tsc -b of the whole workspace (incremental: only what changed); its output when it fails. */
+function build(): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(RepoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(RepoRoot, 'tsconfig.build.json')], { cwd: RepoRoot }, (err, stdout, stderr) =>
+      resolve({ ok: err === null, output: `${stdout}${stderr}`.trim() }),
+    );
+  });
+}
+
+/** Stop one service on purpose and start it again on its port; the others go on. */
+async function restart(name: string): Promise<void> {
+  const index = children.findIndex((c) => c.name === name);
+  if (index < 0) return;
+  const old = children[index];
+  old.planned = true;
+  await stopChild(old.child, ServiceStopGraceMs, () => say(`${name} did not stop within ${ServiceStopGraceMs / 1000} s; killing it`));
+  if (stopped) return;
+  const fresh = startService(name, old.port);
+  children[index] = fresh;
+  await waitReady(name, fresh.port, fresh.child);
+}
+
+let rebuilding: Promise<void> | undefined;
+let queued = new Set<string>();
+
+/** Rebuild, then restart the changed services in start order; changes saved meanwhile wait for the next round. */
+function rebuildAndRestart(changed: Set<string>, files: string[]): void {
+  for (const name of changed) queued.add(name);
+  if (rebuilding) return;
+  rebuilding = (async () => {
+    while (queued.size > 0 && !stopped) {
+      const names = services.map((s) => s.name).filter((n) => queued.has(n));
+      queued = new Set();
+      const shown = files.slice(0, 3).map((f) => f.split('\\').join('/')).join(', ') + (files.length > 3 ? ', ...' : '');
+      say(`changed: ${shown}; rebuilding`);
+      const started = Date.now();
+      const result = await build();
+      if (!result.ok) {
+        process.stdout.write(`${result.output}\n`);
+        say('the build failed: the running services are left as they are; fix it and save again');
+        continue;
+      }
+      for (const name of names) await restart(name);
+      if (!stopped) say(`restarted ${names.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+  })()
+    .catch((err: Error) => say(`restart failed: ${err.message}`))
+    .finally(() => {
+      rebuilding = undefined;
+    });
+}
+
+let stopWatching: (() => void) | undefined;
+
+function startWatching(): void {
+  if (!watch) return;
+  stopWatching = watchSources({ repoRoot: RepoRoot, services: services.map((s) => s.name), debounceMs: 300, onChange: rebuildAndRestart });
+  say('watching services/*/src and libs/*/src: a saved change rebuilds and restarts the services it concerns (--no-watch: off)');
 }
 
 async function startAll(): Promise<void> {
