@@ -10,3 +10,5 @@ export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEven
 export { JsApi, kvStream, kvSubject } from './jetstream-api';
 export { MeshServices, serviceInboxPrefix, servicePermissions, ServiceNeeds, IngestQueueGroup } from './service-permissions';
 export type { MeshService, ServicePermissions, Grant } from './service-permissions';
+export { parseRule } from './route-rule';
+export type { RouteRule } from './route-rule';

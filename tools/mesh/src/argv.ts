@@ -9,6 +9,8 @@ import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredenti
 import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
 import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
+import { bashCompletion } from './completion';
+import { checkRuleName } from './routes';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
 import type { NatsConfigOptions } from './nats-config/nats-config';
@@ -47,12 +49,16 @@ export type DlqSelection = { seqs: number[] } | { all: true; stage?: DlqStage; p
 export type Invocation =
   | { command: 'help'; text: string }
   | { command: 'version'; text: string }
+  | { command: 'completion'; text: string }
   | { command: 'dlq ls'; global: GlobalOpts; stage?: DlqStage; partition?: number; limit: number }
   | { command: 'dlq show'; global: GlobalOpts; seq: number }
   | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
   | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
   | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
+  | { command: 'routes ls'; global: GlobalOpts }
+  | { command: 'routes set'; global: GlobalOpts; name: string; rule?: string; file?: string }
+  | { command: 'routes rm'; global: GlobalOpts; name: string }
   | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
   | { command: 'nats-config'; options: NatsConfigOptions }
   | ApiKeyInvocation;
@@ -246,6 +252,12 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   const lexed = lex(argv);
   if (lexed.help || lexed.words[0] === 'help') return { command: 'help', text: helpText(helpTopic(lexed.words)) };
   if (lexed.version) return { command: 'version', text: `mesh ${MeshVersion}` };
+  if (lexed.words[0] === 'completion') {
+    if (lexed.words[1] !== 'bash' || lexed.words.length !== 2) {
+      throw new UsageError(`'mesh completion' takes the shell: bash (zsh: load bashcompinit, then the bash script); got ${lexed.words.slice(1).join(' ') || 'none'}`);
+    }
+    return { command: 'completion', text: bashCompletion() };
+  }
 
   const { name, rest } = resolve(lexed.words);
   const spec = Commands.find((c) => c.name === name)!;
@@ -300,6 +312,20 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
     }
+    case 'routes ls':
+      noArguments();
+      return { command: name, global };
+    case 'routes set': {
+      const file = value('--file');
+      const want = file === undefined ? 2 : 1;
+      if (rest.length !== want) {
+        throw new UsageError(`'mesh routes set' takes <name> and the rule as JSON, or <name> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`);
+      }
+      return { command: name, global, name: checkRuleName(rest[0]), rule: rest[1], file };
+    }
+    case 'routes rm':
+      if (rest.length !== 1) throw new UsageError(`'mesh routes rm' takes one rule name, got ${rest.length === 0 ? 'none' : rest.join(' ')}`);
+      return { command: name, global, name: checkRuleName(rest[0]) };
     case 'provision': {
       noArguments();
       const count = (flag: string, max: number) => {

@@ -15,6 +15,7 @@ import { printable, type Output } from './output';
 import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
+import { routesList, routesRemove, routesSet } from './routes';
 import { tail } from './tail';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
@@ -22,7 +23,7 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
 /** Run one parsed command (not help) on an open context. */
 export function runCommand(
   ctx: CommandContext,
-  inv: Exclude<Invocation, { command: 'help' | 'version' } | ApiKeyInvocation | { command: 'nats-config' }>,
+  inv: Exclude<Invocation, { command: 'help' | 'version' | 'completion' } | ApiKeyInvocation | { command: 'nats-config' }>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<void> {
   switch (inv.command) {
@@ -36,6 +37,12 @@ export function runCommand(
       return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
+    case 'routes ls':
+      return routesList(ctx);
+    case 'routes set':
+      return routesSet(ctx, inv);
+    case 'routes rm':
+      return routesRemove(ctx, inv.name);
     case 'provision':
       return provision(ctx, inv, env);
     case 'tail':
@@ -65,7 +72,7 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   } catch (err) {
     return reportError(err, out);
   }
-  if (inv.command === 'help' || inv.command === 'version') {
+  if (inv.command === 'help' || inv.command === 'version' || inv.command === 'completion') {
     out.out(inv.text);
     return ExitCode.ok;
   }

@@ -12,7 +12,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'provision' | 'nats-config' | ApiKeyCommandName;
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'provision' | 'nats-config' | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -108,6 +108,31 @@ export const Commands: CommandSpec[] = [
         'Anything else is a subject, wildcards allowed. A core NATS subscription: it creates nothing and shows only what arrives from now on. ' +
         'With --json, one JSON object per line.',
     ],
+  },
+  {
+    name: 'routes ls',
+    args: '',
+    summary: 'the route table: handler declarations and rules, each rule checked as the router checks it',
+    options: [],
+    details: ["Reads KV mesh_routes: handler.<name> (the types a hosted handler declares) and rule.<name> (operators' rules). A rule the router ignores shows why."],
+  },
+  {
+    name: 'routes set',
+    args: '<name> <rule-json> | <name> --file <path>',
+    summary: 'store a routing rule, after checking it as the router would',
+    options: [{ flag: '--file', value: '<path>', help: 'read the rule from this JSON file' }],
+    details: [
+      'A rule: {"match": "order.*", "where": {"source": "shop"}, "priority": 10, "to": ["orders"] or [{"handler": "orders-v2", "weight": 10}, ...], "drop": false}. ' +
+        'Rules are tried by priority (highest first), then name; the first that matches decides. A rule with problems is refused and nothing is stored. ' +
+        'The routers reload the table at once.',
+    ],
+  },
+  {
+    name: 'routes rm',
+    args: '<name>',
+    summary: 'remove a routing rule',
+    options: [],
+    details: ['Removes rule.<name> from mesh_routes; the handlers\' own declarations are not rules and stay.'],
   },
   {
     name: 'provision',

@@ -59,7 +59,7 @@ export function helpText(topic: string): string {
     'global options:',
     ...optionLines([...GlobalOptions, VersionOption]),
     '',
-    "Run 'mesh <command> --help' for a command's options.",
+    "Run 'mesh <command> --help' for a command's options; 'mesh completion bash' prints a bash completion script.",
     'Exit codes: 0 done, 1 failed (NATS unreachable, not found, refused), 2 usage error.',
   ].join('\n');
 }
