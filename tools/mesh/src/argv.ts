@@ -11,6 +11,7 @@ import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apike
 import { UsageError } from './errors';
 import { bashCompletion } from './completion';
 import { checkRuleName } from './routes';
+import { checkEventType } from './send';
 import { helpText } from './help';
 import { DlqStages } from './mesh-names';
 import type { NatsConfigOptions } from './nats-config/nats-config';
@@ -59,6 +60,7 @@ export type Invocation =
   | { command: 'routes ls'; global: GlobalOpts }
   | { command: 'routes set'; global: GlobalOpts; name: string; rule?: string; file?: string }
   | { command: 'routes rm'; global: GlobalOpts; name: string }
+  | { command: 'send'; global: GlobalOpts; type: string; body?: string; file?: string; timeoutMs: number }
   | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
   | { command: 'nats-config'; options: NatsConfigOptions }
   | ApiKeyInvocation;
@@ -322,6 +324,15 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
         throw new UsageError(`'mesh routes set' takes <name> and the rule as JSON, or <name> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`);
       }
       return { command: name, global, name: checkRuleName(rest[0]), rule: rest[1], file };
+    }
+    case 'send': {
+      const file = value('--file');
+      const want = file === undefined ? 2 : 1;
+      if (rest.length !== want) throw new UsageError(`'mesh send' takes <type> and the event as JSON, or <type> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`);
+      const timeoutText = value('--timeout');
+      const timeoutMs = timeoutText === undefined ? 5_000 : wholeNumber(timeoutText);
+      if (timeoutMs === undefined || timeoutMs < 1) throw new UsageError(`invalid --timeout '${timeoutText}'; use a whole number of milliseconds from 1`);
+      return { command: name, global, type: checkEventType(rest[0]), body: rest[1], file, timeoutMs };
     }
     case 'routes rm':
       if (rest.length !== 1) throw new UsageError(`'mesh routes rm' takes one rule name, got ${rest.length === 0 ? 'none' : rest.join(' ')}`);

@@ -16,6 +16,7 @@ import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
 import { routesList, routesRemove, routesSet } from './routes';
+import { send } from './send';
 import { tail } from './tail';
 
 export const ExitCode = { ok: 0, failed: 1, usage: 2 } as const;
@@ -43,6 +44,8 @@ export function runCommand(
       return routesSet(ctx, inv);
     case 'routes rm':
       return routesRemove(ctx, inv.name);
+    case 'send':
+      return send(ctx, inv);
     case 'provision':
       return provision(ctx, inv, env);
     case 'tail':

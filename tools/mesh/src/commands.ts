@@ -12,7 +12,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'provision' | 'nats-config' | ApiKeyCommandName;
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'send' | 'provision' | 'nats-config' | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -133,6 +133,19 @@ export const Commands: CommandSpec[] = [
     summary: 'remove a routing rule',
     options: [],
     details: ['Removes rule.<name> from mesh_routes; the handlers\' own declarations are not rules and stay.'],
+  },
+  {
+    name: 'send',
+    args: '<type> <event-json> | <type> --file <path>',
+    summary: 'send events to ingest over NATS (a request on mesh.in.<type>) and print its answer',
+    options: [
+      { flag: '--file', value: '<path>', help: 'read the events from this file (one JSON event, a JSON array, or NDJSON)' },
+      { flag: '--timeout', value: '<ms>', help: 'how long to wait for the answer (default 5000)' },
+    ],
+    details: [
+      "One ingest instance of the queue group answers; the event's type is taken from <type> when the event has none. " +
+        'Exit code 0 when ingest answers 202 (stored), 1 otherwise, with its answer.',
+    ],
   },
   {
     name: 'provision',
