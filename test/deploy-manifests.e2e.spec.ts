@@ -297,8 +297,9 @@ describe('deploy/k8s', () => {
 });
 
 describe('deploy/Dockerfile', () => {
-  it('builds on an exact Node.js release', () => {
+  it('builds on an exact Node.js release of a maintained LTS line (22 or 24)', () => {
     const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(readFileSync(join(Deploy, 'Dockerfile'), 'utf8'))?.[1];
     expect(base).toMatch(ExactTag);
+    expect(base).toMatch(/^node:(22|24)\.\d+\.\d+-/);
   });
 });
