@@ -133,6 +133,8 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   }
   state.connected = true;
   log.info('connected to NATS', { server: redactUrl(nc.getServer()) });
+  // At 0 from the start, so the first violation is an increase an alert sees.
+  for (const operation of ['publish', 'subscription']) metrics.natsPermissionViolations.add(0, { operation });
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') state.connected = false;

@@ -9,6 +9,7 @@ import { StageInput, Subjects, type Stage } from '@mesh/contracts';
 import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { PartitionOwnership } from '@mesh/messaging';
+import { countPartitionLosses } from './count-partition-losses';
 import { sendJson } from './http';
 import type { CommonConfig, RunningService, ServiceContext } from './service';
 import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
@@ -57,6 +58,7 @@ export async function createStage<C extends StageConfig>(
     open,
     onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
   });
+  countPartitionLosses(ownership.lost$, ctx.metrics, stage);
   ctx.metrics.ownedPartitions.addCallback((r) => r.observe(runner.consuming().length, { stage }));
   ctx.metrics.consumerLag.addCallback((r) => {
     for (const [partition, lag] of runner.lags()) r.observe(lag, { stage, partition });

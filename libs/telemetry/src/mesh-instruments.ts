@@ -47,6 +47,10 @@ export function createMeshInstruments(meter: Meter): MeshInstruments {
       description: 'Handler attempts that failed with a retryable error and were put off for a later attempt.',
       unit: '{attempt}',
     }),
+    partitionLosses: meter.createCounter<StageAttributes>('mesh_partition_losses', {
+      description: 'Partitions this instance stopped at once because their lease lapsed or was taken (not a release).',
+      unit: '{partition}',
+    }),
     ownedPartitions: meter.createObservableGauge<StageAttributes>('mesh_owned_partitions', {
       description: 'Partitions whose lease this instance holds.',
       unit: '{partition}',

@@ -131,10 +131,13 @@ export interface MeshInstruments {
   deadLetters: Counter<StageHandlerAttributes>;
   /** mesh_handler_retries_total{stage,handler}: attempts that failed with a retryable error and were put off. */
   handlerRetries: Counter<StageHandlerAttributes>;
+  /** mesh_partition_losses_total{stage}: partitions given up because their lease lapsed or was taken (a release on shutdown or rebalance is not counted). */
+  partitionLosses: Counter<StageAttributes>;
   /** mesh_owned_partitions{stage}: partitions this instance holds the lease of. */
   ownedPartitions: ObservableGauge<StageAttributes>;
   /** mesh_ingest_requests_total{status}: ingest requests by answered status. */
   ingestRequests: Counter<IngestStatusAttributes>;
+  /** mesh_nats_permission_violations_total{operation}: publishes and subscriptions the server refused. */
   natsPermissionViolations: Counter<NatsPermissionAttributes>;
   /** mesh_ingest_request_duration_seconds: time from request to answer. */
   ingestRequestDuration: Histogram<Record<string, never>>;

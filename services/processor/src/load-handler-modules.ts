@@ -2,10 +2,13 @@
  * Handlers from outside the build: MESH_HANDLER_MODULES names JS files
  * whose default export is a handler definition (or a list of them). Each is
  * checked like a built-in one; a file that cannot be loaded stops start-up
- * with its path and the reason.
+ * with its path and the reason. The files may live anywhere (a mounted
+ * volume): their `require('@mesh/runtime')` and of the application's
+ * packages resolve as the processor's own (handler-module-resolution.ts).
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { defineHandler, DefinitionError, type AnyHandlerDefinition } from '@mesh/runtime';
+import { resolveLikeProcessor } from './handler-module-resolution';
 
 export function loadHandlerModules(list: string): AnyHandlerDefinition[] {
   const paths = list.split(',').map((p) => p.trim()).filter(Boolean);
@@ -13,8 +16,10 @@ export function loadHandlerModules(list: string): AnyHandlerDefinition[] {
   for (const path of paths) {
     let loaded: unknown;
     try {
+      const file = resolve(path);
+      resolveLikeProcessor(dirname(file));
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      loaded = require(resolve(path));
+      loaded = require(file);
     } catch (err) {
       throw new DefinitionError('handler module', path, `cannot be loaded (MESH_HANDLER_MODULES): ${(err as Error).message}`);
     }
