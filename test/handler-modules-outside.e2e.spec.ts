@@ -1,6 +1,7 @@
 /**
- * A handler file mounted outside the application (as a ConfigMap or a bind
- * mount at /etc/mesh/handlers/ would be) that does `require('@mesh/runtime')`:
+ * A handler file mounted outside the application (laid out as a ConfigMap
+ * volume at /etc/mesh/handlers/ is: symlinks into a timestamped directory)
+ * that does `require('@mesh/runtime')`:
  * the processor loads it from MESH_HANDLER_MODULES although Node could not
  * resolve that package from the file's own directory, gives it the very
  * module the processor itself uses (one file in the require cache, so one
@@ -8,7 +9,7 @@
  * RetryableError of the runtime on the first attempt, retried), aggregator.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, postEvents, RepoRoot, startMesh, startNatsServer, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
@@ -45,12 +46,19 @@ function refund(id: string, key: string, amount: number): CloudEvent {
 describe('a handler module outside the application that requires @mesh/runtime', () => {
   let server: NatsServer;
   let dir: string;
+  /** Where the handler's files really are (its __dirname). */
+  let files: string;
   let mesh: Record<ServiceName, ServiceProcess> | undefined;
 
   beforeAll(async () => {
+    // Laid out as Kubernetes mounts a ConfigMap: refunds.js -> ..data/refunds.js, ..data -> ..<timestamp>/.
     dir = mkdtempSync(join(tmpdir(), 'mesh-mounted-handlers-'));
-    writeFileSync(join(dir, 'refunds.js'), HANDLER);
-    appendFileSync(join(dir, 'calls.ndjson'), '');
+    mkdirSync(join(dir, '..2026_01_01_00_00_00.1'));
+    writeFileSync(join(dir, '..2026_01_01_00_00_00.1', 'refunds.js'), HANDLER);
+    symlinkSync('..2026_01_01_00_00_00.1', join(dir, '..data'));
+    symlinkSync(join('..data', 'refunds.js'), join(dir, 'refunds.js'));
+    files = realpathSync(join(dir, '..data'));
+    appendFileSync(join(files, 'calls.ndjson'), '');
     server = await startNatsServer();
   }, 30_000);
 
@@ -77,7 +85,7 @@ describe('a handler module outside the application that requires @mesh/runtime',
     await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(want))) === JSON.stringify(want), 30_000);
     expect(await totalsFor(mesh.aggregator.url, Object.keys(want))).toEqual(want);
 
-    const calls = readFileSync(join(dir, 'calls.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Call);
+    const calls = readFileSync(join(files, 'calls.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Call);
     // Each event: attempt 1 threw the runtime's RetryableError, which the processor recognised and retried.
     for (const e of events) expect(calls.filter((c) => c.id === e.id).map((c) => c.attempt).sort()).toEqual([1, 2]);
     // The module file the processor loads as its own @mesh/runtime, so one instance.

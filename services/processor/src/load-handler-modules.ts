@@ -6,6 +6,7 @@
  * volume): their `require('@mesh/runtime')` and of the application's
  * packages resolve as the processor's own (handler-module-resolution.ts).
  */
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { defineHandler, DefinitionError, type AnyHandlerDefinition } from '@mesh/runtime';
 import { resolveLikeProcessor } from './handler-module-resolution';
@@ -18,6 +19,8 @@ export function loadHandlerModules(list: string): AnyHandlerDefinition[] {
     try {
       const file = resolve(path);
       resolveLikeProcessor(dirname(file));
+      // Node loads a symlinked file (a ConfigMap's files are) from its real path.
+      if (existsSync(file)) resolveLikeProcessor(dirname(realpathSync(file)));
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       loaded = require(file);
     } catch (err) {
