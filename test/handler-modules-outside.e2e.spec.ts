@@ -7,6 +7,7 @@
  * module the processor itself uses (one file in the require cache, so one
  * instance), and its events go end to end: ingest, router, the handler (a
  * RetryableError of the runtime on the first attempt, retried), aggregator.
+ * Other packages of the application (rxjs) resolve from it as well.
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -19,16 +20,18 @@ const HANDLER = `'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { defineHandler, fields, RetryableError } = require('@mesh/runtime');
+// A package of the application that is not @mesh/*: found from the processor too.
+const { firstValueFrom, of } = require('rxjs');
 
 module.exports = defineHandler({
   name: 'refunds',
   types: ['refund.requested'],
   schema: fields({ amount: 'number' }),
   retry: { maxAttempts: 3, initialDelayMs: 100, multiplier: 1, jitter: 0, maxDelayMs: 1000 },
-  handle(event, ctx) {
-    fs.appendFileSync(path.join(__dirname, 'calls.ndjson'), JSON.stringify({ id: event.id, attempt: ctx.attempt, runtime: require.resolve('@mesh/runtime') }) + '\\n');
+  async handle(event, ctx) {
+    fs.appendFileSync(path.join(__dirname, 'calls.ndjson'), JSON.stringify({ id: event.id, attempt: ctx.attempt, runtime: require.resolve('@mesh/runtime'), rxjs: require.resolve('rxjs') }) + '\\n');
     if (ctx.attempt === 1) throw new RetryableError('first attempt of ' + event.id + ' is put off');
-    return { type: 'refund.approved', data: { amount: event.data.amount } };
+    return { type: 'refund.approved', data: { amount: await firstValueFrom(of(event.data.amount)) } };
   },
 });
 `;
@@ -37,6 +40,7 @@ interface Call {
   id: string;
   attempt: number;
   runtime: string;
+  rxjs: string;
 }
 
 function refund(id: string, key: string, amount: number): CloudEvent {
@@ -91,5 +95,6 @@ describe('a handler module outside the application that requires @mesh/runtime',
     // The module file the processor loads as its own @mesh/runtime, so one instance.
     const processorsRuntime = realpathSync(require.resolve('@mesh/runtime', { paths: [join(RepoRoot, 'services', 'processor', 'dist')] }));
     for (const c of calls) expect(c.runtime).toBe(processorsRuntime);
+    for (const c of calls) expect(c.rxjs.startsWith(join(realpathSync(RepoRoot), 'node_modules', 'rxjs') + '/')).toBe(true);
   }, 90_000);
 });
