@@ -141,7 +141,8 @@ export class ResultsSink {
     this.source = partitionMessages(this.o.js, ResultsStream, SinkConsumer, { maxMessages: this.o.batchSize, expiresMs: 2_000, stop: this.stopPulling.signal }).subscribe({
       next: (m) => {
         this.buffer.push(m);
-        if (this.buffer.length >= this.o.batchSize) this.notify();
+        // The first wakes an idle loop; a full batch ends the linger.
+        if (this.buffer.length === 1 || this.buffer.length >= this.o.batchSize) this.notify();
       },
       error: (err: Error) => {
         const delay = backoffDelay(this.retry, attempt + 1);
