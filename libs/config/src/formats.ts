@@ -86,6 +86,18 @@ export function registerFormats(): void {
       },
       coerce: (v: unknown) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
     },
+    'postgres-url': {
+      validate(value: unknown) {
+        let ok = false;
+        try {
+          const u = new URL(String(value));
+          ok = (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
+        } catch {
+          ok = false;
+        }
+        if (!ok) throw new Error('must be a PostgreSQL URL such as "postgres://user:password@127.0.0.1:5432/mesh"');
+      },
+    },
     'instance-id': {
       validate(value: unknown) {
         if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value)) {

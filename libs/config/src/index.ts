@@ -14,6 +14,7 @@ export {
   ingestSchema,
   processorSchema,
   aggregatorSchema,
+  sinkSchema,
   knownEnvNames,
   apiKeysSchema,
   httpTlsSchema,

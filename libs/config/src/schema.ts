@@ -253,12 +253,56 @@ export function aggregatorSchema() {
   };
 }
 
+/** The sink: where PostgreSQL is, and how it batches and retries its writes. */
+export function sinkSchema() {
+  return {
+    postgresUrl: {
+      doc: 'PostgreSQL connection URL the sink writes results to (postgres://user:password@host:5432/db); required.',
+      format: 'postgres-url',
+      default: '',
+      env: 'MESH_SINK_POSTGRES_URL',
+      // It may hold a password: never shown in an error or a log line.
+      sensitive: true,
+    },
+    batchSize: {
+      doc: 'Most result updates (KV writes of the aggregator) written to PostgreSQL in one transaction.',
+      format: 'positive-int',
+      default: 500,
+      env: 'MESH_SINK_BATCH_SIZE',
+    },
+    flushInterval: {
+      doc: 'Longest an update waits for its batch to fill before it is written.',
+      format: 'positive-duration',
+      default: '200ms',
+      env: 'MESH_SINK_FLUSH_INTERVAL',
+    },
+    retryMin: {
+      doc: 'First wait before retrying a write PostgreSQL refused or could not take (doubles per attempt).',
+      format: 'positive-duration',
+      default: '250ms',
+      env: 'MESH_SINK_RETRY_MIN',
+    },
+    retryMax: {
+      doc: 'Longest wait between retries of a write while PostgreSQL is away.',
+      format: 'positive-duration',
+      default: '5s',
+      env: 'MESH_SINK_RETRY_MAX',
+    },
+    poolSize: {
+      doc: 'Connections in the sink\'s PostgreSQL pool.',
+      format: 'positive-int',
+      default: 4,
+      env: 'MESH_SINK_POOL_SIZE',
+    },
+  };
+}
+
 /** Every env variable of every service, so a shared environment never trips the unknown-variable check. */
 export function knownEnvNames(): Set<string> {
   const names = new Set<string>();
   const pieces: Record<string, unknown>[] = [
     natsSchema(), httpSchema(0), meshSchema(), instanceSchema('x'), logSchema(), shutdownSchema(),
-    consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(),
+    consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(), sinkSchema(),
     apiKeysSchema(), httpTlsSchema(), rateLimitSchema(), inFlightSchema(),
   ];
   for (const piece of pieces) {

@@ -41,6 +41,12 @@ export function consumerName(stage: Stage, partition: number): string {
   return `${stage}-p${String(partition).padStart(2, '0')}`;
 }
 
+/**
+ * Durable consumer of the sink on the stream behind `mesh_aggregates`
+ * (`KV_mesh_aggregates`): every result the aggregator writes, in order.
+ */
+export const SinkConsumer = 'sink';
+
 /** Key in `mesh_checkpoints` that records the partition count fixed at provisioning. */
 export const PartitionCountKey = 'mesh.partitions';
 

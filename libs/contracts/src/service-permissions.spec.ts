@@ -38,5 +38,17 @@ describe('servicePermissions', () => {
     expect(kvWrites('processor').sort()).toEqual(['$KV.mesh_checkpoints.processor.>', '$KV.mesh_leases.processor.>', '$KV.mesh_members.processor.>', '$KV.mesh_routes.handler.>']);
     expect(kvWrites('aggregator').sort()).toEqual(['$KV.mesh_aggregates.>', '$KV.mesh_checkpoints.aggregator.>', '$KV.mesh_leases.aggregator.>', '$KV.mesh_members.aggregator.>']);
     expect(kvWrites('router').sort()).toEqual(['$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
+    expect(kvWrites('sink')).toEqual([]);
+  });
+
+  it('lets the sink use its one consumer of the results stream and publish nothing else but JetStream start-up', () => {
+    const sink = servicePermissions('sink', 16).publish.map((g) => g.subject);
+    expect(sink.filter((s) => s.startsWith('$JS.API.CONSUMER.') || s.startsWith('$JS.ACK.')).sort()).toEqual([
+      '$JS.ACK.KV_mesh_aggregates.sink.>',
+      '$JS.API.CONSUMER.CREATE.KV_mesh_aggregates.sink.$KV.mesh_aggregates.>',
+      '$JS.API.CONSUMER.INFO.KV_mesh_aggregates.sink',
+      '$JS.API.CONSUMER.MSG.NEXT.KV_mesh_aggregates.sink',
+    ]);
+    expect(sink.filter((s) => !s.startsWith('$JS.'))).toEqual([]);
   });
 });

@@ -35,10 +35,10 @@
  *   checkpoint key. Moving retry records to a bucket of their own would close it.
  */
 import { kvStream, kvSubject, JsApi } from './jetstream-api';
-import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, StageInput, Streams, type Stage, type StreamName } from './names';
+import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, SinkConsumer, StageInput, Streams, type Stage, type StreamName } from './names';
 import { Subjects } from './subjects';
 
-export const MeshServices = ['ingest', 'router', 'processor', 'aggregator'] as const;
+export const MeshServices = ['ingest', 'router', 'processor', 'aggregator', 'sink'] as const;
 export type MeshService = (typeof MeshServices)[number];
 
 /** Prefix of a service's reply subjects: nobody else may subscribe to its replies. */
@@ -59,6 +59,8 @@ export const ServiceNeeds: Record<MeshService, { streams: readonly StreamName[];
     streams: [Streams.processed, Streams.aggregates, Streams.dlq],
     buckets: [Buckets.aggregates, Buckets.checkpoints, Buckets.members, Buckets.leases],
   },
+  // It reads results from the stream behind mesh_aggregates; mesh_checkpoints holds the partition count every service checks.
+  sink: { streams: [], buckets: [Buckets.aggregates, Buckets.checkpoints] },
 };
 
 /** The queue group whose members answer `mesh.in.>` requests. */
@@ -208,6 +210,29 @@ function aggregator(partitions: number): ServicePermissions {
   ]);
 }
 
+/**
+ * The sink reads the results through its one durable consumer on the stream
+ * behind mesh_aggregates (it creates that consumer if missing, as a stage
+ * prepares its partition consumers) and writes nothing to NATS: no KV key,
+ * no stream, no other consumer.
+ */
+function sink(): ServicePermissions {
+  const base = common('sink');
+  const results = kvStream(Buckets.aggregates);
+  return {
+    service: 'sink',
+    publish: [
+      ...base.publish,
+      { subject: JsApi.consumerInfo(results, SinkConsumer), why: 'find its consumer, lag' },
+      { subject: JsApi.consumerCreate(results, SinkConsumer, kvSubject(Buckets.aggregates, '>')), why: 'create its consumer of every result' },
+      { subject: JsApi.consumerNext(results, SinkConsumer), why: 'pull results' },
+      { subject: JsApi.ack(results, SinkConsumer), why: 'ack results once PostgreSQL committed them' },
+    ],
+    subscribe: base.subscribe,
+    allowResponses: true,
+  };
+}
+
 /** The permissions of one service for a mesh of `partitions` partitions. */
 export function servicePermissions(service: MeshService, partitions: number): ServicePermissions {
   switch (service) {
@@ -219,5 +244,7 @@ export function servicePermissions(service: MeshService, partitions: number): Se
       return processor(partitions);
     case 'aggregator':
       return aggregator(partitions);
+    case 'sink':
+      return sink();
   }
 }

@@ -7,12 +7,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { waitForExit } from './nats-server';
 
+/** The four services of the pipeline, which startMesh starts. */
 export type ServiceName = 'ingest' | 'router' | 'processor' | 'aggregator';
+/** Every service startService can run: the pipeline's, and the sink (which needs MESH_SINK_POSTGRES_URL). */
+export type AnyServiceName = ServiceName | 'sink';
 
 export const RepoRoot = resolve(__dirname, '../../..');
 
 export interface ServiceProcess {
-  readonly name: ServiceName;
+  readonly name: AnyServiceName;
   readonly pid: number;
   /** `http://127.0.0.1:<port>` of its HTTP server. */
   readonly url: string;
@@ -35,7 +38,7 @@ export interface ServiceProcess {
  */
 export const ServiceNodeOptions = '--max-semi-space-size=8';
 
-export async function startService(name: ServiceName, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
+export async function startService(name: AnyServiceName, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
   const child: ChildProcess = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
     env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: ServiceNodeOptions, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@ import { RepoRoot } from '@mesh/testing';
 
 const run = promisify(execFile);
 
-export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator'] as const;
+export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator', 'sink'] as const;
 export type Identity = (typeof Identities)[number];
 
 export interface SecureMesh {

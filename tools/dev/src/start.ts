@@ -40,6 +40,8 @@ const services = [
   { name: 'ingest', offset: 0 },
   { name: 'router', offset: 1 },
   { name: 'aggregator', offset: 3 },
+  // The sink writes results to PostgreSQL, so it runs only when told where.
+  ...(process.env.MESH_SINK_POSTGRES_URL ? [{ name: 'sink', offset: 5 } as const] : []),
 ] as const;
 
 /** How long a service may take to stop before it is killed; above its own shutdown of idle work, below what Ctrl-C should feel like. */

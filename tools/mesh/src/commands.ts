@@ -175,8 +175,8 @@ export const Commands: CommandSpec[] = [
       { flag: '--force', help: 'write into a directory that is not empty, replacing its secrets' },
     ],
     details: [
-      'Writes nats-server.conf (one nkey user per identity: admin may do everything, ingest, router, processor and aggregator ' +
-        'only their own subjects and JetStream API subjects), admin.env, ingest.env, router.env, processor.env and aggregator.env ' +
+      'Writes nats-server.conf (one nkey user per identity: admin may do everything, ingest, router, processor, aggregator and sink ' +
+        'only their own subjects and JetStream API subjects), admin.env, ingest.env, router.env, processor.env, aggregator.env and sink.env ' +
         '(NATS_* variables with absolute paths) and the secret files they name (mode 0600). Needs no NATS connection.',
       'Then: nats-server -c <dir>/nats-server.conf -js -sd <store>; `mesh provision` with admin.env; each service with its env file and MESH_PROVISION=false.',
     ],

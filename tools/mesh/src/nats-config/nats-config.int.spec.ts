@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   Buckets, checkpointKey, consumerName, JsApi, kvStream, kvSubject, MeshServices, retryRecordPrefix, RouteKeyPrefix, serviceInboxPrefix,
-  Stages, StageInput, Streams, Subjects, type MeshService,
+  SinkConsumer, Stages, StageInput, Streams, Subjects, type MeshService,
 } from '@mesh/contracts';
 import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
 import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
@@ -251,6 +251,39 @@ describe('mesh nats-config --tls under nats-server', () => {
       expect((await (await jsmOf('aggregator')).consumers.info(Streams.processed, consumerName('aggregator', 3))).name).toBe(consumerName('aggregator', 3));
       expect((await jsOf('aggregator').publish(Subjects.aggregates('totals'), '{}', { msgID: 'int:agg:1' })).stream).toBe(Streams.aggregates);
       expect((await jsOf('aggregator').publish(Subjects.aggregatesLate('totals'), '{}', { msgID: 'int:agg:2' })).stream).toBe(Streams.aggregates);
+    });
+  });
+
+  describe('sink', () => {
+    const results = kvStream(Buckets.aggregates);
+
+    it('creates its consumer of the results stream, pulls every result and acks it', async () => {
+      await (await kvOf('aggregator', Buckets.aggregates)).put('totals.for-sink', '{"name":"totals","key":"for-sink","windows":[]}');
+      const jsm = await jsmOf('sink');
+      await jsm.consumers.add(results, { durable_name: SinkConsumer, filter_subject: kvSubject(Buckets.aggregates, '>'), ack_policy: AckPolicy.Explicit });
+      const consumer = await jsOf('sink').consumers.get(results, SinkConsumer);
+      const seen: string[] = [];
+      for (;;) {
+        const m = await consumer.next({ expires: 2_000 });
+        if (!m) break;
+        seen.push(m.subject);
+        await m.ackAck();
+      }
+      expect(seen).toContain(kvSubject(Buckets.aggregates, 'totals.for-sink'));
+      const info = await jsm.consumers.info(results, SinkConsumer);
+      expect([info.num_pending, info.num_ack_pending]).toEqual([0, 0]);
+    });
+
+    it('cannot write results, publish closed windows, nor touch any other consumer', async () => {
+      await expect((await kvOf('sink', Buckets.aggregates)).put('totals.by-sink', '{}')).rejects.toThrow(refused(kvSubject(Buckets.aggregates, 'totals.by-sink')));
+      expect(await (await adminKv(Buckets.aggregates)).get('totals.by-sink')).toBeNull();
+      await expect(jsOf('sink').publish(Subjects.aggregates('totals'), '{}')).rejects.toThrow(refused(Subjects.aggregates('totals')));
+      const jsm = await jsmOf('sink');
+      await expect(jsm.consumers.add(results, { durable_name: 'other', filter_subject: kvSubject(Buckets.aggregates, '>'), ack_policy: AckPolicy.Explicit })).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.add(Streams.processed, { durable_name: SinkConsumer, ack_policy: AckPolicy.Explicit })).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(refused(JsApi.consumerInfo(Streams.processed, consumerName('aggregator', 0))));
+      await expect(as('sink').request(JsApi.consumerNext(Streams.processed, consumerName('aggregator', 0)), '{"batch":1}')).rejects.toThrow(anyRefusal);
+      await expect((await kvOf('sink', Buckets.checkpoints)).get(checkpointKey('aggregator', 0))).rejects.toThrow(anyRefusal);
     });
   });
 
