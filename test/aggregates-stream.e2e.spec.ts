@@ -182,6 +182,17 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
     expect((await windowsOf(mesh!.aggregator.url, HOP.name, key)).find((w) => w.start === iso(T0 + 20_000))).toMatchObject({ closed: false, count: 6, sum: 117 });
   });
 
+  it('publishes each closed window once, also when later windows of its key close after it', async () => {
+    const key = 'close-1'; // its second window [60 s, 120 s) is still open, with 4 events (13)
+    // 123 s: the watermark is 121 s: the second window closes; the first must not be published again.
+    await send([at(key, 8, 2, T0 + 123_000)]);
+    expect(await closedWindows(jsm, 'totals', key)).toEqual([
+      { name: 'totals', key, start: iso(T0), end: iso(T0 + 60_000), count: 2, sum: 7 },
+      { name: 'totals', key, start: iso(T0 + 60_000), end: iso(T0 + 120_000), count: 4, sum: 13 },
+    ]);
+    expect((await windowsOf(mesh!.aggregator.url, 'totals', key)).map((w) => w.closed)).toEqual([true, true, false]);
+  });
+
   it('puts each event in every hopping window that covers it, and closes and publishes each window once', async () => {
     const T1 = T0 + 3_600_000;
     const key = 'hop-1';
