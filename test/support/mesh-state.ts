@@ -83,8 +83,18 @@ export async function waitUntilDrained(natsUrl: string, partitions: number, time
     let states: ConsumerState[][] = [];
     return await eventually(
       async () => {
-        states = await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, partitions)));
-        return states.every(allAcked);
+        // One stage after the other, in the order events flow: a stage acks
+        // only after its outputs are stored, so once the router reads drained,
+        // everything it forwarded is already in the processor's count, and so
+        // on. Read at once, the processor could read empty just before the
+        // router's last outputs were stored and the router drained just after.
+        states = [];
+        for (const stage of ['router', 'processor', 'aggregator'] as const) {
+          const stageStates = await partitionConsumers(jsm, stage, partitions);
+          states.push(stageStates);
+          if (!allAcked(stageStates)) return false;
+        }
+        return true;
       },
       timeoutMs,
       250,
