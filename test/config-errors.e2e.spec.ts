@@ -194,4 +194,27 @@ describe('a service refuses to start with a configuration that cannot work', () 
     expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
     expect(exit.stderr).toContain("processor: two handlers are named 'orders'; each handler needs a unique name");
   }, 30_000);
+  it('stops the aggregator with exit 1 naming the path when MESH_AGGREGATION_MODULES names a file that does not exist', async () => {
+    const missing = join(dir, 'no-such-dir', 'hop.aggregation.js');
+    const exit = await run('aggregator', { MESH_AGGREGATION_MODULES: missing });
+    expect(exit.code).toBe(1);
+    expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
+    expect(exit.stderr).toContain(`aggregator: aggregation module '${missing}': cannot be loaded (MESH_AGGREGATION_MODULES): Cannot find module '${missing}'`);
+  }, 30_000);
+
+  it('stops the aggregator with exit 1 saying why when an aggregation module is not a valid aggregation', async () => {
+    const bad = file('bad.aggregation.js', "module.exports = { name: 'bad', window: { kind: 'hopping', sizeMs: 1000, hopMs: 5000 }, init: () => ({}), add: (a) => a };\n");
+    const exit = await run('aggregator', { MESH_AGGREGATION_MODULES: bad });
+    expect(exit.code).toBe(1);
+    expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
+    expect(exit.stderr).toContain("aggregator: aggregation 'bad': window.hopMs must be positive and at most window.sizeMs");
+  }, 30_000);
+
+  it('stops the aggregator with exit 1 saying so when an aggregation module reuses the name of a built-in aggregation', async () => {
+    const duplicate = file('totals-again.aggregation.js', "module.exports = { name: 'totals', window: { kind: 'tumbling', sizeMs: 1000 }, init: () => ({}), add: (a) => a };\n");
+    const exit = await run('aggregator', { MESH_AGGREGATION_MODULES: duplicate });
+    expect(exit.code).toBe(1);
+    expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
+    expect(exit.stderr).toContain("aggregator: two aggregations are named 'totals'; each aggregation needs a unique name");
+  }, 30_000);
 });

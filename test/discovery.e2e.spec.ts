@@ -30,18 +30,31 @@ describe('NATS service discovery ($SRV)', () => {
   let mesh: Record<ServiceName, ServiceProcess> | undefined;
   let second: ServiceProcess | undefined;
 
-  /** Publishes to `subject` with an inbox as reply subject and collects every answer for `ms`, as `nats micro` does. */
-  async function collect(subject: string, ms = 500): Promise<Answer[]> {
+  /**
+   * Publishes to `subject` with an inbox as reply subject, as `nats micro`
+   * does, and collects the answers until `expected` have come (within
+   * `timeoutMs`: a slow machine only makes it wait longer), then for `graceMs`
+   * more, so that an answer too many shows up: the wait cannot make a correct
+   * mesh fail, only an extra answer arriving after it can go unseen.
+   */
+  async function collect(subject: string, expected: number, timeoutMs = 15_000, graceMs = 250): Promise<Answer[]> {
     const inbox = createInbox();
     const answers: Answer[] = [];
+    let enough: () => void = () => undefined;
+    const reached = new Promise<void>((r) => (enough = r));
     const sub = nc!.subscribe(inbox, {
       callback: (err, msg) => {
-        if (!err) answers.push(msg.json<Answer>());
+        if (err) return;
+        answers.push(msg.json<Answer>());
+        if (answers.length >= expected) enough();
       },
     });
     await nc!.flush();
     nc!.publish(subject, '', { reply: inbox });
-    await new Promise((r) => setTimeout(r, ms));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([reached, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    await new Promise((r) => setTimeout(r, graceMs));
     sub.unsubscribe();
     return answers;
   }
@@ -59,7 +72,7 @@ describe('NATS service discovery ($SRV)', () => {
   }, 60_000);
 
   it('answers $SRV.PING once per service, with the instance id /readyz shows', async () => {
-    const answers = await collect('$SRV.PING');
+    const answers = await collect('$SRV.PING', SERVICES.length);
     expect(answers.map((a) => a.name).sort()).toEqual([...SERVICES].sort());
     for (const name of SERVICES) {
       const answer = answers.find((a) => a.name === name)!;
@@ -68,7 +81,7 @@ describe('NATS service discovery ($SRV)', () => {
   });
 
   it('lists the ingest endpoint mesh.in.> with its queue group in $SRV.INFO.ingest', async () => {
-    const answers = await collect('$SRV.INFO.ingest');
+    const answers = await collect('$SRV.INFO.ingest', 1);
     expect(answers).toHaveLength(1);
     const [info] = answers;
     expect(info).toMatchObject({ type: 'io.nats.micro.v1.info_response', name: 'ingest', id: await instanceOf(mesh!.ingest) });
@@ -83,13 +96,13 @@ describe('NATS service discovery ($SRV)', () => {
     const handled = async () => ((await (await fetch(`${mesh!.processor.url}/v1/handlers`)).json()) as { counters: { processed: number } }).counters.processed;
     expect(await eventually(async () => (await handled()) >= N, 20_000, 200)).toBe(true);
     const requests = async () => {
-      const [stats] = await collect('$SRV.STATS.processor', 300);
+      const [stats] = await collect('$SRV.STATS.processor', 1, 15_000, 0);
       return stats?.endpoints?.reduce((n, e) => n + (e.num_requests ?? 0), 0) ?? -1;
     };
     // The counts are taken after the ack, a moment after the handler's.
-    await eventually(async () => (await requests()) >= N, 5_000, 100);
+    await eventually(async () => (await requests()) >= N, 20_000, 100);
 
-    const answers = await collect('$SRV.STATS.processor');
+    const answers = await collect('$SRV.STATS.processor', 1);
     expect(answers).toHaveLength(1);
     const [stats] = answers;
     expect(stats).toMatchObject({ type: 'io.nats.micro.v1.stats_response', name: 'processor', id: await instanceOf(mesh!.processor) });
@@ -100,11 +113,11 @@ describe('NATS service discovery ($SRV)', () => {
 
   it('gets two answers to $SRV.PING.processor once a second processor runs', async () => {
     second = await startService('processor', { NATS_URL: server.url });
-    const answers = await collect('$SRV.PING.processor');
+    const answers = await collect('$SRV.PING.processor', 2);
     expect(answers.map((a) => a.name)).toEqual(['processor', 'processor']);
     expect(answers.map((a) => a.id).sort()).toEqual([await instanceOf(mesh!.processor), await instanceOf(second)].sort());
     // Each instance also answers by its own id.
-    const own = await collect(`$SRV.PING.processor.${await instanceOf(second)}`);
+    const own = await collect(`$SRV.PING.processor.${await instanceOf(second)}`, 1);
     expect(own.map((a) => a.id)).toEqual([await instanceOf(second)]);
   }, 40_000);
 });

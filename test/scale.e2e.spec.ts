@@ -15,6 +15,7 @@ import { connect } from '@nats-io/transport-node';
 import { Streams, type CloudEvent } from '@mesh/contracts';
 import { assignPartitions } from '@mesh/messaging';
 import { eventually, orderEvent, postEvents, startNatsServer, startService, type NatsServer, type ServiceProcess } from '@mesh/testing';
+import { waitUntilDrained } from './support/mesh-state';
 
 const PARTITIONS = 16;
 const KEYS = 48;
@@ -41,8 +42,7 @@ async function settled(procs: ServiceProcess[]): Promise<PartitionsView[] | unde
 
 async function waitSettled(procs: ServiceProcess[]): Promise<PartitionsView[]> {
   let views: PartitionsView[] | undefined;
-  const ok = await eventually(async () => (views = await settled(procs)) !== undefined, 30_000, 200);
-  if (!ok) throw new Error(`partitions did not settle over ${procs.length} instances: ${JSON.stringify(await Promise.all(procs.map(partitionsOf)))}`);
+  await eventually(async () => (views = await settled(procs)) !== undefined, 30_000, 200, async () => `partitions did not settle over ${procs.length} instances: ${JSON.stringify(await Promise.all(procs.map(partitionsOf)))}`);
   return views!;
 }
 
@@ -166,9 +166,11 @@ describe.each(['processor', 'aggregator'] as const)('scaling out the %s', (stage
           }),
         ),
       );
-    let actual = await totals();
-    await eventually(async () => [...(actual = await totals()).values()].every((t) => t.count >= PER_KEY), 60_000, 500);
-    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+    // Once every partition consumer is drained nothing more will be counted
+    // (or published to MESH_PROCESSED): the totals are final, so a late
+    // double count cannot hide behind an early comparison.
+    await waitUntilDrained(server.url, PARTITIONS, 60_000);
+    expect(Object.fromEntries(await totals())).toEqual(Object.fromEntries(expected));
 
     // (b) per-key order in MESH_PROCESSED, each event once.
     const nc = await connect({ servers: server.url });

@@ -72,16 +72,34 @@ export async function consumingPartitions(serviceUrl: string): Promise<number[]>
  * Wait until the mesh is drained: every router, processor and aggregator
  * partition consumer has nothing left to deliver and nothing unacknowledged.
  * Then nothing more will be counted, so totals can be compared exactly.
+ * Throws, naming the consumers still pending, when that takes longer than
+ * `timeoutMs`.
  * `options`: credentials and TLS, on a secured server (the admin's).
  */
 export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number, options: Partial<ConnectionOptions> = {}): Promise<boolean> {
   const nc = await connect({ servers: natsUrl.split(','), ...options });
   try {
     const jsm = await jetstreamManager(nc);
-    return await eventually(async () => {
-      const states = await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, partitions)));
-      return states.every(allAcked);
-    }, timeoutMs, 250);
+    let states: ConsumerState[][] = [];
+    return await eventually(
+      async () => {
+        // One stage after the other, in the order events flow: a stage acks
+        // only after its outputs are stored, so once the router reads drained,
+        // everything it forwarded is already in the processor's count, and so
+        // on. Read at once, the processor could read empty just before the
+        // router's last outputs were stored and the router drained just after.
+        states = [];
+        for (const stage of ['router', 'processor', 'aggregator'] as const) {
+          const stageStates = await partitionConsumers(jsm, stage, partitions);
+          states.push(stageStates);
+          if (!allAcked(stageStates)) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      250,
+      () => `not drained: ${states.flat().filter((c) => c.numPending > 0 || c.numAckPending > 0).map((c) => `${c.name} pending ${c.numPending} ack pending ${c.numAckPending}`).join('; ')}`,
+    );
   } finally {
     await nc.close();
   }

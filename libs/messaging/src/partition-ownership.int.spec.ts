@@ -2,7 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Buckets } from '@mesh/contracts';
-import { startNatsServer, type NatsServer } from '@mesh/testing';
+import { eventually, startNatsServer, type NatsServer } from '@mesh/testing';
 import { leaseKey, PartitionOwnership } from './partition-ownership';
 import { provisionMesh } from './provision';
 
@@ -78,17 +78,32 @@ describe('PartitionOwnership (real nats-server)', () => {
     a.lost$.subscribe((p) => lost.push(p));
     await a.start();
     await until(() => a.heldPartitions().length === 2, 5_000, 'taking both partitions');
-    // Another member writes the lease (as one that created it after it expired would).
+    // Another member writes the lease (as one that created it after it
+    // expired would) and keeps renewing it, as a live owner does: however
+    // slow this machine, the lease never lapses on the server meanwhile, so
+    // nothing but a's retake path could give partition 0 back to a.
     const leases = await new Kvm(nc).open(Buckets.leases);
     const entry = await leases.get(leaseKey('router', 0));
-    await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'b', since: new Date().toISOString() }), entry!.revision);
-    jumpClock(TTL);
-    await until(() => lost.includes(0), TTL, 'giving up partition 0');
-    await until(() => a.holds(1), TTL, 'retaking partition 1');
-    // Another round, still before b's write could expire on the server.
-    await new Promise((r) => setTimeout(r, TTL / 3));
-    expect(a.holds(0)).toBe(false);
-    expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('b');
+    const b = () => JSON.stringify({ owner: 'b', since: new Date().toISOString() });
+    let bRevision = await leases.update(leaseKey('router', 0), b(), entry!.revision);
+    const renewing = setInterval(() => {
+      leases.update(leaseKey('router', 0), b(), bRevision).then(
+        (r) => (bRevision = r),
+        () => undefined,
+      );
+    }, TTL / 6);
+    try {
+      jumpClock(TTL);
+      await until(() => lost.includes(0), 5 * TTL, 'giving up partition 0');
+      await until(() => a.holds(1), 5 * TTL, 'retaking partition 1');
+      // Two more of a's rounds (each renews partition 1), each of which tried to take partition 0 back.
+      const renewedFrom = (await leases.get(leaseKey('router', 1)))!.revision;
+      await eventually(async () => (await leases.get(leaseKey('router', 1)))!.revision >= renewedFrom + 2, 5 * TTL, 50);
+      expect(a.holds(0)).toBe(false);
+      expect((await leases.get(leaseKey('router', 0)))?.json<{ owner: string }>().owner).toBe('b');
+    } finally {
+      clearInterval(renewing);
+    }
   });
 
   it('shows a partition lost on a failed renewal leave owned$ and come back when retaken, even when that round fails', async () => {
@@ -114,8 +129,8 @@ describe('PartitionOwnership (real nats-server)', () => {
     await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'a', since: new Date().toISOString() }), entry!.revision);
     await until(() => !a.holds(0), TTL, 'losing partition 0');
     await until(() => a.holds(0), 2 * TTL, 'retaking partition 0');
-    await new Promise((r) => setTimeout(r, 100));
     // The runner dropped the partition on lost$; it consumes it again only if owned$ says so.
+    await until(() => JSON.stringify(sets[sets.length - 1]) === '[0,1]', 2 * TTL, 'owned$ showing partition 0 again');
     const heldAt = sets.findIndex((set) => set.includes(0));
     const lostAt = sets.findIndex((set, i) => i > heldAt && !set.includes(0));
     expect(heldAt).toBeGreaterThanOrEqual(0);

@@ -52,28 +52,65 @@ export async function postEvents(baseUrl: string, events: readonly CloudEvent[],
   }
 }
 
+/** `eventually` gave up: what it waited for never held, and what it saw last. */
+export class EventuallyTimeoutError extends Error {
+  constructor(
+    message: string,
+    /** What `describe` said at the end, when given. */
+    readonly state?: unknown,
+    /** The last error a check threw, if any did. */
+    readonly lastError?: unknown,
+  ) {
+    super(message);
+    this.name = 'EventuallyTimeoutError';
+  }
+}
+
 /**
- * Poll until `check` returns true or the time is up; returns the last value
- * of `check`. A check that throws counts as not yet (a service busy
- * recovering); if the last one threw when time is up, that error is thrown.
+ * Poll until `check` returns true. A check that throws counts as not yet (a
+ * service busy recovering). When the time is up it throws an
+ * EventuallyTimeoutError that says what it saw: how many checks ran, what
+ * the last one returned, the last error a check threw, and the state as
+ * `describe` reports it (the totals, the consumers left undrained...), so a
+ * failure names the difference instead of `expected true, got false`.
  */
-export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 250): Promise<boolean> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 250,
+  describe?: () => unknown,
+): Promise<true> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let error: unknown;
-    let ok = false;
+  let lastError: unknown;
+  for (let checks = 1; ; checks++) {
+    let ok: boolean | undefined;
     try {
       ok = await check();
     } catch (err) {
-      error = err;
+      lastError = err;
     }
-    if (ok) return true;
+    if (ok === true) return true;
     if (Date.now() > deadline) {
-      if (error !== undefined) throw error;
-      return false;
+      const last = ok === undefined ? `the last check threw: ${errorText(lastError)}` : `the last check returned ${String(ok)}`;
+      const earlier = ok !== undefined && lastError !== undefined ? `; an earlier check threw: ${errorText(lastError)}` : '';
+      let state: unknown;
+      let stateText = '';
+      if (describe) {
+        try {
+          state = await describe();
+          stateText = `; state: ${typeof state === 'string' ? state : JSON.stringify(state)}`;
+        } catch (err) {
+          stateText = `; describing the state threw: ${errorText(err)}`;
+        }
+      }
+      throw new EventuallyTimeoutError(`condition not met within ${timeoutMs} ms (${checks} checks): ${last}${earlier}${stateText}`, state, lastError);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 export interface Totals {
