@@ -23,7 +23,7 @@ import { decodeEnvelope, Headers, partitionOf, Streams, type CloudEvent } from '
 import {
   eventually, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess, type Totals,
 } from '@mesh/testing';
-import { undrainedConsumers, waitUntilDrained } from './support/mesh-state';
+import { waitUntilSettled } from './support/settled';
 
 const P = 16;
 const RETRY = { maxAttempts: 6, initialDelayMs: 100, multiplier: 1, jitter: 0, maxDelayMs: 100 };
@@ -98,9 +98,7 @@ describe('per-key order at the aggregator input', () => {
     if (!existsSync(file)) return [];
     return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call);
   };
-  const drained = async () => {
-    if (!(await waitUntilDrained(server.url, P, 90_000))) throw new Error(`not drained: ${(await undrainedConsumers(server.url, P)).join('; ')}`);
-  };
+  const drained = () => waitUntilSettled(server.url, P, 90_000);
   const lastProcessedSeq = async () => (await jsm.streams.info(Streams.processed)).state.last_seq;
   /** Every event in MESH_PROCESSED after sequence `after`, in stream order, with the id of its message. */
   const processedAfter = async (after: number): Promise<Processed[]> => {

@@ -14,7 +14,8 @@ import {
   orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor,
   type NatsServer, type ServiceName, type ServiceProcess, type Totals,
 } from '@mesh/testing';
-import { consumingPartitions, undrainedConsumers, waitUntilDrained } from './support/mesh-state';
+import { consumingPartitions } from './support/mesh-state';
+import { waitUntilSettled } from './support/settled';
 
 const P = 16;
 const KEYS = Array.from({ length: 24 }, (_, i) => `dedup-${i}`);
@@ -54,9 +55,7 @@ describe("the router's duplicate window after a takeover", () => {
       return orderEvent(KEYS[i % KEYS.length], i, (i % 13) + 1);
     });
 
-  const drained = async () => {
-    if (!(await waitUntilDrained(server.url, P, 60_000))) throw new Error(`not drained: ${(await undrainedConsumers(server.url, P)).join('; ')}`);
-  };
+  const drained = () => waitUntilSettled(server.url, P, 60_000);
 
   beforeAll(async () => {
     server = await startNatsServer();

@@ -21,7 +21,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Buckets, decodeEnvelope, Headers, partitionOf, RouteKeyPrefix, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import { eventually, postEvents, startMesh, startNatsServer, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { parseRule, RouteTable } from '../services/router/src/route-table';
-import { deadLetters, undrainedConsumers, waitUntilDrained } from './support/mesh-state';
+import { deadLetters } from './support/mesh-state';
+import { waitUntilSettled } from './support/settled';
 
 const P = 16;
 /** Short, so an event sent again after it is stored and routed again: a replay. */
@@ -65,9 +66,7 @@ describe('routing by the route table in mesh_routes, end to end', () => {
   };
   const handlersOf = (id: string) => calls().filter((c) => c.id === id).map((c) => c.handler);
   const putRule = (name: string, value: unknown) => routes.put(`${RouteKeyPrefix.rule}${name}`, typeof value === 'string' ? value : JSON.stringify(value));
-  const drained = async () => {
-    if (!(await waitUntilDrained(server.url, P, 60_000))) throw new Error(`not drained: ${(await undrainedConsumers(server.url, P)).join('; ')}`);
-  };
+  const drained = () => waitUntilSettled(server.url, P, 60_000);
   const counters = async () => {
     const res = await fetch(`${mesh.router.url}/v1/routes`);
     return ((await res.json()) as { counters: { routed: number; duplicates: number; dropped: number; unroutable: number } }).counters;
