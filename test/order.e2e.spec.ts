@@ -35,6 +35,9 @@ interface Call {
   attempt?: number;
   waiting?: boolean;
   pid: number;
+  partition?: number;
+  started?: number;
+  ended?: number;
 }
 
 function handlerModule(dir: string): string {
@@ -65,8 +68,9 @@ module.exports = {
       }
     }
     // Asynchronous, and a different wait per event: other keys' events overtake each other.
+    const started = Date.now();
     await sleep((d.seq * 7 + event.partitionkey.length) % 6);
-    log({ id: event.id, key: event.partitionkey, seq: d.seq, attempt: ctx.attempt });
+    log({ id: event.id, key: event.partitionkey, seq: d.seq, attempt: ctx.attempt, partition: ctx.partition, started, ended: Date.now() });
     if (ctx.attempt <= (d.fail || 0)) throw retryable(event.id + ' fails attempt ' + ctx.attempt);
     return { type: 'ord.done', data: { amount: d.amount, seq: d.seq } };
   },
@@ -164,6 +168,10 @@ describe('per-key order at the aggregator input', () => {
     const failing = requests.flat().filter((e) => (e.data as { fail: number }).fail > 0);
     expect(failing.length).toBeGreaterThan(50);
     expect(failing.filter((e) => attempts.get(e.id) !== (e.data as { fail: number }).fail + 1).map((e) => e.id)).toEqual([]);
+    // Keys ran concurrently inside one partition: two calls of different keys of one partition overlapped in time.
+    const done = calls().filter((c) => keys.includes(c.key) && c.started !== undefined);
+    const overlapping = done.some((a) => done.some((b) => a.partition === b.partition && a.key !== b.key && a.started! < b.ended! && b.started! < a.ended!));
+    expect(overlapping).toBe(true);
   }, 120_000);
 
   it('keeps each key in order through the in-process retry path, for envelopes a killed processor had taken', async () => {
