@@ -208,7 +208,7 @@ describe('routing by the route table in mesh_routes, end to end', () => {
     const expected = weighted.map(pick);
     // Fixed here, so a change of the weighting (which would move live traffic between the arms) fails this test.
     expect(expected.map((h) => h.join())).toEqual([
-      'alpha', 'alpha', 'beta', 'alpha', 'alpha', 'alpha', 'beta', 'alpha', 'alpha', 'alpha', 'alpha', 'beta',
+      'alpha', 'alpha', 'alpha', 'beta', 'beta', 'alpha', 'alpha', 'alpha', 'beta', 'alpha', 'alpha', 'beta',
     ]);
 
     await putRule('canary', canary);

@@ -151,6 +151,18 @@ describe('RouteTable', () => {
       expect(counts['orders-v2'] / 10_000).toBeLessThan(0.15);
     });
 
+    it('split sequential ids as the weights say from the first hundred events (a canary gets its share at once)', () => {
+      const t = tableWith({}, [rule('seq', { match: 'order.*', to: [{ handler: 'stable', weight: 3 }, { handler: 'canary', weight: 1 }] })]);
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < 100; i++) {
+        const d = t.route(event('order.created', { id: `canary-${i}` }));
+        if (d.kind === 'handlers') for (const h of d.handlers) counts[h] = (counts[h] ?? 0) + 1;
+      }
+      // 25 expected; FNV-1a alone gave 0 here.
+      expect(counts['canary']).toBeGreaterThanOrEqual(15);
+      expect(counts['canary']).toBeLessThanOrEqual(35);
+    });
+
     it('never pick a handler of weight 0', () => {
       const t = tableWith({}, [
         rule('off', {

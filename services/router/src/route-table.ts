@@ -83,13 +83,26 @@ export class RouteTable {
   }
 }
 
+/** murmur3's fmix32: spreads every input bit over the whole 32-bit result. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 function pickTargets(rule: RouteRule, event: CloudEvent): string[] {
   const weighted = rule.to.filter((t) => t.weight !== undefined);
   if (weighted.length === 0) return rule.to.map((t) => t.handler);
   const total = weighted.reduce((s, t) => s + (t.weight ?? 0), 0);
   if (total <= 0) return [];
   // A point in [0, total) from the event's identity; weights need not be whole numbers.
-  let point = (fnv1a32(`${event.source}\n${event.id}`) / 2 ** 32) * total;
+  // FNV-1a's high bits barely move with the last characters of an id, so
+  // sequential ids (canary-0, canary-1, ...) would all land in one bucket:
+  // the hash is mixed first (murmur3's finalizer) so every bit counts.
+  let point = (mix32(fnv1a32(`${event.source}\n${event.id}`)) / 2 ** 32) * total;
   for (const t of weighted) {
     point -= t.weight ?? 0;
     if (point < 0) return [t.handler];
