@@ -34,8 +34,10 @@ export async function rebuildDedup(
       for await (const m of batch) {
         got++;
         if (m.seq > floor) {
+          // Past the floor: stop now rather than wait for the fetch to expire
+          // (a takeover used to wait a whole second here).
           done = true;
-          continue;
+          break;
         }
         scanned++;
         const at = Math.floor(Number(m.info.timestampNanos) / 1e6);
@@ -45,7 +47,10 @@ export async function rebuildDedup(
         } catch (err) {
           if (!(err instanceof MalformedEnvelopeError)) throw err;
         }
-        if (m.seq === floor) done = true;
+        if (m.seq === floor) {
+          done = true;
+          break;
+        }
       }
       if (done || got === 0) break;
     }
