@@ -3,8 +3,13 @@
  * the duplicate window, by stream time, so an event sent twice (in another
  * request, another format, through another ingest) is routed once.
  *
- * Decisions depend only on the stream (its order and its timestamps), so the
- * window rebuilt from the stream after a restart decides as the lost one did.
+ * An id is a duplicate while it was last seen within the window: every copy,
+ * also one called a duplicate, refreshes its time. So decisions depend only on
+ * the copies stored in the last window (their order and timestamps), and the
+ * window a new owner rebuilds from the stream's last window before its ack
+ * floor decides exactly as the lost one would have, even for an id sent again
+ * and again (with first-copy times, a rebuilt window would start from a later
+ * copy and disagree once the first copy's window had passed).
  *
  * Memory: an id is kept as a 64-bit fingerprint (two 32-bit hash lanes) and
  * its time, in typed arrays: a ring in stream order (the oldest first, so
@@ -21,7 +26,9 @@ export class DedupWindow {
   private at: Float64Array;
   /** Ring position of the oldest id. */
   private head = 0;
+  /** Ring positions in use, including those of ids seen again since (dead: their time is NaN). */
   private count = 0;
+  private dead = 0;
   /** Ring position + 1 of the id whose fingerprint hashes here; 0 = empty. */
   private index: Int32Array;
 
@@ -35,8 +42,9 @@ export class DedupWindow {
     this.index = new Int32Array(minCapacity * 2);
   }
 
+  /** Ids remembered. */
   get size(): number {
-    return this.count;
+    return this.count - this.dead;
   }
 
   /** Bytes held by the window's arrays. */
@@ -48,37 +56,45 @@ export class DedupWindow {
     return `${source.length}:${source}${id}`;
   }
 
-  /** True when the key was seen within the window before `atMs`; records it otherwise. */
+  /** True when the key was seen within the window before `atMs`; records it (again, at `atMs`) either way. */
   seen(key: string, atMs: number): boolean {
     this.expire(atMs);
     const [h, l] = fingerprint(key);
     const mask = this.index.length - 1;
     let slot = l & mask;
     for (let r = this.index[slot]; r !== 0; r = this.index[slot]) {
-      if (this.hi[r - 1] === h && this.lo[r - 1] === l) return true;
+      if (this.hi[r - 1] === h && this.lo[r - 1] === l) {
+        if (atMs > this.at[r - 1]) this.refresh(r - 1, atMs);
+        return true;
+      }
       slot = (slot + 1) & mask;
     }
-    if (this.count === this.hi.length) {
-      this.resize(this.hi.length * 2);
-      return this.insert(h, l, atMs);
-    }
-    const pos = (this.head + this.count) & (this.hi.length - 1);
-    this.hi[pos] = h;
-    this.lo[pos] = l;
-    this.at[pos] = atMs;
-    this.index[slot] = pos + 1;
-    this.count++;
+    this.append(h, l, atMs);
     return false;
   }
 
-  private insert(h: number, l: number, atMs: number): false {
+  /** Seen again later: the old ring entry dies, a new one at the back keeps the ring in time order. */
+  private refresh(pos: number, atMs: number): void {
+    const [h, l] = [this.hi[pos], this.lo[pos]];
+    this.unindex(pos);
+    this.at[pos] = Number.NaN;
+    this.dead++;
+    this.append(h, l, atMs);
+  }
+
+  private append(h: number, l: number, atMs: number): void {
+    // Full: grow while mostly live, else compact the dead entries away (amortised O(1) either way).
+    if (this.count === this.hi.length) this.resize(this.size >= this.hi.length / 2 ? this.hi.length * 2 : this.hi.length);
+    this.insert(h, l, atMs);
+  }
+
+  private insert(h: number, l: number, atMs: number): void {
     const pos = (this.head + this.count) & (this.hi.length - 1);
     this.hi[pos] = h;
     this.lo[pos] = l;
     this.at[pos] = atMs;
     this.place(pos);
     this.count++;
-    return false;
   }
 
   private place(pos: number): void {
@@ -91,12 +107,13 @@ export class DedupWindow {
   private expire(nowMs: number): void {
     const oldest = nowMs - this.windowMs;
     const ringMask = this.hi.length - 1;
-    while (this.count > 0 && this.at[this.head] < oldest) {
-      this.unindex(this.head);
+    while (this.count > 0 && (Number.isNaN(this.at[this.head]) || this.at[this.head] < oldest)) {
+      if (Number.isNaN(this.at[this.head])) this.dead--;
+      else this.unindex(this.head);
       this.head = (this.head + 1) & ringMask;
       this.count--;
     }
-    if (this.hi.length > this.minCapacity && this.count < this.hi.length / 8) this.resize(this.hi.length / 2);
+    if (this.hi.length > this.minCapacity && this.size < this.hi.length / 8) this.resize(this.hi.length / 2);
   }
 
   /** Remove ring position `pos` from the index (linear probing, backward-shift deletion: no tombstones). */
@@ -120,24 +137,29 @@ export class DedupWindow {
     this.index[i] = 0;
   }
 
-  /** New arrays of `capacity` ids, the ring laid out from position 0 in stream order. */
+  /** New arrays of `capacity` ids, the live ring laid out from position 0 in stream order (dead entries dropped). */
   private resize(capacity: number): void {
     const hi = new Uint32Array(capacity);
     const lo = new Uint32Array(capacity);
     const at = new Float64Array(capacity);
     const ringMask = this.hi.length - 1;
+    let n = 0;
     for (let k = 0; k < this.count; k++) {
       const from = (this.head + k) & ringMask;
-      hi[k] = this.hi[from];
-      lo[k] = this.lo[from];
-      at[k] = this.at[from];
+      if (Number.isNaN(this.at[from])) continue;
+      hi[n] = this.hi[from];
+      lo[n] = this.lo[from];
+      at[n] = this.at[from];
+      n++;
     }
     this.hi = hi;
     this.lo = lo;
     this.at = at;
     this.head = 0;
+    this.count = n;
+    this.dead = 0;
     this.index = new Int32Array(capacity * 2);
-    for (let k = 0; k < this.count; k++) this.place(k);
+    for (let k = 0; k < n; k++) this.place(k);
   }
 }
 
