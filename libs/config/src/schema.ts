@@ -250,6 +250,12 @@ export function aggregatorSchema() {
       default: 60,
       env: 'MESH_RETAIN_WINDOWS',
     },
+    aggregationModules: {
+      doc: 'Extra aggregation modules to load (comma-separated paths of JS files whose default export is an aggregation definition or a list of them).',
+      format: String,
+      default: '',
+      env: 'MESH_AGGREGATION_MODULES',
+    },
   };
 }
 

@@ -45,6 +45,7 @@ describe('aggregator worker against a real nats-server', () => {
     const checkpoints = o.checkpoints ?? (await kvm.open(Buckets.checkpoints));
     const { windows, checkpoint } = await loadWindows(
       checkpoints,
+      results,
       partition,
       () => new PartitionWindows([totals], { defaultLatenessMs: 60_000, retainClosed: o.retainClosed ?? 10 }),
       o.inlineMaxBytes === undefined ? {} : { inlineMaxBytes: o.inlineMaxBytes },
@@ -66,6 +67,21 @@ describe('aggregator worker against a real nats-server', () => {
     await next.worker.handle([envelope(1, 'k', [5, 6]), envelope(2, 'k', [7]), envelope(3, 'k', [100])]);
     expect(next.counters).toMatchObject({ applied: 1, skipped: 3 });
     expect(await countOf(next.results, 'k')).toMatchObject({ count: 4, sum: 118 });
+  });
+
+  it('a new owner rewrites the checkpointed results when it opens the partition, before any new batch', async () => {
+    const first = await open(5);
+    await first.worker.handle([envelope(1, 'idle', [4, 5])]);
+    // The results diverge from the checkpoint: the owner died between the
+    // checkpoint and its results put, or something overwrote or deleted them.
+    await first.results.put(aggregateKvKey('totals', 'idle'), JSON.stringify({ name: 'totals', key: 'idle', windows: [{ count: 99, sum: 99 }] }));
+    await first.results.delete(aggregateKvKey('totals', 'idle-gone'));
+    await first.worker.handle([envelope(2, 'idle-gone', [1])]);
+    await first.results.delete(aggregateKvKey('totals', 'idle-gone'));
+    // The partition moves and no event of it ever comes again: opening is all the new owner does.
+    const next = await open(5);
+    expect(await countOf(next.results, 'idle')).toMatchObject({ count: 2, sum: 9 });
+    expect(await countOf(next.results, 'idle-gone')).toMatchObject({ count: 1, sum: 1 });
   });
 
   it('refuses to overwrite a checkpoint another owner wrote since it loaded (compare-and-set)', async () => {

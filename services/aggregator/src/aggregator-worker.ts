@@ -32,17 +32,30 @@ export interface AggregatorWorkerDeps {
   counters: AggregatorCounters;
 }
 
+/**
+ * Open a partition: load its checkpoint, then write the results of the
+ * restored state to `mesh_aggregates` before anything else. The previous owner
+ * may have checkpointed and died before writing its results (or a result may
+ * have been lost or overwritten since); rewriting them here, not on the
+ * partition's next batch, repairs them even if no event ever comes again.
+ */
 export async function loadWindows(
   checkpoints: KV,
+  results: KV,
   partition: number,
   create: () => PartitionWindows,
   options: Partial<CheckpointOptions> = {},
 ): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint }> {
   const windows = create();
   const checkpoint = await AggregatorCheckpoint.load(checkpoints, partition, windows, options);
-  // The previous owner may have checkpointed and died before writing results.
   windows.markAllDirty();
+  await writeResults(results, windows);
   return { windows, checkpoint };
+}
+
+/** Put the result of every key whose windows changed since the last call. */
+async function writeResults(results: KV, windows: PartitionWindows): Promise<void> {
+  await Promise.all(windows.takeDirtyJson().map((r) => results.put(aggregateKvKey(r.name, r.key), r.json)));
 }
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
@@ -90,8 +103,8 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         await checkpoint.save(windows);
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
-        // every result of the partition after it opens.
-        await Promise.all(windows.takeDirtyJson().map((r) => d.results.put(aggregateKvKey(r.name, r.key), r.json)));
+        // every result of the partition when it opens (loadWindows).
+        await writeResults(d.results, windows);
       } catch (err) {
         failure = err;
         throw err;

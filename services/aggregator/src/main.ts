@@ -7,13 +7,15 @@
 import { Kvm } from '@nats-io/kv';
 import { aggregateKvKey, Buckets, ServiceNeeds } from '@mesh/contracts';
 import { createStage, registry, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
-import { aggregations } from './aggregations';
+import { aggregations as builtIn } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import { loadAggregatorConfig, type AggregatorConfig } from './config';
+import { loadAggregationModules } from './load-aggregation-modules';
 import { PartitionWindows } from './window-state';
 
 async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningService> {
   const { config, nc, js, http } = ctx;
+  const aggregations = [...builtIn, ...loadAggregationModules(config.aggregator.aggregationModules)];
   const byName = registry('aggregation', aggregations);
   const kvm = new Kvm(nc);
   const results = await kvm.open(Buckets.aggregates);
@@ -40,7 +42,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   }, 'query');
 
   const stage = await createStage(ctx, 'aggregator', async (partition) => {
-    const { windows, checkpoint } = await loadWindows(checkpoints, partition, () =>
+    const { windows, checkpoint } = await loadWindows(checkpoints, results, partition, () =>
       new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
     );
     return aggregatorWorker({ js, partition, results, windows, checkpoint, counters });
