@@ -117,6 +117,7 @@ export class PartitionWindows {
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
   private readonly text = new WeakMap<WindowCell, CellText>();
+  private readonly isoText = new Map<number, string>();
   /**
    * Kept only once the checkpoint is in chunks (trackChunks), so a small
    * state pays nothing per event for it: the keys of each chunk (of any
@@ -362,8 +363,18 @@ export class PartitionWindows {
 
   private textOf(c: WindowCell): CellText {
     let t = this.text.get(c);
-    if (!t) this.text.set(c, (t = { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString() }));
+    if (!t) this.text.set(c, (t = { start: this.iso(c.start), end: this.iso(c.end) }));
     return t;
+  }
+
+  /** A time as ISO text; the keys of one window share its start and end, so the text is made once per time, not per key. */
+  private iso(ms: number): string {
+    let text = this.isoText.get(ms);
+    if (text === undefined) {
+      if (this.isoText.size >= 4096) this.isoText.clear();
+      this.isoText.set(ms, (text = new Date(ms).toISOString()));
+    }
+    return text;
   }
 
   private window(c: WindowCell): WindowResult['windows'][number] {
