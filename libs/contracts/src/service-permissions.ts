@@ -202,6 +202,7 @@ function aggregator(partitions: number): ServicePermissions {
     { subject: JsApi.streamMsgGet(kvStream(Buckets.aggregates)), why: 'GET /v1/aggregates/:name/:key' },
     { subject: JsApi.consumerCreate(kvStream(Buckets.aggregates), '*', kvSubject(Buckets.aggregates, '>')), why: 'list the keys of an aggregation, stream a key\'s updates (ordered consumers)' },
     { subject: JsApi.consumerInfo(kvStream(Buckets.aggregates), '*'), why: 'list the keys of an aggregation' },
+    { subject: JsApi.consumerDelete(kvStream(Buckets.aggregates), '*'), why: 'delete the watch of an update stream whose client went away' },
     { subject: JsApi.flowControl(kvStream(Buckets.aggregates)), why: 'flow control of key listings and update streams' },
     { subject: ownKeys, why: 'its checkpoints (head and chunks) in mesh_checkpoints' },
     { subject: JsApi.streamMsgGet(checkpoints), why: 'load a checkpoint' },

@@ -13,6 +13,7 @@
  * writes per commit, so any instance answers for any key.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey } from '@mesh/contracts';
 import { sendError, sendJson, type AggregationDefinition, type HttpApp } from '@mesh/runtime';
@@ -25,6 +26,7 @@ import type { WindowResult } from './window-state';
 export interface AggregateRoutesDeps {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   byName: ReadonlyMap<string, AggregationDefinition<any, any>>;
+  js: JetStreamClient;
   results: KV;
   counters: AggregatorCounters;
   /** Comment line interval of the update streams (MESH_UPDATES_HEARTBEAT). */
@@ -94,7 +96,7 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
     if (!byName.has(name)) return unknown(res, name);
     return withParams(res, () => parseNoParams(searchParams(req)), async () => {
       try {
-        await streamResultUpdates(req, res, { results, name, key, heartbeatMs: d.heartbeatMs });
+        await streamResultUpdates(req, res, { js: d.js, results, name, key, heartbeatMs: d.heartbeatMs });
       } catch (err) {
         // Before the stream started (the watch could not be made): an answer can still be sent.
         if (!res.headersSent) return unavailable(res, err);

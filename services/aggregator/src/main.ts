@@ -24,7 +24,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   const checkpoints = await kvm.open(Buckets.checkpoints);
   const counters: AggregatorCounters = { applied: 0, skipped: 0, late: 0, closed: 0 };
 
-  aggregateRoutes(http, { byName, results, counters, heartbeatMs: config.aggregator.updatesHeartbeat });
+  aggregateRoutes(http, { byName, js, results, counters, heartbeatMs: config.aggregator.updatesHeartbeat });
 
   const stage = await createStage(ctx, 'aggregator', async (partition) => {
     const { windows, checkpoint } = await loadWindows(checkpoints, results, partition, () =>

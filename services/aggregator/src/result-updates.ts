@@ -6,16 +6,21 @@
  * the KV revision). A comment line goes out every `heartbeatMs` so proxies
  * and clients see the stream alive while nothing changes.
  *
- * Teardown: when the client goes away the watch (an ordered consumer on the
- * server) is stopped and the heartbeat cleared; when the watch ends (the
- * service is stopping, NATS went away) the response ends and the client may
- * reconnect.
+ * The watch is an ordered push consumer on the bucket's stream, made here
+ * rather than by `kv.watch()` so that its teardown can delete it: when the
+ * client goes away the heartbeat is cleared, the subscription stopped and
+ * the consumer deleted at once (a stopped `kv.watch()` leaves its consumer on
+ * the server for its 5-minute inactivity threshold, one per client that ever
+ * came). When the watch ends (the service is stopping, NATS went away) the
+ * response ends and the client may reconnect.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KV, KvEntry } from '@nats-io/kv';
-import { aggregateKvKey } from '@mesh/contracts';
+import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { aggregateKvKey, Buckets, kvStream, kvSubject } from '@mesh/contracts';
 
 export interface UpdateStreamOptions {
+  js: JetStreamClient;
   results: KV;
   name: string;
   key: string;
@@ -26,14 +31,21 @@ export async function streamResultUpdates(req: IncomingMessage, res: ServerRespo
   const kvKey = aggregateKvKey(o.name, o.key);
   const empty = JSON.stringify({ name: o.name, key: o.key, windows: [] });
   // The watch first: an update made while the current value is read then waits in it, and comes after.
-  const watcher = await o.results.watch({ key: kvKey });
+  const consumer = await o.js.consumers.getPushConsumer(kvStream(Buckets.aggregates), {
+    // One subject as a string: the single filter subject nats-server 2.9 takes.
+    filter_subjects: kvSubject(Buckets.aggregates, kvKey),
+    deliver_policy: DeliverPolicy.LastPerSubject,
+  });
+  const messages = await consumer.consume();
   let open = true;
   const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), o.heartbeatMs);
   const teardown = () => {
     if (!open) return;
     open = false;
     clearInterval(heartbeat);
-    watcher.stop();
+    messages.stop();
+    // Gone already when NATS is away or the service is stopping: nothing to undo then.
+    consumer.delete().catch(() => undefined);
   };
   req.on('close', teardown);
   res.on('close', teardown);
@@ -43,9 +55,9 @@ export async function streamResultUpdates(req: IncomingMessage, res: ServerRespo
     // An existing result comes from the watch (its last value); only an absent one is sent from here.
     const current = await o.results.get(kvKey);
     if (!current || current.operation !== 'PUT') res.write(event(current?.revision ?? 0, empty));
-    for await (const entry of watcher) {
+    for await (const m of messages) {
       if (!open) break;
-      res.write(event(entry.revision, text(entry) ?? empty));
+      res.write(event(m.seq, text(m) ?? empty));
     }
   } finally {
     teardown();
@@ -53,8 +65,10 @@ export async function streamResultUpdates(req: IncomingMessage, res: ServerRespo
   }
 }
 
-function text(entry: KvEntry): string | undefined {
-  return entry.operation === 'PUT' && entry.length > 0 ? entry.string() : undefined;
+/** The stored result, or undefined for a delete or purge marker (the KV operation header). */
+function text(m: JsMsg): string | undefined {
+  const operation = m.headers?.get('KV-Operation');
+  return operation === 'DEL' || operation === 'PURGE' || m.data.length === 0 ? undefined : m.string();
 }
 
 function event(revision: number, data: string): string {
