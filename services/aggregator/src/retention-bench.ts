@@ -14,7 +14,7 @@
  * NATS, not the state. Checkpoints go to a bucket of its own,
  * `mesh_bench_checkpoints`, so a live mesh on the same server is not touched.
  *
- *   node --expose-gc services/aggregator/dist/retention-bench.js --nats nats://127.0.0.1:4333 [--keys 1000000] [--span 2h] [--retention 10m]
+ *   node services/aggregator/dist/retention-bench.js --nats nats://127.0.0.1:4333 [--keys 1000000] [--span 2h] [--retention 10m]
  *
  * It prints a table on stderr and the report as JSON on stdout
  * (`state-retention.int.spec.ts` runs it and checks the report).
