@@ -250,6 +250,18 @@ export function aggregatorSchema() {
       default: 60,
       env: 'MESH_RETAIN_WINDOWS',
     },
+    stateRetention: {
+      doc: 'Event time a key is kept after its last window closed: a key whose windows have all closed and whose last window ended more than this before the watermark is dropped from memory and from the checkpoint (its final result stays in KV mesh_aggregates).',
+      format: 'duration',
+      default: '24h',
+      env: 'MESH_STATE_RETENTION',
+    },
+    updatesHeartbeat: {
+      doc: 'How often GET /v1/aggregates/:name/:key/events sends a comment line while no update comes, so proxies and clients see the stream is alive.',
+      format: 'positive-duration',
+      default: '15s',
+      env: 'MESH_UPDATES_HEARTBEAT',
+    },
     aggregationModules: {
       doc: 'Extra aggregation modules to load (comma-separated paths of JS files whose default export is an aggregation definition or a list of them).',
       format: String,

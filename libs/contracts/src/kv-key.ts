@@ -5,7 +5,11 @@
  */
 const SAFE = /[A-Za-z0-9_-]/;
 
+const ALL_SAFE = /^[A-Za-z0-9_-]+$/;
+
 export function encodeKvToken(key: string): string {
+  // Most keys need no escape: no buffer, no loop (this runs for every result written).
+  if (ALL_SAFE.test(key)) return key;
   let out = '';
   for (const byte of Buffer.from(key, 'utf8')) {
     const ch = String.fromCharCode(byte);

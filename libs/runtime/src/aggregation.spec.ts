@@ -21,9 +21,9 @@ describe('defineAggregation', () => {
     expect(() => define({ name: 'Orders Per Minute' })).toThrow("aggregation 'Orders Per Minute': name must be");
   });
 
-  it('refuses a window kind other than tumbling or hopping', () => {
+  it('refuses a window kind other than tumbling, hopping or session', () => {
     expect(() => define({ window: { kind: 'sliding', sizeMs: 1000 } as unknown as WindowSpec })).toThrow(
-      "aggregation 'orders-per-minute': window.kind must be 'tumbling' or 'hopping'",
+      `aggregation 'orders-per-minute': window.kind must be 'tumbling', 'hopping' or 'session', got "sliding"`,
     );
     expect(() => define({ window: undefined as unknown as WindowSpec })).toThrow(/window.kind must be/);
   });
@@ -34,6 +34,22 @@ describe('defineAggregation', () => {
 
   it.each([0, -1, 60_001, Number.NaN])('refuses a hop of %d ms in a 60 s window', (hopMs) => {
     expect(() => define({ window: { kind: 'hopping', sizeMs: 60_000, hopMs } })).toThrow('window.hopMs must be positive and at most window.sizeMs');
+  });
+
+  it('accepts a session window with a positive gap and a merge', () => {
+    const session = { ...base, window: { kind: 'session', gapMs: 30_000 } as WindowSpec, merge: (a: { count: number }, b: { count: number }) => ({ count: a.count + b.count }) };
+    expect(defineAggregation(session)).toBe(session);
+  });
+
+  it.each([0, -1, Number.NaN])('refuses a session gap of %d ms, quoting it', (gapMs) => {
+    const merge = (a: { count: number }) => a;
+    expect(() => define({ window: { kind: 'session', gapMs }, merge })).toThrow(`window.gapMs must be a positive number of milliseconds, got ${JSON.stringify(gapMs)}`);
+  });
+
+  it('refuses a session window without merge, which a bridging late event needs', () => {
+    expect(() => define({ window: { kind: 'session', gapMs: 1000 } })).toThrow(
+      "aggregation 'orders-per-minute': session windows need merge(a, b) to combine two sessions a late event bridges",
+    );
   });
 
   it('refuses a malformed type pattern, quoting it', () => {

@@ -8,7 +8,7 @@ import type { CommonConfig } from '@mesh/runtime';
 
 export interface AggregatorConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
-  aggregator: { allowedLateness: number; retainWindows: number; aggregationModules: string };
+  aggregator: { allowedLateness: number; retainWindows: number; stateRetention: number; updatesHeartbeat: number; aggregationModules: string };
 }
 
 export const schema = {

@@ -1,12 +1,14 @@
 /**
  * aggregator: keeps windowed aggregations of MESH_PROCESSED by event time,
- * partition by partition, checkpointed; serves the results from KV
- * `mesh_aggregates` (any instance answers for any key) and publishes closed
+ * partition by partition, checkpointed, forgetting keys past
+ * MESH_STATE_RETENTION; serves the results from KV `mesh_aggregates` (any
+ * instance answers for any key; aggregate-routes.ts) and publishes closed
  * windows on `mesh.aggregates.<name>`.
  */
 import { Kvm } from '@nats-io/kv';
-import { aggregateKvKey, Buckets, ServiceNeeds } from '@mesh/contracts';
-import { createStage, registry, runService, sendError, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { Buckets, ServiceNeeds } from '@mesh/contracts';
+import { createStage, registry, runService, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { aggregateRoutes } from './aggregate-routes';
 import { aggregations as builtIn } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import { loadAggregatorConfig, type AggregatorConfig } from './config';
@@ -22,28 +24,11 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   const checkpoints = await kvm.open(Buckets.checkpoints);
   const counters: AggregatorCounters = { applied: 0, skipped: 0, late: 0, closed: 0 };
 
-  http.route('GET', '/v1/aggregates', (_req, res) =>
-    sendJson(res, 200, { aggregations: [...byName.values()].map((a) => ({ name: a.name, window: a.window, types: a.types ?? ['>'] })), counters }),
-    'query',
-  );
-  http.route('GET', '/v1/aggregates/:name/:key', async (_req, res, { name, key }) => {
-    if (!byName.has(name)) {
-      return sendError(res, 404, `unknown aggregation '${name}'; known aggregations: ${[...byName.keys()].join(', ')}`);
-    }
-    let entry;
-    try {
-      entry = await results.get(aggregateKvKey(name, key));
-    } catch (err) {
-      // The bucket is electing a leader or NATS is away: nothing is wrong with the request.
-      return sendError(res, 503, `results are unavailable right now (${(err as Error).message}); retry`, {}, { 'retry-after': '1' });
-    }
-    if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
-    sendJson(res, 200, entry.json());
-  }, 'query');
+  aggregateRoutes(http, { byName, js, results, counters, heartbeatMs: config.aggregator.updatesHeartbeat });
 
   const stage = await createStage(ctx, 'aggregator', async (partition) => {
     const { windows, checkpoint } = await loadWindows(checkpoints, results, partition, () =>
-      new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
+      new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows, retentionMs: config.aggregator.stateRetention }),
     );
     return aggregatorWorker({ js, partition, results, windows, checkpoint, counters });
   });

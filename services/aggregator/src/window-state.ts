@@ -5,6 +5,18 @@
  * not added and is reported to the caller. A window closes once the
  * watermark passes its end.
  *
+ * Session windows: a key's events closer than the gap to one another are one
+ * session, from its first event to its last plus the gap. An event within
+ * the gap of a session extends it; one within the gap of two sessions (a
+ * late event between them) merges them. A closed session is final: an event
+ * that would join one is late.
+ *
+ * Retention: a key whose windows have all closed and whose last window ended
+ * more than `retentionMs` before the watermark is dropped (its final result
+ * stays in KV, written when its last window closed). Such a key counts as
+ * gone at once, however late the sweep that frees its memory comes: an
+ * event of it starts the key afresh.
+ *
  * Everything depends only on the events and their order, so the state
  * restored from a checkpoint and fed the same events again is the same.
  */
@@ -39,6 +51,13 @@ interface AggregationState {
    * closes nothing costs nothing however many keys the partition holds.
    */
   nextEnd: number;
+  /**
+   * At most the earliest end of a key's last window (Infinity: no key):
+   * closeDue sweeps for keys past retention only once the watermark minus
+   * the retention passes it, and then no more often than every sixteenth of
+   * the retention, so a sweep of every key is paid once per such step.
+   */
+  evictFloor: number;
   /** Each key's cells as checkpoint JSON, kept until the key changes: a checkpoint re-serializes only what changed. */
   json: Map<string, string>;
 }
@@ -77,11 +96,17 @@ export function chunkOf(key: string): number {
 export interface WindowOptions {
   defaultLatenessMs: number;
   retainClosed: number;
+  /** Event time a key is kept after its last window ended, all closed (MESH_STATE_RETENTION); default for ever. */
+  retentionMs?: number;
 }
+
+/** A sweep for keys past retention runs at most once per this fraction of the retention (of event time). */
+const SweepSteps = 16;
 
 function windowStarts(def: AnyAggregation, t: number): number[] {
   const w = def.window;
   if (w.kind === 'tumbling') return [Math.floor(t / w.sizeMs) * w.sizeMs];
+  if (w.kind === 'session') throw new Error(`windowStarts called for the session aggregation '${def.name}'`);
   const starts: number[] = [];
   for (let s = Math.floor(t / w.hopMs) * w.hopMs; s > t - w.sizeMs; s -= w.hopMs) starts.push(s);
   return starts.reverse();
@@ -92,6 +117,7 @@ export class PartitionWindows {
   private readonly state = new Map<string, AggregationState>();
   private readonly dirty = new Map<string, Set<string>>();
   private readonly text = new WeakMap<WindowCell, CellText>();
+  private readonly isoText = new Map<number, string>();
   /**
    * Kept only once the checkpoint is in chunks (trackChunks), so a small
    * state pays nothing per event for it: the keys of each chunk (of any
@@ -104,7 +130,7 @@ export class PartitionWindows {
     private readonly o: WindowOptions,
   ) {
     for (const d of defs) {
-      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map(), nextEnd: Number.POSITIVE_INFINITY, json: new Map() });
+      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map(), nextEnd: Number.POSITIVE_INFINITY, evictFloor: Number.POSITIVE_INFINITY, json: new Map() });
       this.dirty.set(d.name, new Set());
     }
   }
@@ -118,6 +144,10 @@ export class PartitionWindows {
     return this.state.get(name)!.maxEventTime - this.lateness(def);
   }
 
+  private get retentionMs(): number {
+    return this.o.retentionMs ?? Number.POSITIVE_INFINITY;
+  }
+
   /** Fold an event into every aggregation that takes it; returns the names for which it was late. */
   apply(event: CloudEvent, fallbackTimeMs: number): string[] {
     const late: string[] = [];
@@ -128,25 +158,10 @@ export class PartitionWindows {
       const s = this.state.get(def.name)!;
       const watermark = s.maxEventTime - this.lateness(def);
       const key = def.key ? def.key(event) : partitionKeyOf(event);
-      let cells = s.keys.get(key);
-      let added = false;
-      for (const start of windowStarts(def, t)) {
-        const end = start + def.window.sizeMs;
-        if (end <= watermark) continue;
-        if (!cells) {
-          s.keys.set(key, (cells = []));
-          this.chunks?.keys[chunkOf(key)].add(key);
-        }
-        let cell = cells.find((c) => c.start === start);
-        if (!cell) {
-          cell = { start, end, closed: false, acc: def.init() };
-          cells.push(cell);
-          cells.sort((a, b) => a.start - b.start);
-          if (end < s.nextEnd) s.nextEnd = end;
-        }
-        cell.acc = def.add(cell.acc, event);
-        added = true;
-      }
+      const cells = s.keys.get(key);
+      // A key past retention is gone even before a sweep frees it.
+      if (cells && this.expired(def.name, key, cells, watermark - this.retentionMs)) this.evict(s, key);
+      const added = def.window.kind === 'session' ? this.addToSession(def, s, key, event, t, watermark) : this.addToWindows(def, s, key, event, t, watermark);
       if (added) {
         this.dirty.get(def.name)!.add(key);
         this.changed(s, key);
@@ -160,33 +175,142 @@ export class PartitionWindows {
     return late;
   }
 
-  /** Windows the watermark has passed since the last call, now marked closed. */
+  /** The key's cells, created (and counted in its chunk) if it has none. */
+  private cellsOf(s: AggregationState, key: string): WindowCell[] {
+    let cells = s.keys.get(key);
+    if (!cells) {
+      s.keys.set(key, (cells = []));
+      this.chunks?.keys[chunkOf(key)].add(key);
+    }
+    return cells;
+  }
+
+  /** A new open cell: the next close and eviction sweeps must not wait past its end. */
+  private opened(s: AggregationState, end: number): void {
+    if (end < s.nextEnd) s.nextEnd = end;
+    if (end < s.evictFloor) s.evictFloor = end;
+  }
+
+  /** Tumbling and hopping: add the event to each of its windows not yet past the watermark. */
+  private addToWindows(def: AnyAggregation, s: AggregationState, key: string, event: CloudEvent, t: number, watermark: number): boolean {
+    let added = false;
+    for (const start of windowStarts(def, t)) {
+      const end = start + (def.window as { sizeMs: number }).sizeMs;
+      if (end <= watermark) continue;
+      const cells = this.cellsOf(s, key);
+      let cell = cells.find((c) => c.start === start);
+      if (!cell) {
+        cell = { start, end, closed: false, acc: def.init() };
+        cells.push(cell);
+        cells.sort((a, b) => a.start - b.start);
+        this.opened(s, end);
+      }
+      cell.acc = def.add(cell.acc, event);
+      added = true;
+    }
+    return added;
+  }
+
+  /**
+   * Sessions: the event's own span is [t, t + gap); every open session it
+   * touches (closer than the gap to one of its events) merges with it into
+   * one. Late if its span is past the watermark or it touches a closed one.
+   */
+  private addToSession(def: AnyAggregation, s: AggregationState, key: string, event: CloudEvent, t: number, watermark: number): boolean {
+    const end = t + (def.window as { gapMs: number }).gapMs;
+    if (end <= watermark) return false;
+    const cells = s.keys.get(key) ?? [];
+    const touching = cells.filter((c) => t < c.end && end > c.start);
+    if (touching.some((c) => c.closed)) return false;
+    let acc = touching.length > 0 ? touching[0].acc : def.init();
+    for (const c of touching.slice(1)) acc = def.merge!(acc, c.acc);
+    // A new cell, not the old one changed: a cell's start and end never change once made (their text is cached).
+    const merged: WindowCell = {
+      start: Math.min(t, ...touching.map((c) => c.start)),
+      end: Math.max(end, ...touching.map((c) => c.end)),
+      closed: false,
+      acc: def.add(acc, event),
+    };
+    const next = cells.filter((c) => !touching.includes(c));
+    next.push(merged);
+    next.sort((a, b) => a.start - b.start);
+    this.cellsOf(s, key);
+    s.keys.set(key, next);
+    this.opened(s, merged.end);
+    return true;
+  }
+
+  /**
+   * Past retention: every window closed, the last ended before `horizon`
+   * (the watermark minus the retention), and no result of it still to be
+   * written (takeDirty has taken its last change).
+   */
+  private expired(name: string, key: string, cells: readonly WindowCell[], horizon: number): boolean {
+    const last = cells[cells.length - 1];
+    return (!last || (last.closed && last.end < horizon)) && !this.dirty.get(name)!.has(key);
+  }
+
+  /** Forget a key: its windows, its checkpoint text; its chunk is rewritten without it. */
+  private evict(s: AggregationState, key: string): void {
+    s.keys.delete(key);
+    s.json.delete(key);
+    if (this.chunks) {
+      const c = chunkOf(key);
+      if (![...this.state.values()].some((o) => o.keys.has(key))) this.chunks.keys[c].delete(key);
+      this.chunks.dirty.add(c);
+    }
+  }
+
+  /** Keys held, over every aggregation (what retention bounds). */
+  keyCount(): number {
+    let n = 0;
+    for (const s of this.state.values()) n += s.keys.size;
+    return n;
+  }
+
+  /**
+   * Windows the watermark has passed since the last call, now marked closed;
+   * and keys past retention, dropped.
+   */
   closeDue(): { name: string; key: string; cell: WindowCell }[] {
     const closed: { name: string; key: string; cell: WindowCell }[] = [];
+    const retention = this.retentionMs;
     for (const def of this.defs) {
       const s = this.state.get(def.name)!;
       const watermark = s.maxEventTime - this.lateness(def);
-      if (s.nextEnd > watermark) continue;
+      const horizon = watermark - retention;
+      const closing = s.nextEnd <= watermark;
+      const sweeping = horizon > s.evictFloor;
+      if (!closing && !sweeping) continue;
       let nextEnd = Number.POSITIVE_INFINITY;
-      for (const [key, cells] of s.keys) {
-        let changed = false;
-        for (const cell of cells) {
-          if (cell.closed) continue;
-          if (cell.end <= watermark) {
-            cell.closed = true;
-            changed = true;
-            closed.push({ name: def.name, key, cell });
-          } else if (cell.end < nextEnd) nextEnd = cell.end;
+      let floor = Number.POSITIVE_INFINITY;
+      for (const [key, all] of s.keys) {
+        let cells = all;
+        if (closing) {
+          let changed = false;
+          for (const cell of cells) {
+            if (cell.closed) continue;
+            if (cell.end <= watermark) {
+              cell.closed = true;
+              changed = true;
+              closed.push({ name: def.name, key, cell });
+            } else if (cell.end < nextEnd) nextEnd = cell.end;
+          }
+          if (changed) {
+            const closedCells = cells.filter((c) => c.closed);
+            const excess = closedCells.length - this.o.retainClosed;
+            if (excess > 0) s.keys.set(key, (cells = cells.slice(excess)));
+            this.dirty.get(def.name)!.add(key);
+            this.changed(s, key);
+          }
         }
-        if (changed) {
-          const closedCells = cells.filter((c) => c.closed);
-          const excess = closedCells.length - this.o.retainClosed;
-          if (excess > 0) s.keys.set(key, cells.slice(excess));
-          this.dirty.get(def.name)!.add(key);
-          this.changed(s, key);
-        }
+        if (!sweeping) continue;
+        if (this.expired(def.name, key, cells, horizon)) this.evict(s, key);
+        else if (cells.length > 0 && cells[cells.length - 1].end < floor) floor = cells[cells.length - 1].end;
       }
-      s.nextEnd = nextEnd;
+      if (closing) s.nextEnd = nextEnd;
+      // Keys closed just now are kept until their results are written; the next sweep, one step on, takes them.
+      if (sweeping) s.evictFloor = Math.max(floor, horizon + retention / SweepSteps);
     }
     return closed;
   }
@@ -239,8 +363,18 @@ export class PartitionWindows {
 
   private textOf(c: WindowCell): CellText {
     let t = this.text.get(c);
-    if (!t) this.text.set(c, (t = { start: new Date(c.start).toISOString(), end: new Date(c.end).toISOString() }));
+    if (!t) this.text.set(c, (t = { start: this.iso(c.start), end: this.iso(c.end) }));
     return t;
+  }
+
+  /** A time as ISO text; the keys of one window share its start and end, so the text is made once per time, not per key. */
+  private iso(ms: number): string {
+    let text = this.isoText.get(ms);
+    if (text === undefined) {
+      if (this.isoText.size >= 4096) this.isoText.clear();
+      this.isoText.set(ms, (text = new Date(ms).toISOString()));
+    }
+    return text;
   }
 
   private window(c: WindowCell): WindowResult['windows'][number] {
@@ -370,6 +504,8 @@ export class PartitionWindows {
         s.json.delete(key);
         this.chunks?.keys[chunkOf(key)].add(key);
         for (const [, end, closed] of cells) if (!closed && end < s.nextEnd) s.nextEnd = end;
+        const last = cells[cells.length - 1];
+        if (last && last[1] < s.evictFloor) s.evictFloor = last[1];
       }
     }
   }
