@@ -5,6 +5,7 @@
  * it needs (`open` or an API key scope); a guard, when one is set, decides
  * before the handler runs.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -98,6 +99,11 @@ export class HttpApp {
   private readonly routes: Route[] = [];
   private server?: Server | TlsServer;
   private guard?: Guard;
+  /**
+   * Told of a handler's unexpected error. The client gets a plain 500 with
+   * an id to quote, never the error's text (it may name internals).
+   */
+  onInternalError: (err: Error, id: string, what: string) => void = () => undefined;
 
   /**
    * Serve `method path` with `handler`. `access` is what a caller needs
@@ -144,7 +150,9 @@ export class HttpApp {
   async listen(port: number, host: string, tls?: TlsFiles): Promise<number> {
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       const path = (req.url ?? '/').split('?')[0];
-      const { route, params, allowed } = this.match(req.method ?? 'GET', path);
+      // HEAD is GET without the body (node:http leaves the body out of a HEAD answer).
+      const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+      const { route, params, allowed } = this.match(method, path);
       if (!route) {
         if (allowed.length > 0) sendError(res, 405, `method ${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') });
         else sendError(res, 404, `no route for ${req.method} ${path}`);
@@ -158,7 +166,11 @@ export class HttpApp {
       }
       Promise.resolve()
         .then(() => route.handler(req, res, params, caller))
-        .catch((err: Error) => sendError(res, 500, `internal error: ${err.message}`));
+        .catch((err: Error) => {
+          const id = randomUUID();
+          this.onInternalError(err, id, `${req.method} ${path}`);
+          sendError(res, 500, `internal error (id ${id}; the service's log has the details)`, { id });
+        });
     };
     this.server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, serve) : createServer(serve);
     // A client gets 408 if its headers take over 20 s or its whole request over 30 s.

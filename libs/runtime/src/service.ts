@@ -87,6 +87,7 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   let running: RunningService | undefined;
 
   const http = new HttpApp();
+  http.onInternalError = (err, id, what) => log.error('internal error answering a request', { id, request: what, error: err, stack: err.stack });
   guardRoutes(http, security);
   security.keys?.watch(log);
   http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }), 'open');
