@@ -69,9 +69,8 @@ interface EventStream {
 
 function openEventStream(url: string): Promise<EventStream> {
   return new Promise((resolve, reject) => {
-    let req: ClientRequest;
     const stream: Partial<EventStream> & { events: EventStream['events']; comments: string[] } = { events: [], comments: [] };
-    req = get(url, (res) => {
+    const req: ClientRequest = get(url, (res) => {
       let buffer = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

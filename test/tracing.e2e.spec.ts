@@ -15,7 +15,6 @@ import { FailingEventType, writeFailingHandler, type HandlerModule } from './sup
 import { otlpEnv, SpanKind, StatusCode, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
 
 const PARTITIONS = 16;
-const SERVICES: ServiceName[] = ['ingest', 'router', 'processor', 'aggregator'];
 
 /** POST one event as application/cloudevents+json with extra headers; resolves to the status. */
 async function postEvent(baseUrl: string, event: CloudEvent, headers: Record<string, string> = {}): Promise<number> {

@@ -120,7 +120,7 @@ describe('PartitionOwnership (real nats-server)', () => {
     // bucket does not answer, as in a leader election): it publishes nothing itself.
     const members = (a as unknown as { members: KV }).members;
     const put = members.put.bind(members);
-    members.put = async (...args: Parameters<KV['put']>) => {
+    members.put = async (..._args: Parameters<KV['put']>) => {
       members.put = put;
       await new Promise((r) => setTimeout(r, 50));
       throw new Error('members bucket unavailable');

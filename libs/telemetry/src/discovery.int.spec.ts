@@ -11,7 +11,7 @@ async function ask(nc: NatsConnection, subject: string): Promise<Msg[]> {
   for await (const m of await nc.requestMany(subject, '', { strategy: 'timer', maxWait: 500 })) replies.push(m);
   return replies;
 }
-const json = (msgs: Msg[]) => msgs.map((m) => m.json<Record<string, any>>()).sort((a, b) => String(a.id).localeCompare(String(b.id)));
+const json = (msgs: Msg[]) => msgs.map((m) => m.json<Record<string, unknown>>()).sort((a, b) => String(a.id).localeCompare(String(b.id)));
 
 const ingestOptions = (id: string, stats: () => DiscoveryEndpointStats[]): DiscoveryOptions => ({
   name: 'ingest',

@@ -146,7 +146,7 @@ export function startDiscovery(nc: NatsConnection, options: DiscoveryOptions): D
       const sub = nc.subscribe(subject, {
         callback: (err, msg) => (err ? onError(err) : handlers[verb](msg)),
       });
-      sub.closed.then((err) => {
+      void sub.closed.then((err) => {
         if (!stopping && !nc.isClosed() && !nc.isDraining()) onError(err ?? new Error(`discovery: subscription ${subject} closed`));
       });
       subs.push(sub);
@@ -158,7 +158,7 @@ export function startDiscovery(nc: NatsConnection, options: DiscoveryOptions): D
     stop() {
       stopping = true;
       // allSettled: a subscription the connection already closed has nothing left to drain.
-      stopped ??= Promise.allSettled(subs.map((s) => (nc.isClosed() ? undefined : s.drain()))).then(() => undefined);
+      stopped ??= Promise.allSettled(subs.map((s) => (nc.isClosed() ? Promise.resolve() : s.drain()))).then(() => undefined);
       return stopped;
     },
   };

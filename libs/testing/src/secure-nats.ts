@@ -39,7 +39,7 @@ export async function runMeshCli(args: string[], env: Record<string, string>): P
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string };
-    throw new Error(`mesh ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`);
+    throw new Error(`mesh ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
   }
 }
 

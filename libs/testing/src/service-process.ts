@@ -129,5 +129,5 @@ export async function startMesh(natsUrl: string, env: Record<string, string> = {
 }
 
 export async function stopAll(procs: Iterable<ServiceProcess | undefined>): Promise<void> {
-  await Promise.all([...procs].map((p) => p?.stop()));
+  await Promise.all([...procs].map((p) => p?.stop() ?? Promise.resolve(null)));
 }

@@ -181,7 +181,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       const split = batch.map((env, e) => d.ledger.has(env.seq) || byEnv[e].waiting.length > 0);
       // The records first: nothing of a split envelope is published before it is known to be split.
       await Promise.all(
-        batch.map((env, e) => (split[e] && !sameWaiting(d.ledger, env.seq, byEnv[e].waiting) ? d.ledger.record(env.seq, byEnv[e].waiting) : undefined)),
+        batch.map((env, e) => (split[e] && !sameWaiting(d.ledger, env.seq, byEnv[e].waiting) ? d.ledger.record(env.seq, byEnv[e].waiting) : Promise.resolve())),
       );
 
       const outs: EnvelopeOut[] = [];

@@ -45,7 +45,7 @@ async function mesh(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string };
-    throw new Error(`mesh ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`);
+    throw new Error(`mesh ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`, { cause: err });
   }
 }
 

@@ -34,7 +34,7 @@ export async function send(ctx: CommandContext, o: { type: string; body?: string
     throw new CliError(`no answer from ingest within ${o.timeoutMs} ms on ${Subjects.inbound(o.type)}: ${(err as Error).message}`);
   }
   const text = reply.string();
-  let answer: { status?: number } = {};
+  let answer: { status?: number };
   try {
     answer = JSON.parse(text) as { status?: number };
   } catch {

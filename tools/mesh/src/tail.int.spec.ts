@@ -74,6 +74,6 @@ describe('mesh tail (real nats-server)', () => {
       },
       stop,
     );
-    expect(out.stdout).toEqual([expect.stringMatching(/^\S+Z  mesh\.aggregates\.totals  -  erin  \{"name":"totals","key":"erin","start":"a","end":"b","count":2,"sum":9\}$/)]);
+    expect(out.stdout).toEqual([expect.stringMatching(/^\S+Z {2}mesh\.aggregates\.totals {2}- {2}erin {2}\{"name":"totals","key":"erin","start":"a","end":"b","count":2,"sum":9\}$/)]);
   });
 });
