@@ -19,4 +19,6 @@ export {
   httpTlsSchema,
   rateLimitSchema,
   inFlightSchema,
+  faultSchema,
+  FaultPointNames,
 } from './schema';

@@ -24,3 +24,5 @@ export { runService } from './service';
 export type { CommonConfig, ServiceContext, ServiceDefinition, RunningService } from './service';
 export { EndpointStats } from './endpoint-stats';
 export { isSampled, startEventSpan, endEventSpan } from './event-spans';
+export { armFaultPoint, faultPoint, FaultPointMessage } from './fault-point';
+export type { FaultPointName } from './fault-point';

@@ -23,6 +23,7 @@ import { consumerName, decodeEnvelope, Headers, StageInput, type CloudEvent, typ
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
+import { faultPoint } from './fault-point';
 import type { Logger } from './logger';
 import { batchWhileBusy } from './operators/batch-while-busy';
 import { takeTurn } from './take-turn';
@@ -122,6 +123,8 @@ class PartitionRun {
   private subscription?: Subscription;
   /** Set by abandon(): a batch still at work must not ack, even if this instance holds the partition again by then. */
   private abandoned = false;
+  /** A batch of this run was acked: the next one is handled between two commits. */
+  private committed = false;
   consuming = false;
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
@@ -186,7 +189,9 @@ class PartitionRun {
       ackWaitMs: this.o.ackWaitMs,
     });
     if (reset) log.info('partition had unacknowledged messages; consumer restarted at its ack floor', { ack_floor: ackFloor });
-    return this.o.open(this.partition, { ackFloor, deliveredUpTo });
+    const worker = await this.o.open(this.partition, { ackFloor, deliveredUpTo });
+    faultPoint('handover', { stage: this.o.stage, partition: this.partition });
+    return worker;
   }
 
   private setConsuming(consuming: boolean) {
@@ -202,6 +207,7 @@ class PartitionRun {
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
     await takeTurn();
     this.checkOwnership();
+    if (this.committed) faultPoint('between-commits', { stage: this.o.stage, partition: this.partition });
     const started = performance.now();
     const envelopes: InputEnvelope[] = [];
     for (const m of msgs) {
@@ -232,6 +238,7 @@ class PartitionRun {
     }
     const dispositions = envelopes.length > 0 ? await worker.handle(envelopes) : undefined;
     this.checkOwnership();
+    faultPoint('before-ack', { stage: this.o.stage, partition: this.partition, seqs: msgs.map((m) => m.seq) });
     const confirming: Promise<boolean>[] = [];
     const confirmed: number[] = [];
     for (const m of msgs) {
@@ -241,6 +248,7 @@ class PartitionRun {
       else m.ack();
       this.inHand.delete(m);
     }
+    this.committed = true;
     if (confirming.length > 0) {
       // An ack whose confirmation is lost leaves the worker's record in place:
       // the message comes again and is settled then.

@@ -9,12 +9,15 @@ import { StageInput, Subjects, type Stage } from '@mesh/contracts';
 import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { PartitionOwnership } from '@mesh/messaging';
+import { armFaultPoint } from './fault-point';
 import { sendJson } from './http';
 import type { CommonConfig, RunningService, ServiceContext } from './service';
 import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
 
 export interface StageConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  /** Test only (MESH_TEST_FAULT): where the process kills itself; empty in production. */
+  faults: { point: string };
 }
 
 export interface StageHandle extends RunningService {
@@ -31,6 +34,7 @@ export async function createStage<C extends StageConfig>(
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
+  armFaultPoint(config.faults.point, log);
   const ownership = new PartitionOwnership(nc, {
     stage,
     instanceId: config.instance.id,

@@ -9,3 +9,4 @@ export type { Format } from './events';
 export { readEnvFile, credentialOptions } from './credentials';
 export { startSecureNats, runMeshCli, SecureIdentities } from './secure-nats';
 export type { SecureNats, SecureIdentity } from './secure-nats';
+export { readStreamEvents, seqsByKey, leaseOwner } from './stream-reads';

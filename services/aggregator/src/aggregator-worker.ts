@@ -9,7 +9,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey, encodeEnvelope, Subjects } from '@mesh/contracts';
-import { endEventSpan, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
+import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
@@ -88,6 +88,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // owner wrote since, this fails and the partition is reopened from
         // that checkpoint instead of overwriting it.
         await checkpoint.save(windows);
+        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, last_seq: windows.lastSeq });
         // Results last: only an owner whose checkpoint was accepted writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition after it opens.
