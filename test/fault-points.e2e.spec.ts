@@ -18,7 +18,7 @@
 import type { Stage } from '@mesh/contracts';
 import type { FaultPointName } from '@mesh/runtime';
 import { leaseOwner, startMesh, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
-import { KeyedWaves, logRecords } from './support/keyed-waves';
+import { keysInEveryPartition, KeyedWaves, logRecords } from './support/keyed-waves';
 
 const FaultPointMessage = 'fault point reached; killing this process';
 
@@ -44,7 +44,6 @@ describe.each(['router', 'processor', 'aggregator'] as const)('the %s killed at 
   let aggregator: ServiceProcess;
   /** The live instance of the stage under test. */
   let current: ServiceProcess;
-  const waves = new KeyedWaves(Array.from({ length: 8 }, (_, i) => `${stage}-fault-${i}`));
   // Small batches: a wave makes many of them, so the n-th time comes mid-stream.
   const env = (extra: Record<string, string> = {}) => ({ NATS_URL: server.url, MESH_LEASE_TTL: '3s', MESH_ACK_WAIT: '5s', MESH_BATCH_MESSAGES: '4', ...extra });
   const start = async (name: ServiceName, extra: Record<string, string> = {}, waitReady = true) => {
@@ -77,19 +76,31 @@ describe.each(['router', 'processor', 'aggregator'] as const)('the %s killed at 
   };
 
   it.each(POINTS[stage])('counts every event once and keeps each key in order when it dies at %s', async (point) => {
+    // Keys of their own per point. After the checkpoint, one request per key:
+    // the batch that dies holds the last events of its keys, so only the
+    // next owner's rewrite of the partition's results can make them right.
+    const once = point === 'after-checkpoint';
+    // Every partition has keys, so whichever partition the kill lands on gets events after it.
+    const waves = new KeyedWaves(keysInEveryPartition(`${stage}-${point}`, 16, once ? 4 : 1));
+    const send = (pauseMs: number) => (once ? waves.send(ingest.url, 2, 2) : waves.send(ingest.url, 24, 2, pauseMs));
     if (point === 'handover') {
       // A second instance takes the partitions the live one hands it, and dies on the first.
       const instance = `${stage}-armed-${point}`;
-      const wave = waves.send(ingest.url, 40, 2, 20);
+      const wave = send(20);
       const armed = await start(stage, { MESH_TEST_FAULT: `${point}:1`, MESH_INSTANCE_ID: instance }, false);
       await expectKilledAt(armed, instance, point);
       await wave;
+      // More of every key after the death: the partition the dead instance took must be consumed again.
+      await send(0);
     } else {
       // The third time, so the instance has handled and acked work before.
       await current.stop();
       const instance = `${stage}-armed-${point}`;
-      const armed = await start(stage, { MESH_TEST_FAULT: `${point}:3`, MESH_INSTANCE_ID: instance });
-      const wave = waves.send(ingest.url, 40, 2, 10);
+      // Between commits: one message a batch, so while one is handled the
+      // next ones wait received and unacked, and the kill finds some in hand.
+      const batch = point === 'between-commits' ? { MESH_BATCH_MESSAGES: '1' } : {};
+      const armed = await start(stage, { MESH_TEST_FAULT: `${point}:${point === 'between-commits' ? 8 : 3}`, MESH_INSTANCE_ID: instance, ...batch });
+      const wave = send(point === 'between-commits' ? 0 : 10);
       await expectKilledAt(armed, instance, point);
       current = await start(stage, { MESH_INSTANCE_ID: `${stage}-after-${point}` });
       await wave;

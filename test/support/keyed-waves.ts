@@ -4,7 +4,7 @@
  * every key's exact totals and its sequence numbers 0..n-1 once each, in
  * order, in MESH_PROCESSED.
  */
-import { Streams } from '@mesh/contracts';
+import { partitionOf, Streams } from '@mesh/contracts';
 import { orderEvent, postEvents, readStreamEvents, seqsByKey, totalsFor, type Totals } from '@mesh/testing';
 import { waitUntilDrained } from './mesh-state';
 
@@ -60,6 +60,21 @@ export class KeyedWaves {
     }
     return { drained, totals, expected: Object.fromEntries(this.expected), order };
   }
+}
+
+/** `perPartition` keys `<prefix>-<n>` in each of the `partitions` partitions: no partition is left without events. */
+export function keysInEveryPartition(prefix: string, partitions: number, perPartition = 1): string[] {
+  const keys: string[] = [];
+  const count = new Array<number>(partitions).fill(0);
+  for (let n = 0; keys.length < partitions * perPartition; n++) {
+    const key = `${prefix}-${n}`;
+    const p = partitionOf(key, partitions);
+    if (count[p] < perPartition) {
+      count[p]++;
+      keys.push(key);
+    }
+  }
+  return keys;
 }
 
 /** The JSON log records of a process's output with message `msg`. */
