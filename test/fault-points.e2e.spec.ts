@@ -98,7 +98,7 @@ describe.each(['router', 'processor', 'aggregator'] as const)('the %s killed at 
       const instance = `${stage}-armed-${point}`;
       // Between commits: one message a batch, so while one is handled the
       // next ones wait received and unacked, and the kill finds some in hand.
-      const batch = point === 'between-commits' ? { MESH_BATCH_MESSAGES: '1' } : {};
+      const batch: Record<string, string> = point === 'between-commits' ? { MESH_BATCH_MESSAGES: '1' } : {};
       const armed = await start(stage, { MESH_TEST_FAULT: `${point}:${point === 'between-commits' ? 8 : 3}`, MESH_INSTANCE_ID: instance, ...batch });
       const wave = send(point === 'between-commits' ? 0 : 10);
       await expectKilledAt(armed, instance, point);

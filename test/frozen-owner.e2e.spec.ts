@@ -17,12 +17,29 @@
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { decodeKvToken, partitionOf, type Stage } from '@mesh/contracts';
+import { consumerName, decodeKvToken, partitionOf, StageInput, type Stage } from '@mesh/contracts';
 import { eventually, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { keysInEveryPartition, KeyedWaves, logRecords } from './support/keyed-waves';
+import { readFileSync } from 'node:fs';
 import { consumingPartitions } from './support/mesh-state';
 
 const P = 16;
+const FaultPointStopMessage = 'fault point reached; stopping this process';
+const LeaseNotHeldMessage = 'lease of the partition not held; batch left for its owner';
+
+/**
+ * Where A freezes itself: its worker has written everything for a batch
+ * (outputs; for the aggregator the checkpoint, with its results still to
+ * write) and nothing is acked.
+ */
+const FREEZE_AT: Record<Stage, string> = { router: 'before-ack', processor: 'before-ack', aggregator: 'after-checkpoint' };
+/** What A must refuse first after the thaw: the acks, or (aggregator) the results write that comes before them. */
+const REFUSED: Record<Stage, string> = { router: 'acked', processor: 'acked', aggregator: 'written' };
+
+/** The state letter of a process in /proc (`T`: stopped). */
+function processState(pid: number): string {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').charAt(0);
+}
 const TTL_MS = 2_000;
 
 /** What each stage writes, as subjects a plain subscriber sees. */
@@ -32,7 +49,7 @@ const WRITES: Record<Stage, string[]> = {
   aggregator: ['$KV.mesh_checkpoints.>', '$KV.mesh_aggregates.>', 'mesh.aggregates.>', 'mesh.dlq.>'],
 };
 
-/** The partition a write is for, from its subject (or body, for a closed window). */
+/** The partition a write is for, from its subject (or body, for a closed window); -1 for a key of no partition (provisioning's). */
 function partitionOfWrite(m: Msg): number {
   const s = m.subject;
   let r = /^mesh\.(?:routed|processed|dlq\.\w+)\.(\d+)(?:\.|$)/.exec(s);
@@ -42,7 +59,7 @@ function partitionOfWrite(m: Msg): number {
   r = /^\$KV\.mesh_aggregates\.[^.]+\.(.+)$/.exec(s);
   if (r) return partitionOf(decodeKvToken(r[1]), P);
   if (s.startsWith('mesh.aggregates.')) return partitionOf(m.json<{ key: string }>().key, P);
-  throw new Error(`no partition known for a write on ${s}`);
+  return -1;
 }
 
 interface Seen {
@@ -65,7 +82,8 @@ class Watch {
 
   constructor(private readonly nc: NatsConnection, stage: Stage, inboxA: string) {
     this.on(`${inboxA}.>`, (m) => {
-      if (m.reply?.startsWith('$JS.ACK.')) this.deliveredToA.set(m.reply, Date.now());
+      if (m.reply?.startsWith(`$JS.ACK.${StageInput[stage]}.${stage}-p`)) this.deliveredToA.set(m.reply, Date.now());
+      else if (m.reply?.startsWith('$JS.ACK.')) return; // a KV watch of its own
       else this.answers.set(m.subject, m.string());
     });
     this.on('$JS.ACK.>', (m) => {
@@ -79,8 +97,18 @@ class Watch {
     }
   }
 
+  /** What went wrong in a callback (a throw there would close the connection): checked by the test. */
+  readonly errors: string[] = [];
+
   private on(subject: string, fn: (m: Msg) => void) {
-    this.subs.push(this.nc.subscribe(subject, { callback: (err, m) => !err && fn(m) }));
+    const callback = (err: Error | null, m: Msg) => {
+      try {
+        if (!err) fn(m);
+      } catch (e) {
+        this.errors.push(`${m.subject}: ${(e as Error).message}`);
+      }
+    };
+    this.subs.push(this.nc.subscribe(subject, { callback }));
   }
 
   stop() {
@@ -103,7 +131,9 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
     server = await startNatsServer();
     nc = await connect({ servers: server.url });
   });
+  let stopFlow = async () => undefined as void;
   afterAll(async () => {
+    await stopFlow().catch(() => undefined);
     for (const p of procs) {
       try {
         process.kill(p.pid, 'SIGCONT'); // never leave a stopped process behind
@@ -119,15 +149,15 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
   it('acks nothing it had received and gets nothing stored for them until it holds their leases again; totals exact, keys in order', async () => {
     const inboxA = `_INBOX_${stage}A`;
     const watch = new Watch(nc, stage, inboxA);
-    // The processor first: it declares the handlers the router routes to.
-    const others = (['processor', 'ingest', 'router', 'aggregator'] as const).filter((n) => n !== stage);
     let a!: ServiceProcess;
     let b!: ServiceProcess;
     let ingest!: ServiceProcess;
     let aggregator!: ServiceProcess;
-    for (const name of ['processor', ...others.filter((n) => n !== 'processor')] as ServiceName[]) {
+    // The processor first: it declares the handlers the router routes to.
+    for (const name of ['processor', 'ingest', 'router', 'aggregator'] as const) {
       if (name === stage) {
-        a = await start(stage, { MESH_INSTANCE_ID: `${stage}-a`, NATS_INBOX_PREFIX: inboxA });
+        // A freezes itself mid-stream, the 20th time it reaches the point.
+        a = await start(stage, { MESH_INSTANCE_ID: `${stage}-a`, NATS_INBOX_PREFIX: inboxA, MESH_TEST_FAULT: `${FREEZE_AT[stage]}:20:stop` });
         b = await start(stage, { MESH_INSTANCE_ID: `${stage}-b`, NATS_INBOX_PREFIX: `_INBOX_${stage}B` });
       } else {
         const p = await start(name);
@@ -145,11 +175,26 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
     const flow = (async () => {
       while (flowing) await waves.send(ingest.url, 2, 2, 20);
     })();
-    expect(await eventually(async () => watch.deliveredToA.size >= 20, 30_000, 50)).toBe(true);
-
-    const lostByA = await consumingPartitions(a.url);
-    process.kill(a.pid, 'SIGSTOP');
+    // However the test ends, the producers stop.
+    stopFlow = async () => {
+      flowing = false;
+      await flow;
+    };
+    if (!(await eventually(async () => logRecords(a.output(), FaultPointStopMessage).length > 0 && processState(a.pid) === 'T', 60_000, 20))) {
+      throw new Error(`A did not freeze at ${FREEZE_AT[stage]}; ${watch.deliveredToA.size} deliveries to it; its log:\n${a.output().slice(-3000)}`);
+    }
     const frozenAt = Date.now();
+    const [frozen] = logRecords(a.output(), FaultPointStopMessage);
+    expect(frozen.point).toBe(FREEZE_AT[stage]);
+    // The partitions A was consuming when it froze, from its own log.
+    const consumingAtFreeze = new Set<number>();
+    for (const r of logRecords(a.output(), 'partition consuming', 'partition stopped')) {
+      if (Date.parse(r.time as string) > Date.parse(frozen.time as string)) break;
+      if (r.msg === 'partition consuming') consumingAtFreeze.add(r.partition as number);
+      else consumingAtFreeze.delete(r.partition as number);
+    }
+    const lostByA = [...consumingAtFreeze];
+    expect(lostByA).toContain(frozen.partition);
     // B takes every partition once A's leases lapse, and works on them for a while.
     expect(await eventually(async () => (await consumingPartitions(b.url)).length === P, 30_000, 100)).toBe(true);
     const sentAtTakeover = waves.sent;
@@ -158,20 +203,26 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
 
     process.kill(a.pid, 'SIGCONT');
     const thawedAt = Date.now();
+    // First thing after the thaw, with its worker's writes done: A finds the lease gone and does not ack.
+    const refused = () =>
+      logRecords(a.output(), LeaseNotHeldMessage).some((r) => r.partition === frozen.partition && r.left === REFUSED[stage]);
+    if (!(await eventually(async () => refused(), 10_000, 50))) {
+      throw new Error(`A did not refuse partition ${String(frozen.partition)} for a lost lease; its log after the freeze:\n${a.output().slice(a.output().indexOf(FaultPointStopMessage) - 300).slice(0, 4000)}`);
+    }
     // A notices, and comes back for its share while events still flow.
     const lostLogged = () => new Set(logRecords(a.output(), 'partition lost; stopped at once').map((r) => r.partition as number));
     expect(await eventually(async () => lostByA.every((p) => lostLogged().has(p)), 30_000, 100)).toBe(true);
     expect(await eventually(async () => (await consumingPartitions(a.url)).length > 0, 30_000, 100)).toBe(true);
     const sentAtReturn = waves.sent;
     expect(await eventually(async () => waves.sent >= sentAtReturn + 100, 30_000, 50)).toBe(true);
-    flowing = false;
-    await flow;
+    await stopFlow();
 
     const result = await waves.check(server.url, resultsUrl());
     expect(result.drained).toBe(true);
     expect(result.totals).toEqual(result.expected);
     expect(result.order).toEqual([]);
 
+    expect(watch.errors).toEqual([]);
     // When A held each partition again after the thaw (from its own log).
     const retakenAt = new Map<number, number>();
     for (const r of logRecords(a.output(), 'partition consuming')) {
@@ -179,12 +230,20 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
       const p = r.partition as number;
       if (at >= thawedAt && !retakenAt.has(p)) retakenAt.set(p, at);
     }
-    const lost = new Set(lostByA);
-    // (1) Nothing delivered to A before the thaw was acked after it.
-    const ackedStale = watch.acks.filter((k) => k.at >= thawedAt && (watch.deliveredToA.get(k.subject) ?? Infinity) < thawedAt);
-    expect(ackedStale.map((k) => k.subject)).toEqual([]);
-    // (2) A's writes for a lost partition between the thaw and its retake: refused or duplicates, never stored.
-    const stale = watch.writesByA.filter((w) => lost.has(w.partition) && w.at >= thawedAt && w.at < (retakenAt.get(w.partition) ?? Infinity));
+    // (1) After the thaw A acks neither the batch it froze in nor anything delivered to it while it was frozen.
+    // (Acks it decided before the freeze may leave its buffers only after the thaw: they are its owner's acks.)
+    const frozenTime = Date.parse(frozen.time as string);
+    const frozenBatch = new Set((frozen.seqs as number[]).map((seq) => `${consumerName(stage, frozen.partition as number)}.${seq}`));
+    const ackedStale = watch.acks.filter((k) => {
+      const delivered = watch.deliveredToA.get(k.subject);
+      if (k.at < thawedAt || delivered === undefined || delivered >= thawedAt) return false;
+      const t = k.subject.split('.');
+      // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+      return frozenBatch.has(`${t[t.length - 6]}.${t[t.length - 4]}`) || delivered >= frozenTime;
+    });
+    expect(ackedStale.map((k) => `${k.subject} acked ${k.at - thawedAt} ms after the thaw, delivered ${watch.deliveredToA.get(k.subject)! - frozenAt} ms after the freeze`)).toEqual([]);
+    // (2) A's writes for the partition it froze in, between the thaw and its retake: refused or duplicates, never stored.
+    const stale = watch.writesByA.filter((w) => w.partition === frozen.partition && w.at >= thawedAt && w.at < (retakenAt.get(w.partition) ?? Infinity));
     const stored = stale.filter((w) => {
       const answer = watch.answers.get(w.reply);
       if (answer === undefined) return false; // never answered: not stored
@@ -192,10 +251,11 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
       return parsed.error === undefined && parsed.duplicate !== true;
     });
     expect(stored.map((w) => `${w.subject} -> ${watch.answers.get(w.reply)}`)).toEqual([]);
-    // Reported, not asserted: how often the freeze landed mid-batch.
+    // Reported, not asserted: what the freeze caught A with.
+    const inHandAtThaw = [...watch.deliveredToA].filter(([subject, at]) => at < thawedAt && !watch.acks.some((k) => k.subject === subject && k.at < thawedAt));
     process.stdout.write(
-      `${stage}: A lost ${lostByA.length} partitions; after the thaw it sent ${stale.length} writes for them before retaking (all refused or duplicates), ` +
-        `${watch.deliveredToA.size} deliveries to A seen in all\n`,
+      `${stage}: A lost ${lostByA.length} partitions; delivered to it and unacked at the thaw: ${inHandAtThaw.length}; ` +
+        `after the thaw it sent ${stale.length} writes for partition ${String(frozen.partition)} before retaking it, none stored; ${ackedStale.length} stale acks\n`,
     );
     watch.stop();
   }, 180_000);

@@ -77,10 +77,10 @@ export function keysInEveryPartition(prefix: string, partitions: number, perPart
   return keys;
 }
 
-/** The JSON log records of a process's output with message `msg`. */
-export function logRecords(output: string, msg: string): Record<string, unknown>[] {
+/** The JSON log records of a process's output with one of the messages `msgs`, in order. */
+export function logRecords(output: string, ...msgs: string[]): Record<string, unknown>[] {
   return output
     .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes(`"msg":${JSON.stringify(msg)}`))
+    .filter((l) => l.startsWith('{') && msgs.some((msg) => l.includes(`"msg":${JSON.stringify(msg)}`)))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

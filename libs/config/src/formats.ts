@@ -34,9 +34,9 @@ export function registerFormats(): void {
     'fault-point': {
       validate(value: unknown) {
         if (value === '') return;
-        const m = typeof value === 'string' ? /^([a-z-]+)(?::([1-9]\d*))?$/.exec(value) : null;
+        const m = typeof value === 'string' ? /^([a-z-]+)(?::([1-9]\d*))?(?::(kill|stop))?$/.exec(value) : null;
         if (!m || !(FaultPointNames as readonly string[]).includes(m[1])) {
-          throw new Error(`must be empty (off) or '<point>' or '<point>:<n>' (n from 1), point one of ${FaultPointNames.join(', ')}`);
+          throw new Error(`must be empty (off) or '<point>[:<n>][:kill|stop]' (n from 1), point one of ${FaultPointNames.join(', ')}`);
         }
       },
     },

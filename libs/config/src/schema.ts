@@ -253,8 +253,8 @@ export function aggregatorSchema() {
 }
 
 /**
- * Fault points a test arms to kill a stage process at an exact place
- * (`<point>` or `<point>:<n>`, the n-th time it is reached). The names live
+ * Fault points a test arms to kill or freeze a stage process at an exact
+ * place (`<point>[:<n>][:kill|stop]`, the n-th time it is reached). The names live
  * here so that config can reject a misspelt one at start-up; the runtime's
  * `faultPoint()` places them.
  */
@@ -273,7 +273,7 @@ export const FaultPointNames = [
 export function faultSchema() {
   return {
     point: {
-      doc: `TEST ONLY. Kill this process (SIGKILL) when it reaches a fault point, to test recovery at an exact place: '<point>' or '<point>:<n>' (the n-th time), point one of ${FaultPointNames.join(', ')}. Empty: off.`,
+      doc: `TEST ONLY. Kill (SIGKILL) or freeze (SIGSTOP, until a SIGCONT) this process when it reaches a fault point, to test recovery at an exact place: '<point>[:<n>][:kill|stop]' (the n-th time; kill by default), point one of ${FaultPointNames.join(', ')}. Empty: off.`,
       format: 'fault-point',
       default: '',
       env: 'MESH_TEST_FAULT',

@@ -30,7 +30,7 @@ export interface StageHandle extends RunningService {
 export async function createStage<C extends StageConfig>(
   ctx: ServiceContext<C>,
   stage: Stage,
-  open: (partition: number, resume: Resume) => Promise<PartitionWorker>,
+  open: (partition: number, resume: Resume, ensureLease: () => void) => Promise<PartitionWorker>,
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);

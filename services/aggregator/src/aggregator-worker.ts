@@ -30,6 +30,8 @@ export interface AggregatorWorkerDeps {
   /** Where `windows` came from, and where they are saved after every batch. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
+  /** Throws unless this instance still holds the partition's lease (see StageRunnerOptions.open). */
+  ensureLease?(): void;
 }
 
 export async function loadWindows(
@@ -88,8 +90,12 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // owner wrote since, this fails and the partition is reopened from
         // that checkpoint instead of overwriting it.
         await checkpoint.save(windows);
-        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, last_seq: windows.lastSeq });
-        // Results last: only an owner whose checkpoint was accepted writes them.
+        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs: batch.map((e) => e.seq) });
+        // Results are plain puts: an owner that paused after its checkpoint (and
+        // lost the lease meanwhile) would overwrite the new owner's newer
+        // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
+        d.ensureLease?.();
+        // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition after it opens.
         await Promise.all(windows.takeDirtyJson().map((r) => d.results.put(aggregateKvKey(r.name, r.key), r.json)));

@@ -39,11 +39,11 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
     sendJson(res, 200, entry.json());
   }, 'query');
 
-  const stage = await createStage(ctx, 'aggregator', async (partition) => {
+  const stage = await createStage(ctx, 'aggregator', async (partition, _resume, ensureLease) => {
     const { windows, checkpoint } = await loadWindows(checkpoints, partition, () =>
       new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows }),
     );
-    return aggregatorWorker({ js, partition, results, windows, checkpoint, counters });
+    return aggregatorWorker({ js, partition, results, windows, checkpoint, counters, ensureLease });
   });
   await stage.start();
   return stage;
