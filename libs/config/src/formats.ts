@@ -3,6 +3,7 @@
  * throws; `load-config` adds the key, the env variable and the value given.
  */
 import convict from 'convict';
+import { FaultPointNames } from './schema';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -30,6 +31,15 @@ export function registerFormats(): void {
   if (registered) return;
   registered = true;
   convict.addFormats({
+    'fault-point': {
+      validate(value: unknown) {
+        if (value === '') return;
+        const m = typeof value === 'string' ? /^([a-z-]+)(?::([1-9]\d*))?(?::(kill|stop))?$/.exec(value) : null;
+        if (!m || !(FaultPointNames as readonly string[]).includes(m[1])) {
+          throw new Error(`must be empty (off) or '<point>[:<n>][:kill|stop]' (n from 1), point one of ${FaultPointNames.join(', ')}`);
+        }
+      },
+    },
     'nats-urls': {
       validate(value: unknown) {
         const urls = typeof value === 'string' ? value.split(',').map((u) => u.trim()) : [];

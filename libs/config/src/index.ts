@@ -20,4 +20,6 @@ export {
   httpTlsSchema,
   rateLimitSchema,
   inFlightSchema,
+  faultSchema,
+  FaultPointNames,
 } from './schema';

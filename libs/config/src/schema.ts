@@ -315,13 +315,42 @@ export function sinkSchema() {
   };
 }
 
+/**
+ * Fault points a test arms to kill or freeze a stage process at an exact
+ * place (`<point>[:<n>][:kill|stop]`, the n-th time it is reached). The names live
+ * here so that config can reject a misspelt one at start-up; the runtime's
+ * `faultPoint()` places them.
+ */
+export const FaultPointNames = [
+  /** The worker resolved (outputs stored, state checkpointed); the batch's inputs are not acked yet. */
+  'before-ack',
+  /** A batch was acked (one commit done) and the next one of the partition, already received, is about to be handled. */
+  'between-commits',
+  /** A partition was just taken (lease created, consumer prepared, state loaded) and is not consumed yet. */
+  'handover',
+  /** Aggregator: the checkpoint of a batch is written; its results in mesh_aggregates are not. */
+  'after-checkpoint',
+] as const;
+
+/** Test only: never set in production, where the default (empty) turns every fault point into a no-op. */
+export function faultSchema() {
+  return {
+    point: {
+      doc: `TEST ONLY. Kill (SIGKILL) or freeze (SIGSTOP, until a SIGCONT) this process when it reaches a fault point, to test recovery at an exact place: '<point>[:<n>][:kill|stop]' (the n-th time; kill by default), point one of ${FaultPointNames.join(', ')}. Empty: off.`,
+      format: 'fault-point',
+      default: '',
+      env: 'MESH_TEST_FAULT',
+    },
+  };
+}
+
 /** Every env variable of every service, so a shared environment never trips the unknown-variable check. */
 export function knownEnvNames(): Set<string> {
   const names = new Set<string>();
   const pieces: Record<string, unknown>[] = [
     natsSchema(), httpSchema(0), meshSchema(), instanceSchema('x'), logSchema(), shutdownSchema(),
     consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(), sinkSchema(),
-    apiKeysSchema(), httpTlsSchema(), rateLimitSchema(), inFlightSchema(),
+    apiKeysSchema(), httpTlsSchema(), rateLimitSchema(), inFlightSchema(), faultSchema(),
   ];
   for (const piece of pieces) {
     for (const spec of Object.values(piece)) {

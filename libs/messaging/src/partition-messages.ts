@@ -19,6 +19,14 @@ export interface PartitionMessagesOptions {
   expiresMs: number;
   /** Aborting it ends the loop gracefully. */
   stop?: AbortSignal;
+  /**
+   * Asked before every pull; false ends the Observable with the error it
+   * returns instead. A pull request stays with the server until it expires,
+   * so one sent by an owner that has lost the partition (after a long pause,
+   * say) would take messages the new owner is waiting for, and they would
+   * come back to it out of order, after the ack wait.
+   */
+  mayPull?(): Error | undefined;
 }
 
 /** How long after a pull's expiry the loop checks whether the server dropped it without saying so. */
@@ -42,6 +50,8 @@ export function partitionMessages(
     const run = async () => {
       const c = await js.consumers.get(stream, consumer);
       while (!unsubscribed && !opts.stop?.aborted) {
+        const refused = opts.mayPull?.();
+        if (refused) throw refused;
         const batch = await c.fetch({ max_messages: maxMessages, expires });
         current = batch;
         // nats-server 2.9 can drop a pull request that expires as a message

@@ -23,6 +23,7 @@ import { consumerName, decodeEnvelope, Headers, StageInput, type CloudEvent, typ
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
+import { faultPoint } from './fault-point';
 import type { Logger } from './logger';
 import { batchWhileBusy } from './operators/batch-while-busy';
 import { takeTurn } from './take-turn';
@@ -86,8 +87,13 @@ export interface StageRunnerOptions {
   lost?: Observable<number>;
   /** Whether this instance may act for a partition right now (checked before handling and before acking). */
   holds?(partition: number): boolean;
-  /** Load a partition's state (checkpoint) and return its worker. */
-  open(partition: number, resume: Resume): Promise<PartitionWorker>;
+  /**
+   * Load a partition's state (checkpoint) and return its worker.
+   * `ensureLease` throws LeaseLostError unless this instance may still act for
+   * the partition: a worker calls it before a write that nothing else fences
+   * (one that is not compare-and-set and has no message id).
+   */
+  open(partition: number, resume: Resume, ensureLease: () => void): Promise<PartitionWorker>;
   /** Most messages in one worker batch. */
   batchMessages: number;
   /** Most messages one pull asks for. */
@@ -108,6 +114,9 @@ const MAX_REOPEN_DELAY_MS = 10_000;
 /** The longest delay setTimeout honours. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Logged when a batch is left unhandled or unacked because the lease may have lapsed. */
+export const LeaseNotHeldMessage = 'lease of the partition not held; batch left for its owner';
+
 /** This instance can no longer vouch for its lease of a partition: it must not write or ack for it. */
 export class LeaseLostError extends Error {
   constructor(readonly partition: number) {
@@ -122,6 +131,8 @@ class PartitionRun {
   private subscription?: Subscription;
   /** Set by abandon(): a batch still at work must not ack, even if this instance holds the partition again by then. */
   private abandoned = false;
+  /** A batch of this run was acked: the next one is handled between two commits. */
+  private committed = false;
   consuming = false;
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
@@ -143,7 +154,7 @@ class PartitionRun {
         .pipe(
           switchMap((worker) => {
             this.setConsuming(true);
-            return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages }).pipe(
+            return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages, mayPull: () => this.pullRefused() }).pipe(
               tap((m) => {
                 this.inHand.add(m);
                 this.lag = m.info.pending + this.inHand.size;
@@ -185,8 +196,10 @@ class PartitionRun {
       maxAckPending: this.o.maxAckPending,
       ackWaitMs: this.o.ackWaitMs,
     });
-    if (reset) log.info('partition had unacknowledged messages; consumer restarted at its ack floor', { ack_floor: ackFloor });
-    return this.o.open(this.partition, { ackFloor, deliveredUpTo });
+    if (reset) log.info('partition had unacknowledged messages or an earlier owner still pulling; consumer restarted at its ack floor', { ack_floor: ackFloor });
+    const worker = await this.o.open(this.partition, { ackFloor, deliveredUpTo }, () => this.checkOwnership('written'));
+    faultPoint('handover', { stage: this.o.stage, partition: this.partition });
+    return worker;
   }
 
   private setConsuming(consuming: boolean) {
@@ -195,13 +208,23 @@ class PartitionRun {
     this.o.onPartitionChange?.(this.partition, consuming);
   }
 
-  private checkOwnership(): void {
-    if (this.abandoned || (this.o.holds && !this.o.holds(this.partition))) throw new LeaseLostError(this.partition);
+  /** Why this instance must not pull for the partition now (its lease may have lapsed), if it must not. */
+  private pullRefused(): LeaseLostError | undefined {
+    return this.abandoned || (this.o.holds && !this.o.holds(this.partition)) ? new LeaseLostError(this.partition) : undefined;
+  }
+
+  /** Throw LeaseLostError unless this instance may act for the partition now; say so, naming what is left undone. */
+  private checkOwnership(left: 'handled' | 'acked' | 'written', msgs: JsMsg[] = []): void {
+    if (this.abandoned || (this.o.holds && !this.o.holds(this.partition))) {
+      this.o.log.warn(LeaseNotHeldMessage, { partition: this.partition, left, seqs: msgs.map((m) => m.seq) });
+      throw new LeaseLostError(this.partition);
+    }
   }
 
   private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
     await takeTurn();
-    this.checkOwnership();
+    this.checkOwnership('handled', msgs);
+    if (this.committed) faultPoint('between-commits', { stage: this.o.stage, partition: this.partition });
     const started = performance.now();
     const envelopes: InputEnvelope[] = [];
     for (const m of msgs) {
@@ -231,7 +254,9 @@ class PartitionRun {
       }
     }
     const dispositions = envelopes.length > 0 ? await worker.handle(envelopes) : undefined;
-    this.checkOwnership();
+    faultPoint('before-ack', { stage: this.o.stage, partition: this.partition, seqs: msgs.map((m) => m.seq) });
+    // The worker may have taken long (a pause, a stall): the lease may have lapsed meanwhile.
+    this.checkOwnership('acked', msgs);
     const confirming: Promise<boolean>[] = [];
     const confirmed: number[] = [];
     for (const m of msgs) {
@@ -241,6 +266,7 @@ class PartitionRun {
       else m.ack();
       this.inHand.delete(m);
     }
+    this.committed = true;
     if (confirming.length > 0) {
       // An ack whose confirmation is lost leaves the worker's record in place:
       // the message comes again and is settled then.

@@ -10,12 +10,15 @@ import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { PartitionOwnership } from '@mesh/messaging';
 import { countPartitionLosses } from './count-partition-losses';
+import { armFaultPoint } from './fault-point';
 import { sendJson } from './http';
 import type { CommonConfig, RunningService, ServiceContext } from './service';
 import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
 
 export interface StageConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  /** Test only (MESH_TEST_FAULT): where the process kills itself; empty in production. */
+  faults: { point: string };
 }
 
 export interface StageHandle extends RunningService {
@@ -28,10 +31,11 @@ export interface StageHandle extends RunningService {
 export async function createStage<C extends StageConfig>(
   ctx: ServiceContext<C>,
   stage: Stage,
-  open: (partition: number, resume: Resume) => Promise<PartitionWorker>,
+  open: (partition: number, resume: Resume, ensureLease: () => void) => Promise<PartitionWorker>,
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
+  armFaultPoint(config.faults.point, log);
   const ownership = new PartitionOwnership(nc, {
     stage,
     instanceId: config.instance.id,

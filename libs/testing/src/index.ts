@@ -11,3 +11,4 @@ export { startSecureNats, runMeshCli, SecureIdentities } from './secure-nats';
 export type { SecureNats, SecureIdentity } from './secure-nats';
 export { createTestDatabase, startPrivatePostgres, postgresBinDir, withDatabase, TestPostgresUrl } from './postgres';
 export type { TestDatabase, PrivatePostgres } from './postgres';
+export { readStreamEvents, seqsByKey, leaseOwner } from './stream-reads';

@@ -28,6 +28,8 @@ export interface ServiceProcess {
   /** SIGKILL and wait for exit. */
   kill(): Promise<void>;
   exited(): Promise<number | null>;
+  /** The signal that ended it (`SIGKILL`, say), once it has exited; null if it exited by itself or still runs. */
+  exitSignal(): NodeJS.Signals | null;
 }
 
 /**
@@ -99,6 +101,7 @@ export async function startService(name: AnyServiceName, env: Record<string, str
       await waitForExit(child);
     },
     exited: () => exit,
+    exitSignal: () => child.signalCode,
   };
   if (options.waitReady ?? true) {
     try {

@@ -9,7 +9,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey, encodeEnvelope, Subjects } from '@mesh/contracts';
-import { endEventSpan, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
+import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
@@ -30,6 +30,8 @@ export interface AggregatorWorkerDeps {
   /** Where `windows` came from, and where they are saved after every batch. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
+  /** Throws unless this instance still holds the partition's lease (see StageRunnerOptions.open). */
+  ensureLease?(): void;
 }
 
 /**
@@ -101,7 +103,12 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // owner wrote since, this fails and the partition is reopened from
         // that checkpoint instead of overwriting it.
         await checkpoint.save(windows);
-        // Results last: only an owner whose checkpoint was accepted writes them.
+        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs: batch.map((e) => e.seq) });
+        // Results are plain puts: an owner that paused after its checkpoint (and
+        // lost the lease meanwhile) would overwrite the new owner's newer
+        // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
+        d.ensureLease?.();
+        // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition when it opens (loadWindows).
         await writeResults(d.results, windows);

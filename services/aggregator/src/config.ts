@@ -3,11 +3,12 @@ import {
   aggregatorSchema, consumerSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
-import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
+import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface AggregatorConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  faults: { point: string };
   aggregator: { allowedLateness: number; retainWindows: number; stateRetention: number; updatesHeartbeat: number; aggregationModules: string };
 }
 
@@ -21,6 +22,7 @@ export const schema = {
   log: logSchema(),
   shutdown: shutdownSchema(),
   consumer: consumerSchema(),
+  faults: faultSchema(),
   aggregator: aggregatorSchema(),
 };
 

@@ -3,11 +3,12 @@ import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, processorSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
-import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
+import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface ProcessorConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  faults: { point: string };
   envelope: { maxEvents: number; maxBytes: number };
   processor: { keyConcurrency: number; handlerModules: string };
 }
@@ -22,6 +23,7 @@ export const schema = {
   log: logSchema(),
   shutdown: shutdownSchema(),
   consumer: consumerSchema(),
+  faults: faultSchema(),
   envelope: envelopeSchema(),
   processor: processorSchema(),
 };

@@ -3,11 +3,12 @@ import {
   consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
-import { apiKeysSchema, httpTlsSchema } from '@mesh/config';
+import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface RouterConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
+  faults: { point: string };
   envelope: { maxEvents: number; maxBytes: number };
 }
 
@@ -21,6 +22,7 @@ export const schema = {
   log: logSchema(),
   shutdown: shutdownSchema(),
   consumer: consumerSchema(),
+  faults: faultSchema(),
   envelope: envelopeSchema(),
 };
 
