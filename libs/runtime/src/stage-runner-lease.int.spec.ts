@@ -7,7 +7,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { consumerName, encodeEnvelope, StageInput, Subjects } from '@mesh/contracts';
+import { consumerName, encodeEnvelope, StageInput, Subjects, type Stage } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { BehaviorSubject, Subject } from 'rxjs';
@@ -26,8 +26,7 @@ describe('StageRunner lease checks and stop at once (real nats-server)', () => {
   let server: NatsServer;
   let nc: NatsConnection;
   let jsm: JetStreamManager;
-  // One stage per test, each with its own stream and partition-0 consumer.
-  const stages = ['router', 'processor', 'aggregator'] as const;
+  // One stage per test (router, processor, aggregator), each with its own stream and partition-0 consumer.
 
   beforeAll(async () => {
     server = await startNatsServer();
@@ -45,16 +44,16 @@ describe('StageRunner lease checks and stop at once (real nats-server)', () => {
     await server?.stop();
   });
 
-  const inputSubject = (stage: (typeof stages)[number]) =>
+  const inputSubject = (stage: Stage) =>
     ({ router: Subjects.ingest(0, 'order.created'), processor: Subjects.routed(0, 'orders'), aggregator: Subjects.processed(0, 'order.validated') })[stage];
 
   /** Ack floor of the stage's partition-0 consumer, once every ack this connection sent has reached the server. */
-  const ackFloor = async (stage: (typeof stages)[number]) => {
+  const ackFloor = async (stage: Stage) => {
     await nc.flush();
     return (await jsm.consumers.info(StageInput[stage], consumerName(stage, 0))).ack_floor.stream_seq;
   };
 
-  function runner(stage: (typeof stages)[number], o: Partial<StageRunnerOptions>, handle: (b: InputEnvelope[]) => Promise<void>, logs: string[]) {
+  function runner(stage: Stage, o: Partial<StageRunnerOptions>, handle: (b: InputEnvelope[]) => Promise<void>, logs: string[]) {
     const r = new StageRunner({
       stage,
       js: jetstream(nc),
