@@ -192,6 +192,8 @@ class PartitionRun {
   }
 
   private async prepare(log: StageRunnerOptions['log']): Promise<PartitionWorker> {
+    // Its lease is held from here: opening may already write (the aggregator rewrites the partition's results).
+    log.info('partition opening', { partition: this.partition });
     const { ackFloor, reset, deliveredUpTo } = await preparePartitionConsumer(this.o.jsm, this.o.stage, this.partition, {
       maxAckPending: this.o.maxAckPending,
       ackWaitMs: this.o.ackWaitMs,
