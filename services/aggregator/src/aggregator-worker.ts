@@ -8,7 +8,7 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { aggregateKvKey, encodeEnvelope, Subjects } from '@mesh/contracts';
+import { aggregateKvKey, encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
 import { endEventSpan, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
@@ -30,6 +30,8 @@ export interface AggregatorWorkerDeps {
   /** Where `windows` came from, and where they are saved after every batch. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
+  /** Replay epoch the partition was opened in (0: never replayed): a replay publishes the same windows again, under new ids. */
+  epoch?: number;
 }
 
 /**
@@ -60,6 +62,7 @@ async function writeResults(results: KV, windows: PartitionWindows): Promise<voi
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters, checkpoint } = d;
+  const epoch = d.epoch ?? 0;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
@@ -78,7 +81,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
             counters.late++;
             const h = natsHeaders();
             h.set('Mesh-Late-Watermark', new Date(windows.watermark(name)).toISOString());
-            late.push(js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: `late:${name}:${env.seq}:${index}`, headers: h }));
+            late.push(js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: epochMsgId(epoch, `late:${name}:${env.seq}:${index}`), headers: h }));
           }
         });
         windows.lastSeq = env.seq;
@@ -93,7 +96,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
           js.publish(
             Subjects.aggregates(name),
             JSON.stringify({ name, key, start: new Date(cell.start).toISOString(), end: new Date(cell.end).toISOString(), ...cell.acc }),
-            { msgID: `agg:${name}:${key}:${cell.start}` },
+            { msgID: epochMsgId(epoch, `agg:${name}:${key}:${cell.start}`) },
           ),
         );
         await Promise.all([...emits, ...late]);
