@@ -6,6 +6,8 @@
  * runs with its own env file and MESH_PROVISION=false. Then:
  *   - the pipeline counts exactly, also across a SIGKILLed and restarted
  *     aggregator and a second processor taking partitions over;
+ *   - `mesh replay --from beginning` run as the admin rebuilds every total
+ *     unchanged (the stages read and ack the replay signal with their grants);
  *   - nothing any service did was refused (no permission violation in any
  *     service's output or in the server's log), so the permissions are enough;
  *   - a service with a client certificate of another CA, or trusting another
@@ -96,7 +98,10 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     return { done, reached: (fraction: number) => eventually(async () => sent >= events.length * fraction, 120_000, 20) };
   }
 
-  async function expectExactTotals(events: readonly CloudEvent[]) {
+  /** Every event a test checked the totals of: a replay from the beginning must give all of them back. */
+  const checked: CloudEvent[] = [];
+  async function expectExactTotals(events: readonly CloudEvent[], record = true) {
+    if (record) checked.push(...events);
     const expected = expectedTotals(events);
     const url = () => live.get('aggregator')!.url;
     await eventually(async () => {
@@ -174,6 +179,13 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     await stream(after).done;
     sent.push(...after);
     await expectExactTotals(sent);
+  }, 240_000);
+
+  it('replays from the beginning as the admin, and every total comes back unchanged', async () => {
+    const replayed = await run(MeshJs, ['replay', '--from', 'beginning', '--yes'], { ...envFile('admin'), NATS_URL: server.url }, 120_000);
+    expect({ code: replayed.code, stderr: replayed.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(replayed.stdout).toContain('resumed: epoch 1');
+    await expectExactTotals(checked, false);
   }, 240_000);
 
   it('was refused nothing: no permission violation in any service output or the server log', async () => {

@@ -12,3 +12,5 @@ export { MeshServices, serviceInboxPrefix, servicePermissions, ServiceNeeds, Ing
 export type { MeshService, ServicePermissions, Grant } from './service-permissions';
 export { parseRule } from './route-rule';
 export type { RouteRule } from './route-rule';
+export { ReplayEpochKey, replayAckKey, replayAckPrefix, epochMsgId, parseReplaySignal } from './replay';
+export type { ReplaySignal, ReplayAck, ReplayPhase } from './replay';

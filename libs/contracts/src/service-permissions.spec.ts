@@ -35,9 +35,9 @@ describe('servicePermissions', () => {
   it('scopes KV writes to the keys a service owns', () => {
     const kvWrites = (s: (typeof MeshServices)[number]) => servicePermissions(s, 4).publish.map((g) => g.subject).filter((x) => x.startsWith('$KV.'));
     expect(kvWrites('ingest')).toEqual([]);
-    expect(kvWrites('processor').sort()).toEqual(['$KV.mesh_checkpoints.processor.>', '$KV.mesh_leases.processor.>', '$KV.mesh_members.processor.>', '$KV.mesh_routes.handler.>']);
-    expect(kvWrites('aggregator').sort()).toEqual(['$KV.mesh_aggregates.>', '$KV.mesh_checkpoints.aggregator.>', '$KV.mesh_leases.aggregator.>', '$KV.mesh_members.aggregator.>']);
-    expect(kvWrites('router').sort()).toEqual(['$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
+    expect(kvWrites('processor').sort()).toEqual(['$KV.mesh_checkpoints.processor.>', '$KV.mesh_checkpoints.replay.ack.processor.>', '$KV.mesh_leases.processor.>', '$KV.mesh_members.processor.>', '$KV.mesh_routes.handler.>']);
+    expect(kvWrites('aggregator').sort()).toEqual(['$KV.mesh_aggregates.>', '$KV.mesh_checkpoints.aggregator.>', '$KV.mesh_checkpoints.replay.ack.aggregator.>', '$KV.mesh_leases.aggregator.>', '$KV.mesh_members.aggregator.>']);
+    expect(kvWrites('router').sort()).toEqual(['$KV.mesh_checkpoints.replay.ack.router.>', '$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
     expect(kvWrites('sink')).toEqual([]);
   });
 

@@ -37,6 +37,7 @@
 import { kvStream, kvSubject, JsApi } from './jetstream-api';
 import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, SinkConsumer, StageInput, Streams, type Stage, type StreamName } from './names';
 import { Subjects } from './subjects';
+import { ReplayEpochKey, replayAckPrefix } from './replay';
 
 export const MeshServices = ['ingest', 'router', 'processor', 'aggregator', 'sink'] as const;
 export type MeshService = (typeof MeshServices)[number];
@@ -123,6 +124,18 @@ function ownership(stage: Stage): Grant[] {
   );
 }
 
+/** `mesh replay`: read and watch the replay signal, ack its phases under the stage's own keys. */
+function replaySignal(stage: Stage): Grant[] {
+  const checkpoints = kvStream(Buckets.checkpoints);
+  const signal = kvSubject(Buckets.checkpoints, ReplayEpochKey);
+  return [
+    { subject: JsApi.directGetLast(checkpoints, signal), why: 'read the replay phase at start-up' },
+    { subject: JsApi.consumerCreate(checkpoints, '*', signal), why: 'watch the replay phase' },
+    { subject: JsApi.flowControl(checkpoints), why: 'flow control of the replay phase watch' },
+    { subject: kvSubject(Buckets.checkpoints, `${replayAckPrefix(stage)}>`), why: 'ack a replay phase (its own instances only)' },
+  ];
+}
+
 /** The durable consumer of each partition the stage may own, and nothing of other stages. */
 function partitionConsumers(stage: Stage, partitions: number): Grant[] {
   const stream = StageInput[stage];
@@ -147,6 +160,7 @@ function stage(stage: Stage, partitions: number, publish: Grant[]): ServicePermi
       ...base.publish,
       ...partitionConsumers(stage, partitions),
       ...ownership(stage),
+      ...replaySignal(stage),
       { subject: Subjects.dlqStage(stage), why: 'dead letters of its stage' },
       ...publish,
     ],

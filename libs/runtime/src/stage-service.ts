@@ -3,7 +3,8 @@
  * aggregator) share: partition ownership by leases (the owner prepares each
  * partition's durable consumer when it takes the partition),
  * the stage runner that follows it, readiness, a graceful stop that finishes
- * and releases every partition, and `GET /v1/partitions`.
+ * and releases every partition, `GET /v1/partitions`, and the pauses of
+ * `mesh replay` (replay-gate.ts).
  */
 import { StageInput, Subjects, type Stage } from '@mesh/contracts';
 import { EndpointStats } from './endpoint-stats';
@@ -14,6 +15,7 @@ import { armFaultPoint } from './fault-point';
 import { sendJson } from './http';
 import type { CommonConfig, RunningService, ServiceContext } from './service';
 import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
+import { ReplayGate } from './replay-gate';
 
 export interface StageConfig extends CommonConfig {
   consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
@@ -31,7 +33,11 @@ export interface StageHandle extends RunningService {
 export async function createStage<C extends StageConfig>(
   ctx: ServiceContext<C>,
   stage: Stage,
-  open: (partition: number, resume: Resume, ensureLease: () => void) => Promise<PartitionWorker>,
+  /**
+   * Opens a partition for its new owner. `ensureLease` throws unless this instance still holds the lease;
+   * `replay.epoch` names the outputs (epochMsgId): 0 until the mesh is first replayed.
+   */
+  open: (partition: number, resume: Resume, ensureLease: () => void, replay: { epoch: number }) => Promise<PartitionWorker>,
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
@@ -43,6 +49,7 @@ export async function createStage<C extends StageConfig>(
     ttlMs: config.mesh.leaseTtl,
     onError: (what, err) => log.warn(what, { error: err }),
   });
+  const gate = new ReplayGate({ nc, stage, instanceId: config.instance.id, owned$: ownership.owned$, release: (p) => ownership.released(p), log });
   const stats = new EndpointStats('consume');
   const runner = new StageRunner({
     metrics: ctx.metrics,
@@ -51,17 +58,18 @@ export async function createStage<C extends StageConfig>(
     js,
     jsm,
     maxAckPending: config.consumer.maxAckPending,
-    ownership: ownership.owned$,
+    ownership: gate.owned$,
     lost: ownership.lost$,
     holds: (p) => ownership.holds(p),
-    released: (p) => ownership.released(p),
+    released: (p) => gate.released(p),
     batchMessages: config.consumer.batchMessages,
     pullMessages: config.consumer.maxAckPending,
     ackWaitMs: config.consumer.ackWait,
     log,
-    open,
+    open: (partition, resume, ensureLease) => open(partition, resume, ensureLease, { epoch: gate.epoch }),
     onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
   });
+  gate.attach(runner);
   countPartitionLosses(ownership.lost$, ctx.metrics, stage);
   ctx.metrics.ownedPartitions.addCallback((r) => r.observe(runner.consuming().length, { stage }));
   ctx.metrics.consumerLag.addCallback((r) => {
@@ -76,6 +84,7 @@ export async function createStage<C extends StageConfig>(
       consuming: runner.consuming(),
       leases: ownership.heldPartitions(),
       members: ownership.liveMembers,
+      replay: gate.signal ?? null,
     }),
     'query',
   );
@@ -83,6 +92,8 @@ export async function createStage<C extends StageConfig>(
     runner,
     ownership,
     async start() {
+      // The replay phase first: an instance started mid-replay takes nothing until it knows it.
+      await gate.start();
       await ownership.start();
       runner.start();
       started = true;
@@ -103,6 +114,7 @@ export async function createStage<C extends StageConfig>(
     },
     async stop(timeoutMs) {
       await runner.stop(timeoutMs);
+      gate.stop();
       await ownership.leave();
     },
   };

@@ -8,7 +8,7 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { aggregateKvKey, encodeEnvelope, Subjects } from '@mesh/contracts';
+import { aggregateKvKey, encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
 import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
@@ -32,6 +32,8 @@ export interface AggregatorWorkerDeps {
   counters: AggregatorCounters;
   /** Throws unless this instance still holds the partition's lease (see StageRunnerOptions.open). */
   ensureLease?(): void;
+  /** Replay epoch the partition was opened in (0: never replayed): a replay publishes the same windows again, under new ids. */
+  epoch?: number;
 }
 
 /**
@@ -62,6 +64,7 @@ async function writeResults(results: KV, windows: PartitionWindows): Promise<voi
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters, checkpoint } = d;
+  const epoch = d.epoch ?? 0;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
@@ -80,7 +83,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
             counters.late++;
             const h = natsHeaders();
             h.set('Mesh-Late-Watermark', new Date(windows.watermark(name)).toISOString());
-            late.push(js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: `late:${name}:${env.seq}:${index}`, headers: h }));
+            late.push(js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: epochMsgId(epoch, `late:${name}:${env.seq}:${index}`), headers: h }));
           }
         });
         windows.lastSeq = env.seq;
@@ -95,7 +98,7 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
           js.publish(
             Subjects.aggregates(name),
             JSON.stringify({ name, key, start: new Date(cell.start).toISOString(), end: new Date(cell.end).toISOString(), ...cell.acc }),
-            { msgID: `agg:${name}:${key}:${cell.start}` },
+            { msgID: epochMsgId(epoch, `agg:${name}:${key}:${cell.start}`) },
           ),
         );
         await Promise.all([...emits, ...late]);

@@ -26,11 +26,11 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
 
   aggregateRoutes(http, { byName, js, results, counters, heartbeatMs: config.aggregator.updatesHeartbeat });
 
-  const stage = await createStage(ctx, 'aggregator', async (partition, _resume, ensureLease) => {
+  const stage = await createStage(ctx, 'aggregator', async (partition, _resume, ensureLease, { epoch }) => {
     const { windows, checkpoint } = await loadWindows(checkpoints, results, partition, () =>
       new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows, retentionMs: config.aggregator.stateRetention }),
     );
-    return aggregatorWorker({ js, partition, results, windows, checkpoint, counters, ensureLease });
+    return aggregatorWorker({ js, partition, results, windows, checkpoint, counters, ensureLease, epoch });
   });
   await stage.start();
   return stage;

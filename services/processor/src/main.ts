@@ -31,12 +31,12 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
     'query',
   );
 
-  const stage = await createStage(ctx, 'processor', async (partition, resume) => {
+  const stage = await createStage(ctx, 'processor', async (partition, resume, _ensureLease, { epoch }) => {
     const ledger = await RetryLedger.load(checkpoints, jsm, partition, resume.ackFloor);
     if (ledger.size() > 0) log.info('partition has events waiting for a retry', { partition, envelopes: ledger.size() });
     return processorWorker({
       js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
-      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, ledger, resume, log, metrics: ctx.metrics,
+      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, ledger, resume, epoch, log, metrics: ctx.metrics,
     });
   });
   await stage.start();

@@ -19,7 +19,7 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
-  chunkEvents, encodeEnvelope, encodeEnvelopeParts, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
+  chunkEvents, encodeEnvelope, epochMsgId, encodeEnvelopeParts, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import {
@@ -59,6 +59,8 @@ export interface ProcessorWorkerDeps {
   /** The partition's waiting events, loaded when the partition was opened. */
   ledger: RetryLedger;
   resume: Resume;
+  /** Replay epoch the partition was opened in (0: never replayed): output ids start `e<epoch>:` after a replay. */
+  epoch?: number;
   log: Logger;
   metrics?: MetricsRegistry;
 }
@@ -230,7 +232,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             d.counters.emitted += chunk.length;
             outs.push({
               subject: Subjects.processed(g.partition, g.type),
-              msgId: `processor:${origin}:${g.partition}:${g.type}:${n}`,
+              msgId: epochMsgId(d.epoch ?? 0, `processor:${origin}:${g.partition}:${g.type}:${n}`),
               events: chunk.map((i) => g.events[i]),
               body: encodeEnvelopeParts(chunk.map((i) => json[i])),
             });

@@ -61,10 +61,10 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
   http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }), 'query');
 
-  const stage = await createStage(ctx, 'router', async (partition, { ackFloor }) => {
+  const stage = await createStage(ctx, 'router', async (partition, { ackFloor }, _ensureLease, { epoch }) => {
     const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow, ackFloor);
     log.debug('partition opened', { partition, dedup_scanned: scanned, dedup_keys: window.size });
-    return routerWorker({ js, partition, table, dedup: window, counters, log, metrics: ctx.metrics });
+    return routerWorker({ js, partition, table, dedup: window, counters, log, metrics: ctx.metrics, epoch });
   });
 
   // Until some processor has declared its handlers every event would be

@@ -1,11 +1,12 @@
 /**
  * The router's work on one partition: drop duplicates, decide each event's
  * handlers, and publish one envelope per input envelope and handler on
- * `mesh.routed.<p>.<handler>` (id `router:<seq>:<handler>`). Unroutable
+ * `mesh.routed.<p>.<handler>` (id `router:<seq>:<handler>`, `e<epoch>:`
+ * before it after a replay). Unroutable
  * events are dead-lettered; dropped ones are counted.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encodeEnvelope, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import { encodeEnvelope, epochMsgId, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import { deadLetter, endEventSpan, startEventSpan, type InputEnvelope, type Logger, type PartitionWorker } from '@mesh/runtime';
 import type { MetricsRegistry } from '@mesh/telemetry';
@@ -35,8 +36,11 @@ export function routerWorker(deps: {
   counters: RouterCounters;
   log: Logger;
   metrics?: MetricsRegistry;
+  /** Replay epoch the partition was opened in (0: never replayed). */
+  epoch?: number;
 }): PartitionWorker {
   const { js, partition, table, dedup, counters, metrics } = deps;
+  const epoch = deps.epoch ?? 0;
   const consumerGroup = `router-p${String(partition).padStart(2, '0')}`;
   return {
     async handle(batch: InputEnvelope[]) {
@@ -89,7 +93,7 @@ export function routerWorker(deps: {
           metrics?.eventsOut.add(events.length, { stage: 'router', handler });
           // Every event of the envelope, unchanged and in order: forward its bytes instead of encoding them again.
           const body = events.length === env.events.length && !rewritten ? env.data : undefined;
-          outs.push({ subject: Subjects.routed(partition, handler), msgId: `router:${env.seq}:${handler}`, events, body });
+          outs.push({ subject: Subjects.routed(partition, handler), msgId: epochMsgId(epoch, `router:${env.seq}:${handler}`), events, body });
         }
       }
       try {

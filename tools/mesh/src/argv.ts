@@ -17,6 +17,7 @@ import { DlqStages } from './mesh-names';
 import type { NatsConfigOptions } from './nats-config/nats-config';
 import { oneOf } from './output';
 import { StageOutputs, subjectProblem } from './tail';
+import { parseReplayArgs, type ReplayArgs } from './replay-argv';
 
 export const DefaultNatsUrl = 'nats://127.0.0.1:4222';
 /** The largest partition count the mesh accepts (MESH_PARTITIONS). */
@@ -56,6 +57,7 @@ export type Invocation =
   | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
   | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | ({ command: 'replay'; global: GlobalOpts } & ReplayArgs)
   | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
   | { command: 'routes ls'; global: GlobalOpts }
   | { command: 'routes set'; global: GlobalOpts; name: string; rule?: string; file?: string }
@@ -314,6 +316,8 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
     }
+    case 'replay':
+      return { command: name, global, ...parseReplayArgs(rest, value, has) };
     case 'routes ls':
       noArguments();
       return { command: name, global };

@@ -15,6 +15,7 @@ import { printable, type Output } from './output';
 import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
 import { provision } from './provision';
+import { replay } from './replay';
 import { routesList, routesRemove, routesSet } from './routes';
 import { send } from './send';
 import { tail } from './tail';
@@ -48,6 +49,8 @@ export function runCommand(
       return send(ctx, inv);
     case 'provision':
       return provision(ctx, inv, env);
+    case 'replay':
+      return replay(ctx, inv);
     case 'tail':
       return tail(ctx, inv);
   }

@@ -12,7 +12,7 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'send' | 'provision' | 'nats-config' | ApiKeyCommandName;
+export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'replay' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'send' | 'provision' | 'nats-config' | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -93,6 +93,25 @@ export const Commands: CommandSpec[] = [
     details: [
       'lag = messages not yet delivered + delivered but not acknowledged. ' +
         "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+  {
+    name: 'replay',
+    args: '',
+    summary: 'rebuild everything downstream of ingest from the events stored in MESH_INGEST',
+    options: [
+      { flag: '--from', value: '<time|beginning>', help: "replay the events stored at or after this RFC 3339 time, or 'beginning' for all of them" },
+      { flag: '--yes', help: 'do it (without --yes the command only says what it would do, and exits 2)' },
+      { flag: '--dry-run', help: 'print what would be paused and reset, change nothing' },
+      { flag: '--timeout', value: '<ms>', help: 'how long to wait for every stage instance to pause (default 60000)' },
+    ],
+    details: [
+      'The services keep running and ingest keeps accepting. The stages pause their partitions (keeping their leases), ' +
+        'the stage consumers are recreated (the router at --from, the processor and aggregator after the last message of their input), ' +
+        "the processor's and aggregator's checkpoints and retry records and every result in mesh_aggregates are removed, and the stages resume: " +
+        'the results then reflect exactly the events replayed. Outputs of a replay carry the epoch in their message ids (e<n>:...).',
+      'With a --from time, the results of windows before it are removed too and not rebuilt. MESH_AGGREGATES (closed windows) and MESH_DLQ are kept.',
+      'If an instance does not pause within --timeout, nothing is reset, the stages resume, and the command fails naming the instances that did not answer.',
     ],
   },
   {

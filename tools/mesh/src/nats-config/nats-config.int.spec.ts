@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   Buckets, checkpointKey, consumerName, JsApi, kvStream, kvSubject, MeshServices, retryRecordPrefix, RouteKeyPrefix, serviceInboxPrefix,
-  SinkConsumer, Stages, StageInput, Streams, Subjects, type MeshService,
+  ReplayEpochKey, replayAckKey, SinkConsumer, Stages, StageInput, Streams, Subjects, type MeshService,
 } from '@mesh/contracts';
 import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
 import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
@@ -314,6 +314,30 @@ describe('mesh nats-config --tls under nats-server', () => {
       const spy = as(service).subscribe('>');
       expect(String(await spy.closed)).toMatch(refused('>'));
       await expect(as(service).request('$JS.API.STREAM.LIST', '')).rejects.toThrow(refused('$JS.API.STREAM.LIST'));
+    });
+  });
+  describe('replay signal (mesh replay)', () => {
+    it.each(Stages)('%s reads and watches replay.epoch and acks under its own key only', async (stage) => {
+      await (await adminKv(Buckets.checkpoints)).put(ReplayEpochKey, JSON.stringify({ epoch: 3, from: 'beginning', phase: 'pause' }));
+      const kv = await new Kvm(as(stage)).open(Buckets.checkpoints, { allow_direct: true });
+      expect((await kv.get(ReplayEpochKey))?.string()).toContain('"epoch":3');
+      const watch = await kv.watch({ key: ReplayEpochKey });
+      for await (const e of watch) {
+        expect(e.string()).toContain('"phase":"pause"');
+        break;
+      }
+      await kv.put(replayAckKey(stage, 'i1'), '{"epoch":3,"phase":"pause"}');
+      expect((await (await adminKv(Buckets.checkpoints)).get(replayAckKey(stage, 'i1')))?.string()).toBe('{"epoch":3,"phase":"pause"}');
+      await expect(kv.put(ReplayEpochKey, '{"epoch":4,"from":"beginning","phase":"run"}')).rejects.toThrow(refused(kvSubject(Buckets.checkpoints, ReplayEpochKey)));
+      const other = Stages.find((s) => s !== stage)!;
+      await expect(kv.put(replayAckKey(other, 'i1'), '{}')).rejects.toThrow(refused(kvSubject(Buckets.checkpoints, replayAckKey(other, 'i1'))));
+      expect((await (await adminKv(Buckets.checkpoints)).get(ReplayEpochKey))?.string()).toContain('"epoch":3');
+    });
+
+    it('ingest and sink may not ack a replay', async () => {
+      for (const service of ['ingest', 'sink'] as const) {
+        await expect((await kvOf(service, Buckets.checkpoints)).put(replayAckKey('router', 'x'), '{}')).rejects.toThrow(anyRefusal);
+      }
     });
   });
 });
