@@ -3,9 +3,19 @@
 // nats-server on an ephemeral port; none touches a server on 4222.
 module.exports = {
   projects: [
-    '<rootDir>/libs/contracts', '<rootDir>/libs/config', '<rootDir>/libs/messaging', '<rootDir>/libs/runtime', '<rootDir>/libs/testing', '<rootDir>/libs/telemetry',
-    '<rootDir>/services/ingest', '<rootDir>/services/router', '<rootDir>/services/processor', '<rootDir>/services/aggregator', '<rootDir>/services/sink',
-    '<rootDir>/tools/mesh', '<rootDir>/tools/dev',
+    '<rootDir>/libs/contracts',
+    '<rootDir>/libs/config',
+    '<rootDir>/libs/messaging',
+    '<rootDir>/libs/runtime',
+    '<rootDir>/libs/testing',
+    '<rootDir>/libs/telemetry',
+    '<rootDir>/services/ingest',
+    '<rootDir>/services/router',
+    '<rootDir>/services/processor',
+    '<rootDir>/services/aggregator',
+    '<rootDir>/services/sink',
+    '<rootDir>/tools/mesh',
+    '<rootDir>/tools/dev',
     '<rootDir>/test',
   ],
   maxWorkers: 2,

@@ -12,7 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, kvStream } from '@mesh/contracts';
 import { credentialOptions, eventually, startSecureNats, startService, type SecureNats, type ServiceProcess } from '@mesh/testing';
 
-describe('aggregate queries with the aggregator\'s own NATS identity', () => {
+describe("aggregate queries with the aggregator's own NATS identity", () => {
   let nats: SecureNats;
   let admin: NatsConnection;
   let aggregator: ServiceProcess | undefined;
@@ -20,7 +20,13 @@ describe('aggregate queries with the aggregator\'s own NATS identity', () => {
   beforeAll(async () => {
     nats = await startSecureNats({ partitions: 4 });
     admin = await connect({ servers: nats.server.url, ...credentialOptions(nats.env('admin')) });
-    aggregator = await startService('aggregator', { ...nats.env('aggregator'), NATS_URL: nats.server.url, MESH_PROVISION: 'false', MESH_PARTITIONS: '4', MESH_UPDATES_HEARTBEAT: '200ms' });
+    aggregator = await startService('aggregator', {
+      ...nats.env('aggregator'),
+      NATS_URL: nats.server.url,
+      MESH_PROVISION: 'false',
+      MESH_PARTITIONS: '4',
+      MESH_UPDATES_HEARTBEAT: '200ms',
+    });
   }, 90_000);
   afterAll(async () => {
     await aggregator?.stop();
@@ -28,9 +34,14 @@ describe('aggregate queries with the aggregator\'s own NATS identity', () => {
     await nats?.stop();
   }, 60_000);
 
-  it('lists keys, streams a key\'s updates and deletes the stream\'s consumer when the client goes away, with no permission violation', async () => {
+  it("lists keys, streams a key's updates and deletes the stream's consumer when the client goes away, with no permission violation", async () => {
     const results = await new Kvm(admin).open(Buckets.aggregates);
-    const result = (count: number) => JSON.stringify({ name: 'totals', key: 'sec-1', windows: [{ start: '2026-05-01T00:00:00.000Z', end: '2026-05-01T00:01:00.000Z', closed: false, count, sum: count }] });
+    const result = (count: number) =>
+      JSON.stringify({
+        name: 'totals',
+        key: 'sec-1',
+        windows: [{ start: '2026-05-01T00:00:00.000Z', end: '2026-05-01T00:01:00.000Z', closed: false, count, sum: count }],
+      });
     await results.put(aggregateKvKey('totals', 'sec-1'), result(1));
     await results.put(aggregateKvKey('totals', 'sec-2'), result(1));
 
@@ -63,8 +74,16 @@ describe('aggregate queries with the aggregator\'s own NATS identity', () => {
     abort.abort();
     expect(await eventually(async () => (await consumers()) === before, 10_000, 100)).toBe(true);
 
-    const violations = aggregator!.output().split('\n').filter((l) => /permission/i.test(l));
+    const violations = aggregator!
+      .output()
+      .split('\n')
+      .filter((l) => /permission/i.test(l));
     expect(violations).toEqual([]);
-    expect(nats.server.output().split('\n').filter((l) => /Violation/.test(l))).toEqual([]);
+    expect(
+      nats.server
+        .output()
+        .split('\n')
+        .filter((l) => /Violation/.test(l)),
+    ).toEqual([]);
   }, 60_000);
 });

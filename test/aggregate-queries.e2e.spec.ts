@@ -24,9 +24,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, kvStream, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
-import {
-  eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, type NatsServer, type ServiceName, type ServiceProcess,
-} from '@mesh/testing';
+import { eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { undrainedConsumers, waitUntilDrained } from './support/mesh-state';
 
 const P = 16;
@@ -125,7 +123,9 @@ describe('aggregate queries and session windows with real processes', () => {
   beforeAll(async () => {
     moduleDir = mkdtempSync(join(tmpdir(), 'mesh-sessions-'));
     const visits = join(moduleDir, 'visits.aggregation.js');
-    writeFileSync(visits, `module.exports = {
+    writeFileSync(
+      visits,
+      `module.exports = {
   name: 'visits',
   types: ['order.validated'],
   window: { kind: 'session', gapMs: ${GAP_MS} },
@@ -133,7 +133,8 @@ describe('aggregate queries and session windows with real processes', () => {
   init: () => ({ count: 0, sum: 0 }),
   add(acc, event) { acc.count += 1; acc.sum += event.data.amount; return acc; },
   merge(a, b) { a.count += b.count; a.sum += b.sum; return a; },
-};\n`);
+};\n`,
+    );
     server = await startNatsServer();
     nc = await connect({ servers: server.url });
     jsm = await jetstreamManager(nc);
@@ -148,9 +149,15 @@ describe('aggregate queries and session windows with real processes', () => {
     if (moduleDir) rmSync(moduleDir, { recursive: true, force: true });
   }, 60_000);
 
-  it('merges a key\'s events into sessions, merges two sessions a late event bridges, and publishes the closed session once', async () => {
+  it("merges a key's events into sessions, merges two sessions a late event bridges, and publishes the closed session once", async () => {
     const key = 'visitor-1';
-    const session = (fromS: number, toS: number, closed: boolean, count: number, sum: number) => ({ start: iso(T0 + fromS * 1000), end: iso(T0 + toS * 1000), closed, count, sum });
+    const session = (fromS: number, toS: number, closed: boolean, count: number, sum: number) => ({
+      start: iso(T0 + fromS * 1000),
+      end: iso(T0 + toS * 1000),
+      closed,
+      count,
+      sum,
+    });
     // 0 s and 10 s are one session (until 40 s); 50 s is 40 s after 10 s: a second one.
     await send([at(key, 1, 1, 0), at(key, 2, 2, 10_000), at(key, 3, 4, 50_000)]);
     expect(await windowsOf('visits', key)).toEqual([session(0, 40, false, 2, 3), session(50, 80, false, 1, 4)]);
@@ -166,7 +173,7 @@ describe('aggregate queries and session windows with real processes', () => {
     expect(await published(jsm, Subjects.aggregates('visits'))).toEqual([{ name: 'visits', key, start: iso(T0), end: iso(T0 + 80_000), count: 4, sum: 15 }]);
   }, 120_000);
 
-  it('lists an aggregation\'s keys page by page, in order and each once, with a prefix', async () => {
+  it("lists an aggregation's keys page by page, in order and each once, with a prefix", async () => {
     const keys = Array.from({ length: 25 }, (_, i) => `shop/${String(i).padStart(2, '0')}`);
     await send([...keys.map((k, i) => at(k, 1, i + 1, 600_000)), at('other-1', 1, 1, 600_000), at('shop', 1, 1, 600_000)]);
     const seen: string[] = [];
@@ -207,24 +214,30 @@ describe('aggregate queries and session windows with real processes', () => {
     expect(body.error).toBe("unknown aggregation 'nope'; known aggregations: totals, visits");
   });
 
-  it('limits a key\'s windows to those sharing time with ?from=&to=', async () => {
+  it("limits a key's windows to those sharing time with ?from=&to=", async () => {
     const key = 'ranged';
     await send([at(key, 1, 1, 3_600_000), at(key, 2, 2, 3_660_000), at(key, 3, 4, 3_720_000)]);
     const minute = (m: number) => iso(T0 + 3_600_000 + m * 60_000);
     expect((await windowsOf('totals', key)).map((w) => w.start)).toEqual([minute(0), minute(1), minute(2)]);
     // [0:30, 1:30) touches the first two minutes; a range ending where a window starts leaves it out.
-    expect((await windowsOf('totals', key, `?from=${minute(0.5)}&to=${minute(1.5)}`)).map((w) => [w.start, w.sum])).toEqual([[minute(0), 1], [minute(1), 2]]);
+    expect((await windowsOf('totals', key, `?from=${minute(0.5)}&to=${minute(1.5)}`)).map((w) => [w.start, w.sum])).toEqual([
+      [minute(0), 1],
+      [minute(1), 2],
+    ]);
     expect((await windowsOf('totals', key, `?from=${minute(1)}&to=${minute(2)}`)).map((w) => w.start)).toEqual([minute(1)]);
     expect((await windowsOf('totals', key, `?from=${minute(2)}`)).map((w) => w.start)).toEqual([minute(2)]);
     expect((await windowsOf('totals', key, `?to=${minute(1)}`)).map((w) => w.start)).toEqual([minute(0)]);
     const bad = await query(`/v1/aggregates/totals/${key}?from=yesterday`);
-    expect(bad).toEqual({ status: 400, body: { parameter: 'from', error: 'from "yesterday" is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"' } });
+    expect(bad).toEqual({
+      status: 400,
+      body: { parameter: 'from', error: 'from "yesterday" is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"' },
+    });
     const reversed = await query(`/v1/aggregates/totals/${key}?from=${minute(2)}&to=${minute(1)}`);
     expect(reversed.status).toBe(400);
     expect(reversed.body.parameter).toBe('from');
   }, 120_000);
 
-  it('streams a key\'s result as Server-Sent Events within 100 ms of its change in KV, with heartbeats, and stops its watch when the client goes away', async () => {
+  it("streams a key's result as Server-Sent Events within 100 ms of its change in KV, with heartbeats, and stops its watch when the client goes away", async () => {
     const key = 'live-1';
     const kvKey = aggregateKvKey('totals', key);
     // The test's own watch sees when the aggregator writes the result.
@@ -243,13 +256,20 @@ describe('aggregate queries and session windows with real processes', () => {
     expect(JSON.parse(stream.events[0].data)).toEqual({ name: 'totals', key, windows: [] });
     expect((await jsm.streams.info(kvStream(Buckets.aggregates))).state.consumer_count).toBe(consumersBefore + 1);
 
-    for (const [n, amount] of [[1, 5], [2, 7]] as const) {
+    for (const [n, amount] of [
+      [1, 5],
+      [2, 7],
+    ] as const) {
       await send([at(key, n, amount, 7_200_000)]);
       expect(await eventually(async () => stream.events.length === n + 1 && changes.length === n, 5_000, 10)).toBe(true);
       const update = stream.events[n];
       const change = changes[n - 1];
       expect(update).toMatchObject({ event: 'result', id: String(change.revision) });
-      expect(JSON.parse(update.data)).toEqual({ name: 'totals', key, windows: [{ start: iso(T0 + 7_200_000), end: iso(T0 + 7_260_000), closed: false, count: n, sum: n === 1 ? 5 : 12 }] });
+      expect(JSON.parse(update.data)).toEqual({
+        name: 'totals',
+        key,
+        windows: [{ start: iso(T0 + 7_200_000), end: iso(T0 + 7_260_000), closed: false, count: n, sum: n === 1 ? 5 : 12 }],
+      });
       console.log(`update ${n}: KV revision ${change.revision}, SSE event ${(update.at - change.at).toFixed(1)} ms after the test's own KV watch saw it`);
       expect(update.at - change.at).toBeLessThan(100);
     }
@@ -259,14 +279,17 @@ describe('aggregate queries and session windows with real processes', () => {
 
     // The client goes away: the aggregator stops the watch (its consumer on the bucket's stream goes).
     stream.close();
-    expect(await eventually(async () => (await jsm.streams.info(kvStream(Buckets.aggregates))).state.consumer_count === consumersBefore, 10_000, 100)).toBe(true);
+    expect(await eventually(async () => (await jsm.streams.info(kvStream(Buckets.aggregates))).state.consumer_count === consumersBefore, 10_000, 100)).toBe(
+      true,
+    );
     watch.stop();
   }, 120_000);
 
   it('answers 404 to the events of an unknown aggregation and 400 to a parameter, before any stream starts', async () => {
     expect(await query('/v1/aggregates/nope/k/events')).toMatchObject({ status: 404 });
     expect(await query('/v1/aggregates/totals/k/events?from=2026-01-01T00:00:00Z')).toEqual({
-      status: 400, body: { parameter: 'from', error: "unknown query parameter 'from'; this route takes none" },
+      status: 400,
+      body: { parameter: 'from', error: "unknown query parameter 'from'; this route takes none" },
     });
   });
 });

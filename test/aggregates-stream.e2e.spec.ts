@@ -23,7 +23,18 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, decodeEnvelope, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { waitUntilDrained } from './support/mesh-state';
 
 /** The default MESH_PARTITIONS. */
@@ -154,9 +165,7 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
       { start: iso(T0), end: iso(T0 + 60_000), closed: true, count: 2, sum: 7 },
       { start: iso(T0 + 60_000), end: iso(T0 + 120_000), closed: false, count: 4, sum: 13 },
     ]);
-    expect(await closedWindows(jsm, 'totals', key)).toEqual([
-      { name: 'totals', key, start: iso(T0), end: iso(T0 + 60_000), count: 2, sum: 7 },
-    ]);
+    expect(await closedWindows(jsm, 'totals', key)).toEqual([{ name: 'totals', key, start: iso(T0), end: iso(T0 + 60_000), count: 2, sum: 7 }]);
   });
 
   it('sends an event later than the lateness to mesh.aggregates.late.<name>, counts it as late and leaves its window as it was', async () => {
@@ -179,7 +188,11 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
     // the watermark, so the event is added there (to the 20, 61, 63, 64 and
     // 65 s events: 4 + 5 + 6 + 1 + 1 = 17) and nothing is published late.
     expect(await aggregatesOn(jsm, Subjects.aggregatesLate(HOP.name))).toEqual([]);
-    expect((await windowsOf(mesh!.aggregator.url, HOP.name, key)).find((w) => w.start === iso(T0 + 20_000))).toMatchObject({ closed: false, count: 6, sum: 117 });
+    expect((await windowsOf(mesh!.aggregator.url, HOP.name, key)).find((w) => w.start === iso(T0 + 20_000))).toMatchObject({
+      closed: false,
+      count: 6,
+      sum: 117,
+    });
   });
 
   it('publishes each closed window once, also when later windows of its key close after it', async () => {
@@ -198,21 +211,39 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
     const key = 'hop-1';
     await send([at(key, 1, 1, T1 + 10_000), at(key, 2, 2, T1 + 30_000), at(key, 3, 4, T1 + 50_000)]);
     const w = (startS: number, count: number, sum: number, closed: boolean) => ({
-      start: iso(T1 + startS * 1000), end: iso(T1 + startS * 1000 + HOP.sizeMs), closed, count, sum,
+      start: iso(T1 + startS * 1000),
+      end: iso(T1 + startS * 1000 + HOP.sizeMs),
+      closed,
+      count,
+      sum,
     });
     // 10 s is in [-40, 20), [-20, 40), [0, 60); 30 s in [-20, 40), [0, 60), [20, 80); 50 s in [0, 60), [20, 80), [40, 100).
     // The watermark is now 48 s: the two windows that end by then are closed.
     expect(await windowsOf(mesh!.aggregator.url, HOP.name, key)).toEqual([
-      w(-40, 1, 1, true), w(-20, 2, 3, true), w(0, 3, 7, false), w(20, 2, 6, false), w(40, 1, 4, false),
+      w(-40, 1, 1, true),
+      w(-20, 2, 3, true),
+      w(0, 3, 7, false),
+      w(20, 2, 6, false),
+      w(40, 1, 4, false),
     ]);
     // 103 s: the watermark is 101 s, past the end of each of those five windows (at most 100 s).
     await send([at(key, 4, 8, T1 + 103_000)]);
     expect(await windowsOf(mesh!.aggregator.url, HOP.name, key)).toEqual([
-      w(-40, 1, 1, true), w(-20, 2, 3, true), w(0, 3, 7, true), w(20, 2, 6, true), w(40, 1, 4, true),
-      w(60, 1, 8, false), w(80, 1, 8, false), w(100, 1, 8, false),
+      w(-40, 1, 1, true),
+      w(-20, 2, 3, true),
+      w(0, 3, 7, true),
+      w(20, 2, 6, true),
+      w(40, 1, 4, true),
+      w(60, 1, 8, false),
+      w(80, 1, 8, false),
+      w(100, 1, 8, false),
     ]);
     expect(await closedWindows(jsm, HOP.name, key)).toEqual(
-      [w(-40, 1, 1, true), w(-20, 2, 3, true), w(0, 3, 7, true), w(20, 2, 6, true), w(40, 1, 4, true)].map(({ closed: _closed, ...r }) => ({ name: HOP.name, key, ...r })),
+      [w(-40, 1, 1, true), w(-20, 2, 3, true), w(0, 3, 7, true), w(20, 2, 6, true), w(40, 1, 4, true)].map(({ closed: _closed, ...r }) => ({
+        name: HOP.name,
+        key,
+        ...r,
+      })),
     );
   });
 
@@ -220,8 +251,14 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
     const T2 = T0 + 2 * 3_600_000;
     const [changed, deleted] = ['idle-1', 'idle-2'];
     await send([at(changed, 1, 5, T2 + 10_000), at(changed, 2, 6, T2 + 20_000), at(deleted, 1, 7, T2 + 30_000)]);
-    const checkpointed = { [changed]: [{ start: iso(T2), end: iso(T2 + 60_000), closed: false, count: 2, sum: 11 }], [deleted]: [{ start: iso(T2), end: iso(T2 + 60_000), closed: false, count: 1, sum: 7 }] };
-    const query = async () => ({ [changed]: await windowsOf(mesh!.aggregator.url, 'totals', changed), [deleted]: await windowsOf(mesh!.aggregator.url, 'totals', deleted) });
+    const checkpointed = {
+      [changed]: [{ start: iso(T2), end: iso(T2 + 60_000), closed: false, count: 2, sum: 11 }],
+      [deleted]: [{ start: iso(T2), end: iso(T2 + 60_000), closed: false, count: 1, sum: 7 }],
+    };
+    const query = async () => ({
+      [changed]: await windowsOf(mesh!.aggregator.url, 'totals', changed),
+      [deleted]: await windowsOf(mesh!.aggregator.url, 'totals', deleted),
+    });
     expect(await query()).toEqual(checkpointed);
 
     // The owner goes (SIGTERM: it releases its partitions), and the results
@@ -229,11 +266,18 @@ describe('aggregator outputs: closed windows, late events, hopping windows, resu
     // writes: one key's result is overwritten, another's deleted.
     expect(await mesh!.aggregator.stop()).toBe(0);
     const results = await new Kvm(nc).open(Buckets.aggregates);
-    await results.put(aggregateKvKey('totals', changed), JSON.stringify({ name: 'totals', key: changed, windows: [{ ...checkpointed[changed][0], count: 999, sum: 999 }] }));
+    await results.put(
+      aggregateKvKey('totals', changed),
+      JSON.stringify({ name: 'totals', key: changed, windows: [{ ...checkpointed[changed][0], count: 999, sum: 999 }] }),
+    );
     await results.delete(aggregateKvKey('totals', deleted));
 
     // A new owner of every partition; no event is sent.
-    mesh!.aggregator = await startService('aggregator', { NATS_URL: server.url, MESH_ALLOWED_LATENESS: `${LATENESS_MS}ms`, MESH_AGGREGATION_MODULES: join(moduleDir, 'hop.aggregation.js') });
+    mesh!.aggregator = await startService('aggregator', {
+      NATS_URL: server.url,
+      MESH_ALLOWED_LATENESS: `${LATENESS_MS}ms`,
+      MESH_AGGREGATION_MODULES: join(moduleDir, 'hop.aggregation.js'),
+    });
     await eventually(async () => JSON.stringify(await query()) === JSON.stringify(checkpointed), 30_000);
     expect(await query()).toEqual(checkpointed);
   });

@@ -49,7 +49,10 @@ describe('the CloudEvents SDK as a client', () => {
     const message = HTTP.binary(order('sdk-bad', 1, 5));
     delete message.headers['ce-source'];
     const answer = await post(events, message);
-    expect(answer).toEqual({ status: 400, body: { error: '1 problem(s) in the request; nothing was stored', problems: [{ index: 0, attribute: 'source', problem: 'is required' }] } });
+    expect(answer).toEqual({
+      status: 400,
+      body: { error: '1 problem(s) in the request; nothing was stored', problems: [{ index: 0, attribute: 'source', problem: 'is required' }] },
+    });
     // Nothing else is sent meanwhile: a stored event would show here.
     await new Promise((r) => setTimeout(r, 300));
     expect(await storedMessages()).toBe(before);
@@ -73,8 +76,14 @@ describe('the CloudEvents SDK as a client', () => {
     const res = await fetch(events, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
     expect({ status: res.status, body: await res.json() }).toEqual({ status: 202, body: { accepted: 3, ids: ['sdk-batch-1', 'sdk-batch-2', 'sdk-batch-3'] } });
 
-    const expected = { 'sdk-emitter': { count: 1, sum: 10 }, 'sdk-binary': { count: 1, sum: 7 }, 'sdk-structured': { count: 1, sum: 3 }, 'sdk-batch': { count: 3, sum: 7 } };
-    const actual = async () => Object.fromEntries(await Promise.all(Object.keys(expected).map(async (k) => [k, await totalsOf(mesh.aggregator.url, k).catch(() => undefined)])));
+    const expected = {
+      'sdk-emitter': { count: 1, sum: 10 },
+      'sdk-binary': { count: 1, sum: 7 },
+      'sdk-structured': { count: 1, sum: 3 },
+      'sdk-batch': { count: 3, sum: 7 },
+    };
+    const actual = async () =>
+      Object.fromEntries(await Promise.all(Object.keys(expected).map(async (k) => [k, await totalsOf(mesh.aggregator.url, k).catch(() => undefined)])));
     let totals: Record<string, unknown> = {};
     await eventually(async () => JSON.stringify((totals = await actual())) === JSON.stringify(expected), 30_000);
     expect(totals).toEqual(expected);

@@ -4,7 +4,17 @@
  * election and every key's totals are exact. The node then comes back.
  */
 import { Streams } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, startNatsCluster, startService, totalsFor, type NatsCluster, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  startNatsCluster,
+  startService,
+  totalsFor,
+  type NatsCluster,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { undrainedConsumers, waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 60;
@@ -55,14 +65,24 @@ describe('a 3-node cluster losing a stream leader', () => {
       expected.set(keyOf(n), t);
     }
     const url = procs.get('aggregator')!.url;
-    await eventually(async () => {
-      const now = await totalsFor(url, expected.keys());
-      return [...expected].every(([k, t]) => now[k].count >= t.count);
-    }, 120_000, 500);
+    await eventually(
+      async () => {
+        const now = await totalsFor(url, expected.keys());
+        return [...expected].every(([k, t]) => now[k].count >= t.count);
+      },
+      120_000,
+      500,
+    );
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
     if (!(await waitUntilDrained(cluster.urls, 16, 60_000))) {
       // Say what is stuck and what the services said about it.
-      const warnings = [...procs.values()].flatMap((p) => p.output().split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).slice(-40));
+      const warnings = [...procs.values()].flatMap((p) =>
+        p
+          .output()
+          .split('\n')
+          .filter((l) => /"level":"(warn|error)"/.test(l))
+          .slice(-40),
+      );
       for (const [name, p] of procs) {
         if (name !== 'ingest') warnings.push(`${name} /v1/partitions: ${await (await fetch(`${p.url}/v1/partitions`)).text()}`);
       }

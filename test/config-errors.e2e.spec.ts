@@ -111,7 +111,9 @@ describe('a service refuses to start with a configuration that cannot work', () 
     {
       what: 'MESH_CONFIG names a file that does not exist',
       env: () => ({ MESH_CONFIG: '/nonexistent.json' }),
-      says: () => [`  - MESH_CONFIG = "/nonexistent.json" could not be read as a JSON config file: ENOENT: no such file or directory, open '/nonexistent.json'`],
+      says: () => [
+        `  - MESH_CONFIG = "/nonexistent.json" could not be read as a JSON config file: ENOENT: no such file or directory, open '/nonexistent.json'`,
+      ],
     },
     {
       what: 'the MESH_CONFIG file is not JSON',
@@ -144,22 +146,26 @@ describe('a service refuses to start with a configuration that cannot work', () 
     file('bad-value.json', JSON.stringify({ mesh: { leaseTtl: 'soon' } }));
   });
 
-  it.each(badConfigs)('stops every service with exit 2 and a message saying what is accepted when $what', async (bad) => {
-    const exits = await Promise.all(SERVICES.map((name) => run(name, bad.env())));
-    exits.forEach((exit, i) => {
-      const name = SERVICES[i];
-      expect({ service: name, code: exit.code }).toEqual({ service: name, code: 2 });
-      expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
-      const lines = exit.stderr.trimEnd().split('\n');
-      expect(lines[0]).toBe(`${name}: invalid configuration:`);
-      const problems = lines.slice(1);
-      const says = bad.says();
-      expect(problems).toHaveLength(says.length);
-      says.forEach((expected, n) => (typeof expected === 'string' ? expect(problems[n]).toBe(expected) : expect(problems[n]).toMatch(expected)));
-      // Refused before doing anything: it never listened.
-      expect(exit.stdout).not.toContain('http listening');
-    });
-  }, 60_000);
+  it.each(badConfigs)(
+    'stops every service with exit 2 and a message saying what is accepted when $what',
+    async (bad) => {
+      const exits = await Promise.all(SERVICES.map((name) => run(name, bad.env())));
+      exits.forEach((exit, i) => {
+        const name = SERVICES[i];
+        expect({ service: name, code: exit.code }).toEqual({ service: name, code: 2 });
+        expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
+        const lines = exit.stderr.trimEnd().split('\n');
+        expect(lines[0]).toBe(`${name}: invalid configuration:`);
+        const problems = lines.slice(1);
+        const says = bad.says();
+        expect(problems).toHaveLength(says.length);
+        says.forEach((expected, n) => (typeof expected === 'string' ? expect(problems[n]).toBe(expected) : expect(problems[n]).toMatch(expected)));
+        // Refused before doing anything: it never listened.
+        expect(exit.stdout).not.toContain('http listening');
+      });
+    },
+    60_000,
+  );
 
   it('stops every service with exit 1 naming both counts when MESH_PARTITIONS differs from the provisioned mesh', async () => {
     const exits = await Promise.all(SERVICES.map((name) => run(name, { MESH_PARTITIONS: '8' })));
@@ -203,7 +209,10 @@ describe('a service refuses to start with a configuration that cannot work', () 
   }, 30_000);
 
   it('stops the aggregator with exit 1 saying why when an aggregation module is not a valid aggregation', async () => {
-    const bad = file('bad.aggregation.js', "module.exports = { name: 'bad', window: { kind: 'hopping', sizeMs: 1000, hopMs: 5000 }, init: () => ({}), add: (a) => a };\n");
+    const bad = file(
+      'bad.aggregation.js',
+      "module.exports = { name: 'bad', window: { kind: 'hopping', sizeMs: 1000, hopMs: 5000 }, init: () => ({}), add: (a) => a };\n",
+    );
     const exit = await run('aggregator', { MESH_AGGREGATION_MODULES: bad });
     expect(exit.code).toBe(1);
     expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);
@@ -211,7 +220,10 @@ describe('a service refuses to start with a configuration that cannot work', () 
   }, 30_000);
 
   it('stops the aggregator with exit 1 saying so when an aggregation module reuses the name of a built-in aggregation', async () => {
-    const duplicate = file('totals-again.aggregation.js', "module.exports = { name: 'totals', window: { kind: 'tumbling', sizeMs: 1000 }, init: () => ({}), add: (a) => a };\n");
+    const duplicate = file(
+      'totals-again.aggregation.js',
+      "module.exports = { name: 'totals', window: { kind: 'tumbling', sizeMs: 1000 }, init: () => ({}), add: (a) => a };\n",
+    );
     const exit = await run('aggregator', { MESH_AGGREGATION_MODULES: duplicate });
     expect(exit.code).toBe(1);
     expect(exit.ms).toBeLessThan(EXIT_WITHIN_MS);

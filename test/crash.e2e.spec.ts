@@ -6,7 +6,17 @@
  * would (retries on 503 and dropped connections, same event ids). Every
  * key's totals must equal the exact expected values.
  */
-import { eventually, orderEvent, postEvents, startNatsServer, startService, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  startNatsServer,
+  startService,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 120;
@@ -79,10 +89,14 @@ describe('effectively once under crashes', () => {
       expected.set(keyOf(n), t);
     }
     const url = () => live.get('aggregator')!.url;
-    await eventually(async () => {
-      const now = await totalsFor(url(), expected.keys());
-      return [...expected].every(([k, t]) => now[k].count >= t.count);
-    }, 120_000, 500);
+    await eventually(
+      async () => {
+        const now = await totalsFor(url(), expected.keys());
+        return [...expected].every(([k, t]) => now[k].count >= t.count);
+      },
+      120_000,
+      500,
+    );
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
     expect(await waitUntilDrained(server.url, 16, 60_000)).toBe(true);
     expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));

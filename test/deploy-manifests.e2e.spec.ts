@@ -81,7 +81,11 @@ describe('deploy/compose.yaml', () => {
       expect({ service: name, variable: v, path }).toEqual({ service: name, variable: v, path: expect.stringMatching(/^\//) });
       const mount = [...mounts.keys()].find((m) => under(path, m));
       // The file is on a read-only mount, and that mount is this identity's own volume.
-      expect({ service: name, variable: v, mountedFrom: mount && mounts.get(mount) }).toEqual({ service: name, variable: v, mountedFrom: `secrets-${identity}` });
+      expect({ service: name, variable: v, mountedFrom: mount && mounts.get(mount) }).toEqual({
+        service: name,
+        variable: v,
+        mountedFrom: `secrets-${identity}`,
+      });
     }
     // No other identity's volume, and not the volume holding every generated secret.
     const secretVolumes = (s.volumes ?? []).map((v) => v.split(':')[0]).filter((src) => /^secrets-|^mesh-secrets$/.test(src));
@@ -138,7 +142,11 @@ describe('deploy/compose.yaml', () => {
   });
 
   it('limits the memory of every mesh service, the router to 512M', () => {
-    for (const name of Services) expect({ service: name, memory: services[name].deploy?.resources?.limits?.memory }).toEqual({ service: name, memory: name === 'router' ? '512M' : '256M' });
+    for (const name of Services)
+      expect({ service: name, memory: services[name].deploy?.resources?.limits?.memory }).toEqual({
+        service: name,
+        memory: name === 'router' ? '512M' : '256M',
+      });
   });
 
   it('publishes Jaeger and the collector on 127.0.0.1 only', () => {
@@ -160,7 +168,10 @@ describe('deploy/k8s', () => {
       .map((d) => d.toJS() as Obj)
       .filter((o) => o && o.kind),
   );
-  const kustomization = parseDocument(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')).toJS() as { resources: string[]; images?: { name: string; newTag?: string }[] };
+  const kustomization = parseDocument(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')).toJS() as {
+    resources: string[];
+    images?: { name: string; newTag?: string }[];
+  };
   const find = (kind: string, name: string) => {
     const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
     if (!o) throw new Error(`no ${kind} ${name} in deploy/k8s (files: ${files.join(', ')})`);
@@ -178,9 +189,17 @@ describe('deploy/k8s', () => {
     for (const m of maps) {
       for (const [k, v] of Object.entries<string>(m.data ?? {})) {
         expect({ configMap: m.metadata.name, key: k, found: secretsIn(`${k}: ${v}`) }).toEqual({ configMap: m.metadata.name, key: k, found: [] });
-        expect({ configMap: m.metadata.name, key: k, holdsSecretValue: isSecretValueVar(k) }).toEqual({ configMap: m.metadata.name, key: k, holdsSecretValue: false });
+        expect({ configMap: m.metadata.name, key: k, holdsSecretValue: isSecretValueVar(k) }).toEqual({
+          configMap: m.metadata.name,
+          key: k,
+          holdsSecretValue: false,
+        });
         // The NATS users live in the Secret nats-server-secure.
-        expect({ configMap: m.metadata.name, key: k, users: /\bauthorization\s*\{|\bnkey\s*:/.test(v) }).toEqual({ configMap: m.metadata.name, key: k, users: false });
+        expect({ configMap: m.metadata.name, key: k, users: /\bauthorization\s*\{|\bnkey\s*:/.test(v) }).toEqual({
+          configMap: m.metadata.name,
+          key: k,
+          users: false,
+        });
       }
     }
   });
@@ -195,7 +214,12 @@ describe('deploy/k8s', () => {
         for (const e of c.env ?? []) {
           const found = e.value === undefined ? [] : secretsIn(`${e.name}=${e.value}`);
           expect({ workload: o.metadata.name, variable: e.name, found }).toEqual({ workload: o.metadata.name, variable: e.name, found: [] });
-          if (e.value !== undefined) expect({ workload: o.metadata.name, variable: e.name, holdsSecretValue: isSecretValueVar(e.name) }).toEqual({ workload: o.metadata.name, variable: e.name, holdsSecretValue: false });
+          if (e.value !== undefined)
+            expect({ workload: o.metadata.name, variable: e.name, holdsSecretValue: isSecretValueVar(e.name) }).toEqual({
+              workload: o.metadata.name,
+              variable: e.name,
+              holdsSecretValue: false,
+            });
         }
       }
     }
@@ -210,7 +234,13 @@ describe('deploy/k8s', () => {
       const path = env.get(v);
       const mount = (c.volumeMounts ?? []).find((m: Obj) => path !== undefined && under(path, m.mountPath));
       const volume = mount && spec.volumes.find((x: Obj) => x.name === mount.name);
-      expect({ workload: o.metadata.name, variable: v, readOnly: mount?.readOnly, secret: volume?.secret?.secretName, mode: volume?.secret?.defaultMode }).toEqual({
+      expect({
+        workload: o.metadata.name,
+        variable: v,
+        readOnly: mount?.readOnly,
+        secret: volume?.secret?.secretName,
+        mode: volume?.secret?.defaultMode,
+      }).toEqual({
         workload: o.metadata.name,
         variable: v,
         readOnly: true,
@@ -256,7 +286,11 @@ describe('deploy/k8s', () => {
     const included = posix.join(posix.dirname(configPath), include!);
     const mount = c.volumeMounts.find((m: Obj) => under(included, m.mountPath));
     const volume = spec.volumes.find((v: Obj) => v.name === mount?.name);
-    expect({ readOnly: mount?.readOnly, secret: volume?.secret?.secretName, mode: volume?.secret?.defaultMode }).toEqual({ readOnly: true, secret: 'nats-server-secure', mode: 0o400 });
+    expect({ readOnly: mount?.readOnly, secret: volume?.secret?.secretName, mode: volume?.secret?.defaultMode }).toEqual({
+      readOnly: true,
+      secret: 'nats-server-secure',
+      mode: 0o400,
+    });
     // The included file is one of the Secret's items, at that path.
     const items = volume.secret.items.map((i: Obj) => posix.join(mount.mountPath, i.path));
     expect(items).toContain(included);
@@ -267,7 +301,11 @@ describe('deploy/k8s', () => {
   it('runs NATS as non-root with a read-only root filesystem and no capabilities', () => {
     const spec = podSpec(find('StatefulSet', 'nats'));
     expect(spec.securityContext).toMatchObject({ runAsNonRoot: true });
-    expect(spec.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(spec.containers[0].securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   it('lets only the mesh pods reach the NATS client port', () => {

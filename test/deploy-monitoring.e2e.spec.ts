@@ -20,7 +20,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parseDocument } from 'yaml';
 import type { CloudEvent } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, stopAll, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  RepoRoot,
+  startMesh,
+  startNatsServer,
+  stopAll,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { parsePrometheusText, type Exposition } from './support/prometheus-text';
 
 const Deploy = join(RepoRoot, 'deploy');
@@ -59,7 +70,12 @@ function selectors(expr: string): { metric: string; labels: string[] }[] {
 
 /** Labels of `by (...)` clauses. */
 function groupingLabels(expr: string): string[] {
-  return [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) => m[1].split(',').map((s) => s.trim()).filter(Boolean));
+  return [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 function balanced(expr: string): boolean {
@@ -131,15 +147,23 @@ describe('alert rules and dashboard against what the services serve on /metrics'
     server = await startNatsServer();
     mesh = await startMesh(server.url, { MESH_HANDLER_MODULES: join(dir, 'failures.js') });
     const odd = (type: string, id: string): CloudEvent => ({ specversion: '1.0', id, source: 'test://monitoring', type, partitionkey: 'k1', data: {} });
-    await postEvents(mesh.ingest.url, [...Array.from({ length: 40 }, (_, n) => orderEvent(`k${n % 8}`, n, 1)), odd('boom.happened', 'b1'), odd('later.please', 'l1')], 'batch');
-    const done = await eventually(async () => {
-      const [processor, aggregator] = await Promise.all([scrape(mesh!.processor), scrape(mesh!.aggregator)]);
-      return (
-        total(processor, 'mesh_dead_letters_total') >= 1 &&
-        total(processor, 'mesh_handler_retries_total') >= 1 &&
-        total(aggregator, 'mesh_events_in_total') >= 40
-      );
-    }, 30_000, 200);
+    await postEvents(
+      mesh.ingest.url,
+      [...Array.from({ length: 40 }, (_, n) => orderEvent(`k${n % 8}`, n, 1)), odd('boom.happened', 'b1'), odd('later.please', 'l1')],
+      'batch',
+    );
+    const done = await eventually(
+      async () => {
+        const [processor, aggregator] = await Promise.all([scrape(mesh!.processor), scrape(mesh!.aggregator)]);
+        return (
+          total(processor, 'mesh_dead_letters_total') >= 1 &&
+          total(processor, 'mesh_handler_retries_total') >= 1 &&
+          total(aggregator, 'mesh_events_in_total') >= 40
+        );
+      },
+      30_000,
+      200,
+    );
     if (!done) throw new Error('the mesh did not process the 42 events (a dead letter, a retry) within 30 s');
     for (const p of Object.values(mesh)) scrapes.set(p.name, await scrape(p));
   }, 90_000);
@@ -166,7 +190,10 @@ describe('alert rules and dashboard against what the services serve on /metrics'
   it('finds metric names in every expression (the parser is not blind)', () => {
     expect(expressions.length).toBeGreaterThan(20);
     for (const { where, expr } of expressions) expect({ where, names: metricNames(expr).length > 0 }).toEqual({ where, names: true });
-    expect(metricNames('sum by (stage) (rate(mesh_events_in_total{namespace=~"$namespace"}[5m])) / 2 > 0.5 unless x offset 10m')).toEqual(['mesh_events_in_total', 'x']);
+    expect(metricNames('sum by (stage) (rate(mesh_events_in_total{namespace=~"$namespace"}[5m])) / 2 > 0.5 unless x offset 10m')).toEqual([
+      'mesh_events_in_total',
+      'x',
+    ]);
   });
 
   it('uses only metrics the services serve (or Prometheus and the kubelet provide)', () => {
@@ -175,7 +202,11 @@ describe('alert rules and dashboard against what the services serve on /metrics'
     for (const family of ['mesh_partition_losses_total', 'mesh_nats_permission_violations_total', 'mesh_redeliveries_total', 'mesh_consumer_lag']) {
       expect([family, names.has(family)]).toEqual([family, true]);
     }
-    const unknown = expressions.flatMap(({ where, expr }) => metricNames(expr).filter((n) => !names.has(n) && !NotFromServices.has(n)).map((n) => `${where}: ${n}`));
+    const unknown = expressions.flatMap(({ where, expr }) =>
+      metricNames(expr)
+        .filter((n) => !names.has(n) && !NotFromServices.has(n))
+        .map((n) => `${where}: ${n}`),
+    );
     expect(unknown).toEqual([]);
   });
 
@@ -257,7 +288,9 @@ describe('deploy/k8s/monitoring/servicemonitor.yaml', () => {
     const { matchLabels = {}, matchExpressions = [] } = monitor.spec.selector;
     return (
       Object.entries(matchLabels).every(([k, v]) => labels[k] === v) &&
-      matchExpressions.every((e) => (e.operator === 'In' ? e.values.includes(labels[e.key]) : e.operator === 'NotIn' ? !e.values.includes(labels[e.key]) : false))
+      matchExpressions.every((e) =>
+        e.operator === 'In' ? e.values.includes(labels[e.key]) : e.operator === 'NotIn' ? !e.values.includes(labels[e.key]) : false,
+      )
     );
   }
 
@@ -276,8 +309,9 @@ describe('deploy/k8s/monitoring/servicemonitor.yaml', () => {
     const port = (service.spec!.ports as { name?: string; targetPort: string | number }[]).find((p) => p.name === endpoint.port);
     expect(port).toBeDefined();
     const deployment = k8s.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!;
-    const container = (deployment.spec as { template: { spec: { containers: { ports: { name: string; containerPort: number }[]; env: { name: string; value?: string }[] }[] } } }).template.spec
-      .containers[0];
+    const container = (
+      deployment.spec as { template: { spec: { containers: { ports: { name: string; containerPort: number }[]; env: { name: string; value?: string }[] }[] } } }
+    ).template.spec.containers[0];
     const containerPort = typeof port!.targetPort === 'number' ? port!.targetPort : container.ports.find((p) => p.name === port!.targetPort)?.containerPort;
     expect(String(containerPort)).toBe(container.env.find((e) => e.name === 'HTTP_PORT')?.value);
   });
@@ -299,7 +333,11 @@ describe('deploy/grafana/mesh-dashboard.json', () => {
     for (const p of panels) {
       expect(p.gridPos).toEqual({ h: expect.any(Number), w: expect.any(Number), x: expect.any(Number), y: expect.any(Number) });
       if (p.type === 'row') continue;
-      expect({ panel: p.title, datasource: p.datasource?.uid, targets: (p.targets ?? []).length > 0 }).toEqual({ panel: p.title, datasource: '${datasource}', targets: true });
+      expect({ panel: p.title, datasource: p.datasource?.uid, targets: (p.targets ?? []).length > 0 }).toEqual({
+        panel: p.title,
+        datasource: '${datasource}',
+        targets: true,
+      });
       for (const t of p.targets ?? []) expect({ panel: p.title, balanced: balanced(t.expr) }).toEqual({ panel: p.title, balanced: true });
     }
   });
@@ -307,8 +345,16 @@ describe('deploy/grafana/mesh-dashboard.json', () => {
   it('shows throughput, lag, processing time, dead letters, retries, ownership, ingest status and resources', () => {
     const used = new Set(queries.flatMap((q) => metricNames(q.expr)));
     for (const m of [
-      'mesh_events_in_total', 'mesh_events_out_total', 'mesh_consumer_lag', 'mesh_processing_duration_seconds_bucket', 'mesh_dead_letters_total',
-      'mesh_handler_retries_total', 'mesh_owned_partitions', 'mesh_ingest_requests_total', 'container_memory_working_set_bytes', 'container_cpu_usage_seconds_total',
+      'mesh_events_in_total',
+      'mesh_events_out_total',
+      'mesh_consumer_lag',
+      'mesh_processing_duration_seconds_bucket',
+      'mesh_dead_letters_total',
+      'mesh_handler_retries_total',
+      'mesh_owned_partitions',
+      'mesh_ingest_requests_total',
+      'container_memory_working_set_bytes',
+      'container_cpu_usage_seconds_total',
     ]) {
       expect([m, used.has(m)]).toEqual([m, true]);
     }

@@ -60,7 +60,12 @@ describe('the secured NATS cluster of deploy/', () => {
   /** The env a container of `identity` gets in compose, with /etc/mesh/nats moved to its handed-out directory. */
   const identityEnv = (identity: string) => {
     const dir = join(root, 'out', identity);
-    return { NATS_NKEY_SEED_FILE: join(dir, `${identity}.nk`), NATS_TLS_CA: join(dir, 'ca.pem'), NATS_TLS_CERT: join(dir, `${identity}-cert.pem`), NATS_TLS_KEY: join(dir, `${identity}-key.pem`) };
+    return {
+      NATS_NKEY_SEED_FILE: join(dir, `${identity}.nk`),
+      NATS_TLS_CA: join(dir, 'ca.pem'),
+      NATS_TLS_CERT: join(dir, `${identity}-cert.pem`),
+      NATS_TLS_KEY: join(dir, `${identity}-key.pem`),
+    };
   };
   /** Services reply on their own inbox prefix (their permissions allow only that one). */
   const connectAs = async (identity: string, inboxPrefix?: string) => {
@@ -93,7 +98,8 @@ describe('the secured NATS cluster of deploy/', () => {
     });
 
     // 2. Each node: deploy/nats as /etc/nats/mesh, the nats volume as /etc/nats/secure beside it.
-    for (const n of [1, 2, 3]) nodes.push({ n, client: await freePort(), cluster: await freePort(), http: await freePort(), dir: join(root, `node-${n}`), log: '' });
+    for (const n of [1, 2, 3])
+      nodes.push({ n, client: await freePort(), cluster: await freePort(), http: await freePort(), dir: join(root, `node-${n}`), log: '' });
     for (const node of nodes) {
       const mesh = join(node.dir, 'mesh');
       mkdirSync(mesh, { recursive: true });
@@ -169,10 +175,20 @@ describe('the secured NATS cluster of deploy/', () => {
   it('refuses a client without a certificate, and one without TLS', async () => {
     const { NATS_NKEY_SEED_FILE, NATS_TLS_CA } = identityEnv('admin');
     await expect(
-      connect({ servers: `tls://127.0.0.1:${nodes[0].client}`, ...authOptions(credentialsFromEnv({ NATS_NKEY_SEED_FILE, NATS_TLS_CA })), reconnect: false, timeout: 5_000 }),
+      connect({
+        servers: `tls://127.0.0.1:${nodes[0].client}`,
+        ...authOptions(credentialsFromEnv({ NATS_NKEY_SEED_FILE, NATS_TLS_CA })),
+        reconnect: false,
+        timeout: 5_000,
+      }),
     ).rejects.toThrow();
     await expect(
-      connect({ servers: `nats://127.0.0.1:${nodes[0].client}`, ...authOptions(credentialsFromEnv({ NATS_NKEY_SEED_FILE })), reconnect: false, timeout: 5_000 }),
+      connect({
+        servers: `nats://127.0.0.1:${nodes[0].client}`,
+        ...authOptions(credentialsFromEnv({ NATS_NKEY_SEED_FILE })),
+        reconnect: false,
+        timeout: 5_000,
+      }),
     ).rejects.toThrow();
   });
 });
@@ -205,13 +221,20 @@ describe('deploy/k8s/make-secrets.sh --print', () => {
       for (const v of spec.volumes ?? []) {
         if (!v.secret) continue;
         const data = secrets.get(v.secret.secretName);
-        expect({ workload: w.metadata.name, secret: v.secret.secretName, made: data !== undefined }).toEqual({ workload: w.metadata.name, secret: v.secret.secretName, made: true });
+        expect({ workload: w.metadata.name, secret: v.secret.secretName, made: data !== undefined }).toEqual({
+          workload: w.metadata.name,
+          secret: v.secret.secretName,
+          made: true,
+        });
         const mount = spec.containers[0].volumeMounts.find((m: Obj) => m.name === v.name);
         // Files the container is told about: items, or every key; env names a file of them.
-        const files: string[] = v.secret.items ? v.secret.items.map((i: Obj) => posix.join(mount.mountPath, i.path)) : Object.keys(data!).map((k) => posix.join(mount.mountPath, k));
+        const files: string[] = v.secret.items
+          ? v.secret.items.map((i: Obj) => posix.join(mount.mountPath, i.path))
+          : Object.keys(data!).map((k) => posix.join(mount.mountPath, k));
         for (const i of v.secret.items ?? []) expect(Object.keys(data!)).toContain(i.key);
         for (const e of spec.containers[0].env ?? []) {
-          if (/^NATS_.*(_FILE|_CA|_CERT|_KEY)$/.test(e.name)) expect({ workload: w.metadata.name, variable: e.name, path: e.value, inSecret: files.includes(e.value) }).toMatchObject({ inSecret: true });
+          if (/^NATS_.*(_FILE|_CA|_CERT|_KEY)$/.test(e.name))
+            expect({ workload: w.metadata.name, variable: e.name, path: e.value, inSecret: files.includes(e.value) }).toMatchObject({ inSecret: true });
         }
         if (v.secret.secretName === 'nats-server-secure') {
           const conf = Buffer.from(data!['nats-server.conf'], 'base64').toString();

@@ -154,7 +154,11 @@ describe('npm start (tools/dev/dist/start.js)', () => {
       const ingest = `http://127.0.0.1:${ports.base}`;
       const aggregator = `http://127.0.0.1:${ports.base + 3}`;
       const post = (headers: Record<string, string>) =>
-        fetch(`${ingest}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json', ...headers }, body: JSON.stringify(orderEvent('dev-secure', 1, 25)) });
+        fetch(`${ingest}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/cloudevents+json', ...headers },
+          body: JSON.stringify(orderEvent('dev-secure', 1, 25)),
+        });
       expect((await post({})).status).toBe(401);
       expect((await post({ authorization: `Bearer ${key}` })).status).toBe(202);
       let body: { windows?: { count: number; sum: number }[] } = {};
@@ -203,7 +207,13 @@ describe('npm start (tools/dev/dist/start.js)', () => {
       const now = new Date();
       utimesSync(source, now, now);
       const restarted = await eventually(async () => /restarted processor in/.test(out), 60_000, 100);
-      expect({ restarted, log: out.split('\n').filter((l) => l.startsWith('[mesh] ')).slice(-3) }).toEqual({ restarted: true, log: expect.any(Array) });
+      expect({
+        restarted,
+        log: out
+          .split('\n')
+          .filter((l) => l.startsWith('[mesh] '))
+          .slice(-3),
+      }).toEqual({ restarted: true, log: expect.any(Array) });
       expect(out).toContain('changed: services/processor/src/handlers/orders.handler.ts; rebuilding');
       const after = { ingest: await instance(ports.base), processor: await instance(ports.base + 2) };
       expect(after.ingest).toBe(before.ingest);

@@ -7,7 +7,18 @@
 import { connect } from '@nats-io/transport-node';
 import { createInbox, type NatsConnection } from '@nats-io/nats-core';
 import { MeshVersion } from '@mesh/contracts';
-import { eventually, orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 
 const SERVICES: ServiceName[] = ['ingest', 'router', 'processor', 'aggregator'];
 

@@ -75,39 +75,43 @@ describe.each(['router', 'processor', 'aggregator'] as const)('the %s killed at 
     expect(await leaseOwner(server.url, stage, line.partition as number)).toBe(instance);
   };
 
-  it.each(POINTS[stage])('counts every event once and keeps each key in order when it dies at %s', async (point) => {
-    // Keys of their own per point. After the checkpoint, one request per key:
-    // the batch that dies holds the last events of its keys, so only the
-    // next owner's rewrite of the partition's results can make them right.
-    const once = point === 'after-checkpoint';
-    // Every partition has keys, so whichever partition the kill lands on gets events after it.
-    const waves = new KeyedWaves(keysInEveryPartition(`${stage}-${point}`, 16, once ? 4 : 1));
-    const send = (pauseMs: number) => (once ? waves.send(ingest.url, 2, 2) : waves.send(ingest.url, 24, 2, pauseMs));
-    if (point === 'handover') {
-      // A second instance takes the partitions the live one hands it, and dies on the first.
-      const instance = `${stage}-armed-${point}`;
-      const wave = send(20);
-      const armed = await start(stage, { MESH_TEST_FAULT: `${point}:1`, MESH_INSTANCE_ID: instance }, false);
-      await expectKilledAt(armed, instance, point);
-      await wave;
-      // More of every key after the death: the partition the dead instance took must be consumed again.
-      await send(0);
-    } else {
-      // The third time, so the instance has handled and acked work before.
-      await current.stop();
-      const instance = `${stage}-armed-${point}`;
-      // Between commits: one message a batch, so while one is handled the
-      // next ones wait received and unacked, and the kill finds some in hand.
-      const batch: Record<string, string> = point === 'between-commits' ? { MESH_BATCH_MESSAGES: '1' } : {};
-      const armed = await start(stage, { MESH_TEST_FAULT: `${point}:${point === 'between-commits' ? 8 : 3}`, MESH_INSTANCE_ID: instance, ...batch });
-      const wave = send(point === 'between-commits' ? 0 : 10);
-      await expectKilledAt(armed, instance, point);
-      current = await start(stage, { MESH_INSTANCE_ID: `${stage}-after-${point}` });
-      await wave;
-    }
-    const result = await waves.check(server.url, (stage === 'aggregator' ? current : aggregator).url);
-    expect(result.drained).toBe(true);
-    expect(result.totals).toEqual(result.expected);
-    expect(result.order).toEqual([]);
-  }, 150_000);
+  it.each(POINTS[stage])(
+    'counts every event once and keeps each key in order when it dies at %s',
+    async (point) => {
+      // Keys of their own per point. After the checkpoint, one request per key:
+      // the batch that dies holds the last events of its keys, so only the
+      // next owner's rewrite of the partition's results can make them right.
+      const once = point === 'after-checkpoint';
+      // Every partition has keys, so whichever partition the kill lands on gets events after it.
+      const waves = new KeyedWaves(keysInEveryPartition(`${stage}-${point}`, 16, once ? 4 : 1));
+      const send = (pauseMs: number) => (once ? waves.send(ingest.url, 2, 2) : waves.send(ingest.url, 24, 2, pauseMs));
+      if (point === 'handover') {
+        // A second instance takes the partitions the live one hands it, and dies on the first.
+        const instance = `${stage}-armed-${point}`;
+        const wave = send(20);
+        const armed = await start(stage, { MESH_TEST_FAULT: `${point}:1`, MESH_INSTANCE_ID: instance }, false);
+        await expectKilledAt(armed, instance, point);
+        await wave;
+        // More of every key after the death: the partition the dead instance took must be consumed again.
+        await send(0);
+      } else {
+        // The third time, so the instance has handled and acked work before.
+        await current.stop();
+        const instance = `${stage}-armed-${point}`;
+        // Between commits: one message a batch, so while one is handled the
+        // next ones wait received and unacked, and the kill finds some in hand.
+        const batch: Record<string, string> = point === 'between-commits' ? { MESH_BATCH_MESSAGES: '1' } : {};
+        const armed = await start(stage, { MESH_TEST_FAULT: `${point}:${point === 'between-commits' ? 8 : 3}`, MESH_INSTANCE_ID: instance, ...batch });
+        const wave = send(point === 'between-commits' ? 0 : 10);
+        await expectKilledAt(armed, instance, point);
+        current = await start(stage, { MESH_INSTANCE_ID: `${stage}-after-${point}` });
+        await wave;
+      }
+      const result = await waves.check(server.url, (stage === 'aggregator' ? current : aggregator).url);
+      expect(result.drained).toBe(true);
+      expect(result.totals).toEqual(result.expected);
+      expect(result.order).toEqual([]);
+    },
+    150_000,
+  );
 });

@@ -44,7 +44,9 @@ const REFUSED: Record<Stage, string> = { router: 'acked', processor: 'acked', ag
 
 /** The state letter of a process in /proc (`T`: stopped). */
 function processState(pid: number): string {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').charAt(0);
+  return readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .charAt(0);
 }
 const TTL_MS = 2_000;
 
@@ -86,10 +88,15 @@ class Watch {
   readonly answers = new Map<string, string>();
   private readonly subs: Subscription[] = [];
 
-  constructor(private readonly nc: NatsConnection, stage: Stage, inboxA: string) {
+  constructor(
+    private readonly nc: NatsConnection,
+    stage: Stage,
+    inboxA: string,
+  ) {
     this.on(`${inboxA}.>`, (m) => {
       if (m.reply?.startsWith(`$JS.ACK.${StageInput[stage]}.${stage}-p`)) this.deliveredToA.set(m.reply, Date.now());
-      else if (m.reply?.startsWith('$JS.ACK.')) return; // a KV watch of its own
+      else if (m.reply?.startsWith('$JS.ACK.'))
+        return; // a KV watch of its own
       else this.answers.set(m.subject, m.string());
     });
     this.on('$JS.ACK.>', (m) => {
@@ -212,10 +219,14 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
     process.kill(a.pid, 'SIGCONT');
     const thawedAt = Date.now();
     // First thing after the thaw, with its worker's writes done: A finds the lease gone and does not ack.
-    const refused = () =>
-      logRecords(a.output(), LeaseNotHeldMessage).some((r) => r.partition === frozen.partition && r.left === REFUSED[stage]);
+    const refused = () => logRecords(a.output(), LeaseNotHeldMessage).some((r) => r.partition === frozen.partition && r.left === REFUSED[stage]);
     if (!(await eventually(async () => refused(), 10_000, 50))) {
-      throw new Error(`A did not refuse partition ${String(frozen.partition)} for a lost lease; its log after the freeze:\n${a.output().slice(a.output().indexOf(FaultPointStopMessage) - 300).slice(0, 4000)}`);
+      throw new Error(
+        `A did not refuse partition ${String(frozen.partition)} for a lost lease; its log after the freeze:\n${a
+          .output()
+          .slice(a.output().indexOf(FaultPointStopMessage) - 300)
+          .slice(0, 4000)}`,
+      );
     }
     // A notices, and comes back for its share while events still flow.
     const lostLogged = () => new Set(logRecords(a.output(), 'partition lost; stopped at once').map((r) => r.partition as number));
@@ -263,7 +274,9 @@ describe.each(['router', 'processor', 'aggregator'] as const)('a frozen %s owner
     });
     expect(stored.map((w) => `${w.subject} -> ${watch.answers.get(w.reply)}`)).toEqual([]);
     // Reported, not asserted: what the freeze caught A with.
-    const deliveredWhileFrozen = [...watch.deliveredToA].filter(([subject, at]) => at < thawedAt && Number(BigInt(subject.split('.').at(-2)!) / 1_000_000n) >= frozenTime).length;
+    const deliveredWhileFrozen = [...watch.deliveredToA].filter(
+      ([subject, at]) => at < thawedAt && Number(BigInt(subject.split('.').at(-2)!) / 1_000_000n) >= frozenTime,
+    ).length;
     process.stdout.write(
       `${stage}: A froze at ${String(frozen.point)} in partition ${String(frozen.partition)} (seqs ${JSON.stringify(frozen.seqs)}) holding ${lostByA.length} partitions; ` +
         `${deliveredWhileFrozen} messages delivered to it while frozen; after the thaw it sent ${stale.length} writes for that partition before retaking it ` +

@@ -13,7 +13,18 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, postEvents, RepoRoot, startMesh, startNatsServer, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  postEvents,
+  RepoRoot,
+  startMesh,
+  startNatsServer,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import type { CloudEvent } from '@mesh/contracts';
 
 const HANDLER = `'use strict';
@@ -89,9 +100,18 @@ describe('a handler module outside the application that requires @mesh/runtime',
     await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(want))) === JSON.stringify(want), 30_000);
     expect(await totalsFor(mesh.aggregator.url, Object.keys(want))).toEqual(want);
 
-    const calls = readFileSync(join(files, 'calls.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Call);
+    const calls = readFileSync(join(files, 'calls.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Call);
     // Each event: attempt 1 threw the runtime's RetryableError, which the processor recognised and retried.
-    for (const e of events) expect(calls.filter((c) => c.id === e.id).map((c) => c.attempt).sort()).toEqual([1, 2]);
+    for (const e of events)
+      expect(
+        calls
+          .filter((c) => c.id === e.id)
+          .map((c) => c.attempt)
+          .sort(),
+      ).toEqual([1, 2]);
     // The module file the processor loads as its own @mesh/runtime, so one instance.
     const processorsRuntime = realpathSync(require.resolve('@mesh/runtime', { paths: [join(RepoRoot, 'services', 'processor', 'dist')] }));
     for (const c of calls) expect(c.runtime).toBe(processorsRuntime);

@@ -11,8 +11,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  encodeRequest, eventually, orderEvent, startMesh, startNatsServer, startService, stopAll, totalsOf,
-  type NatsServer, type ServiceName, type ServiceProcess,
+  encodeRequest,
+  eventually,
+  orderEvent,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsOf,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
 } from '@mesh/testing';
 import { bearer, createKey, meshCli } from './support/api-keys';
 
@@ -83,7 +92,11 @@ describe('API keys on the HTTP APIs', () => {
   });
 
   it('answers 401 invalid_token for a wrong key, never repeating it', async () => {
-    const wrong = ['mesh_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', keys.admin.slice(0, -1) + (keys.admin.endsWith('A') ? 'B' : 'A'), 'hunter2'];
+    const wrong = [
+      'mesh_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      keys.admin.slice(0, -1) + (keys.admin.endsWith('A') ? 'B' : 'A'),
+      'hunter2',
+    ];
     for (const key of wrong) {
       for (const e of ENDPOINTS) {
         const res = await call(mesh, e, bearer(key));
@@ -136,9 +149,16 @@ describe('API keys on the HTTP APIs', () => {
     // An allowed event of the same key afterwards: once it is counted, anything stored
     // before it in the key's partition would be counted too (per-key order).
     const allowed = encodeRequest([orderEvent(key, 5, 5)], 'single');
-    const ok = await fetch(`${mesh.ingest.url}/v1/events`, { method: 'POST', headers: { 'content-type': allowed.contentType, ...bearer(keys.limited) }, body: allowed.body });
+    const ok = await fetch(`${mesh.ingest.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': allowed.contentType, ...bearer(keys.limited) },
+      body: allowed.body,
+    });
     expect(ok.status).toBe(202);
-    const totals = () => fetch(`${mesh.aggregator.url}/v1/aggregates/totals/${key}`, { headers: bearer(keys.query) }).then((r) => r.json() as Promise<{ windows: { count: number; sum: number }[] }>);
+    const totals = () =>
+      fetch(`${mesh.aggregator.url}/v1/aggregates/totals/${key}`, { headers: bearer(keys.query) }).then(
+        (r) => r.json() as Promise<{ windows: { count: number; sum: number }[] }>,
+      );
     expect(await eventually(async () => (await totals()).windows.length > 0, 30_000)).toBe(true);
     const all = (await totals()).windows.reduce((t, w) => ({ count: t.count + w.count, sum: t.sum + w.sum }), { count: 0, sum: 0 });
     expect(all).toEqual({ count: 1, sum: 5 });
@@ -164,7 +184,8 @@ describe('API keys on the HTTP APIs', () => {
 
   it('refuses a key revoked with the CLI while the services run, on every service, without a restart', async () => {
     const pids = Object.values(mesh).map((s) => s.pid);
-    for (const e of ENDPOINTS) expect([e.service, e.path, (await call(mesh, e, bearer(keys.victim))).status]).toEqual([e.service, e.path, e.method === 'POST' ? 202 : 200]);
+    for (const e of ENDPOINTS)
+      expect([e.service, e.path, (await call(mesh, e, bearer(keys.victim))).status]).toEqual([e.service, e.path, e.method === 'POST' ? 202 : 200]);
     const revoked = await meshCli(['apikey', 'revoke', 'leaver', '--file', file]);
     expect(revoked.code).toBe(0);
     for (const e of ENDPOINTS) {
@@ -196,9 +217,13 @@ describe('API keys on the HTTP APIs', () => {
 
   it('gets the totals of the events it accepted with a query key', async () => {
     const { contentType, body } = encodeRequest([orderEvent('auth-totals', 1, 7)], 'single');
-    expect((await fetch(`${mesh.ingest.url}/v1/events`, { method: 'POST', headers: { 'content-type': contentType, ...bearer(keys.ingest) }, body })).status).toBe(202);
+    expect(
+      (await fetch(`${mesh.ingest.url}/v1/events`, { method: 'POST', headers: { 'content-type': contentType, ...bearer(keys.ingest) }, body })).status,
+    ).toBe(202);
     const count = () =>
-      fetch(`${mesh.aggregator.url}/v1/aggregates/totals/auth-totals`, { headers: bearer(keys.query) }).then(async (r) => ((await r.json()) as { windows: { count: number }[] }).windows.length);
+      fetch(`${mesh.aggregator.url}/v1/aggregates/totals/auth-totals`, { headers: bearer(keys.query) }).then(
+        async (r) => ((await r.json()) as { windows: { count: number }[] }).windows.length,
+      );
     expect(await eventually(async () => (await count()) === 1, 30_000)).toBe(true);
     await expect(totalsOf(mesh.aggregator.url, 'auth-totals')).rejects.toThrow(/answered 401/);
   });

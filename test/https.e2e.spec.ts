@@ -58,11 +58,29 @@ describe('HTTPS on the service listeners', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mesh-tls-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     ca = readFileSync(join(dir, 'cert.pem'));
     tlsEnv = { HTTP_TLS_CERT: join(dir, 'cert.pem'), HTTP_TLS_KEY: join(dir, 'key.pem') };
     server = await startNatsServer();
@@ -90,7 +108,12 @@ describe('HTTPS on the service listeners', () => {
     expect((await https(`${base}/healthz`, { ca })).status).toBe(200);
 
     const body = JSON.stringify(orderEvent('tls-1', 1, 3));
-    const accepted = await https(`${base}/v1/events`, { ca, method: 'POST', headers: { 'content-type': 'application/cloudevents+json', ...bearer(key) }, body });
+    const accepted = await https(`${base}/v1/events`, {
+      ca,
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json', ...bearer(key) },
+      body,
+    });
     expect(accepted.status).toBe(202);
     expect(JSON.parse(accepted.body)).toEqual({ accepted: 1, ids: ['tls-1-1'] });
     const noKey = await https(`${base}/v1/events`, { ca, method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body });
@@ -102,14 +125,27 @@ describe('HTTPS on the service listeners', () => {
   }, 60_000);
 
   it.each([
-    [{ HTTP_TLS_CERT: '/tmp/cert.pem' }, 'HTTP_TLS_CERT and HTTP_TLS_KEY go together: give both for HTTPS or neither for HTTP (HTTP_TLS_CERT is set, HTTP_TLS_KEY is not set)'],
-    [{ HTTP_TLS_KEY: '/tmp/key.pem' }, 'HTTP_TLS_CERT and HTTP_TLS_KEY go together: give both for HTTPS or neither for HTTP (HTTP_TLS_CERT is not set, HTTP_TLS_KEY is set)'],
-    [{ HTTP_TLS_CERT: '/nonexistent/cert.pem', HTTP_TLS_KEY: '/nonexistent/key.pem' }, 'HTTP_TLS_CERT = "/nonexistent/cert.pem" is invalid: the certificate file cannot be read'],
+    [
+      { HTTP_TLS_CERT: '/tmp/cert.pem' },
+      'HTTP_TLS_CERT and HTTP_TLS_KEY go together: give both for HTTPS or neither for HTTP (HTTP_TLS_CERT is set, HTTP_TLS_KEY is not set)',
+    ],
+    [
+      { HTTP_TLS_KEY: '/tmp/key.pem' },
+      'HTTP_TLS_CERT and HTTP_TLS_KEY go together: give both for HTTPS or neither for HTTP (HTTP_TLS_CERT is not set, HTTP_TLS_KEY is set)',
+    ],
+    [
+      { HTTP_TLS_CERT: '/nonexistent/cert.pem', HTTP_TLS_KEY: '/nonexistent/key.pem' },
+      'HTTP_TLS_CERT = "/nonexistent/cert.pem" is invalid: the certificate file cannot be read',
+    ],
     [{ MESH_API_KEYS_FILE: '/nonexistent/keys.json' }, 'MESH_API_KEYS_FILE = "/nonexistent/keys.json" is invalid: cannot read /nonexistent/keys.json'],
     [{ MESH_METRICS_AUTH: 'secret' }, 'MESH_METRICS_AUTH (apiKeys.metricsAuth) = "secret" is invalid'],
-  ])('exits 2 at start-up with %j, naming the problem', async (env, message) => {
-    const run = await runToExit('aggregator', { NATS_URL: server.url, ...env });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain(message);
-  }, 20_000);
+  ])(
+    'exits 2 at start-up with %j, naming the problem',
+    async (env, message) => {
+      const run = await runToExit('aggregator', { NATS_URL: server.url, ...env });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(message);
+    },
+    20_000,
+  );
 });

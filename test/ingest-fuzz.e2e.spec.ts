@@ -120,7 +120,11 @@ function rawPost(port: number, r: RawRequest): Promise<Outcome> {
       resolve(o);
     };
     const timer = setTimeout(
-      () => settle({ kind: 'timeout', detail: `no complete answer within ${r.timeoutMs ?? ANSWER_TIMEOUT_MS} ms; received ${JSON.stringify(buf.toString('latin1').slice(0, 200))}` }),
+      () =>
+        settle({
+          kind: 'timeout',
+          detail: `no complete answer within ${r.timeoutMs ?? ANSWER_TIMEOUT_MS} ms; received ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`,
+        }),
       r.timeoutMs ?? ANSWER_TIMEOUT_MS,
     );
     socket.on('data', (chunk: Buffer) => {
@@ -130,7 +134,12 @@ function rawPost(port: number, r: RawRequest): Promise<Outcome> {
     });
     socket.on('error', (err: NodeJS.ErrnoException) => (lastError = err.code ?? err.message));
     socket.on('close', () => {
-      settle(parseResponse(buf, true) ?? { kind: 'closed', detail: `connection closed (${lastError || 'FIN'}) after ${buf.length} bytes of answer: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}` });
+      settle(
+        parseResponse(buf, true) ?? {
+          kind: 'closed',
+          detail: `connection closed (${lastError || 'FIN'}) after ${buf.length} bytes of answer: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`,
+        },
+      );
     });
     socket.on('connect', () => {
       void (async () => {
@@ -208,7 +217,9 @@ function mismatch(o: Outcome, e: Expectation): string | undefined {
       }
     }
     for (const want of e.problems ?? []) {
-      const found = (problems as { index: number; attribute: string }[]).some((p) => p.index === want.index && (want.attribute === undefined || p.attribute === want.attribute));
+      const found = (problems as { index: number; attribute: string }[]).some(
+        (p) => p.index === want.index && (want.attribute === undefined || p.attribute === want.attribute),
+      );
       if (!found) return `no problem for index ${want.index}${want.attribute === undefined ? '' : ` attribute "${want.attribute}"`}: ${describeOutcome(o)}`;
     }
   }
@@ -219,7 +230,21 @@ function mismatch(o: Outcome, e: Expectation): string | undefined {
 // Events and the ledger of what must be stored
 
 type Ev = Record<string, unknown>;
-const KNOWN = ['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data', 'data_base64', 'partitionkey', 'traceparent', 'tracestate'];
+const KNOWN = [
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'time',
+  'subject',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
+  'partitionkey',
+  'traceparent',
+  'tracestate',
+];
 const REQUIRED = ['specversion', 'id', 'source', 'type'];
 const OPTIONAL_STRINGS = ['time', 'subject', 'datacontenttype', 'dataschema', 'data_base64', 'partitionkey', 'traceparent', 'tracestate'];
 
@@ -285,7 +310,33 @@ function mulberry32(seed: number) {
 }
 type Rng = ReturnType<typeof mulberry32>;
 
-const STRING_PARTS = ['a', 'Z', '0', '9', '.', '-', '_', ' ', '"', '\\', '/', '\u0000', '\n', '\t', '\u007f', 'é', '日本', '🚀', '\ud800', '\u2028', '{', '}', '[', ']', ','];
+const STRING_PARTS = [
+  'a',
+  'Z',
+  '0',
+  '9',
+  '.',
+  '-',
+  '_',
+  ' ',
+  '"',
+  '\\',
+  '/',
+  '\u0000',
+  '\n',
+  '\t',
+  '\u007f',
+  'é',
+  '日本',
+  '🚀',
+  '\ud800',
+  '\u2028',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+];
 function randomString(r: Rng): string {
   switch (r.int(6)) {
     case 0:
@@ -297,7 +348,16 @@ function randomString(r: Rng): string {
   }
 }
 function randomScalar(r: Rng): unknown {
-  return r.pick([() => r.int(1000) - 500, () => r.next() * 1e6, () => 1e308, () => -0, () => 2 ** 53 + 1, () => r.chance(0.5), () => null, () => randomString(r)])();
+  return r.pick([
+    () => r.int(1000) - 500,
+    () => r.next() * 1e6,
+    () => 1e308,
+    () => -0,
+    () => 2 ** 53 + 1,
+    () => r.chance(0.5),
+    () => null,
+    () => randomString(r),
+  ])();
 }
 function randomValue(r: Rng, depth = 0): unknown {
   if (depth > 4 || r.chance(0.55)) return randomScalar(r);
@@ -306,7 +366,16 @@ function randomValue(r: Rng, depth = 0): unknown {
 }
 /** Anything but a string. */
 function randomNonString(r: Rng): unknown {
-  return r.pick([() => r.int(1000), () => 1.5, () => r.chance(0.5), () => null, () => [], () => ({}), () => [randomString(r)], () => ({ v: randomString(r) })])();
+  return r.pick([
+    () => r.int(1000),
+    () => 1.5,
+    () => r.chance(0.5),
+    () => null,
+    () => [],
+    () => ({}),
+    () => [randomString(r)],
+    () => ({ v: randomString(r) }),
+  ])();
 }
 function randomExtensionName(r: Rng): { name: string; valid: boolean | undefined } {
   const lower = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -430,7 +499,8 @@ function byteVerdict(body: Buffer): { expect: Expectation; event?: Ev } {
   if (typeof parsed !== 'object' || parsed === null) return { expect: { status: 400, problems: [{ index: 0, attribute: '' }] } };
   // Garbled attributes: the contract decides some, the service the rest.
   const verdict = contractVerdict(parsed as Ev, new Set(Object.keys(parsed as Ev)));
-  if (verdict.kind === 'invalid') return { expect: { status: 400, problems: verdict.attributes.map((attribute) => ({ index: 0, attribute })) }, event: parsed as Ev };
+  if (verdict.kind === 'invalid')
+    return { expect: { status: 400, problems: verdict.attributes.map((attribute) => ({ index: 0, attribute })) }, event: parsed as Ev };
   return { expect: { status: [202, 400], needsProblems: true }, event: parsed as Ev };
 }
 
@@ -553,8 +623,10 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     expect(exit).toBeUndefined();
   }
 
-  const post = (label: string, contentType: string | undefined, body: string | Buffer, expect: Expectation, events: readonly Ev[] = []) => () =>
-    probe(label, { contentType, pieces: [typeof body === 'string' ? text(body) : body] }, expect, events);
+  const post =
+    (label: string, contentType: string | undefined, body: string | Buffer, expect: Expectation, events: readonly Ev[] = []) =>
+    () =>
+      probe(label, { contentType, pieces: [typeof body === 'string' ? text(body) : body] }, expect, events);
 
   beforeAll(async () => {
     server = await startNatsServer();
@@ -564,7 +636,12 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     const e = validEvent(`stalled-${SEED}`);
     stalledId = e.id as string;
     const body = text(JSON.stringify(e));
-    stalled = rawPost(ingest.port, { contentType: 'application/cloudevents+json', contentLength: body.length, pieces: [body.subarray(0, 40)], timeoutMs: STALL_LIMIT_MS });
+    stalled = rawPost(ingest.port, {
+      contentType: 'application/cloudevents+json',
+      contentLength: body.length,
+      pieces: [body.subarray(0, 40)],
+      timeoutMs: STALL_LIMIT_MS,
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -581,14 +658,28 @@ describe('ingest fuzz: hostile and malformed requests', () => {
       post('the same event again (stored once)', 'application/cloudevents+json', JSON.stringify(one), { status: 202 }, [one]),
       post('a valid batch', 'application/cloudevents-batch+json', JSON.stringify(batch), { status: 202 }, batch),
       post('valid NDJSON', 'application/x-ndjson', `${lines.map((e) => JSON.stringify(e)).join('\n')}\n`, { status: 202 }, lines),
-      post('data nested 50 levels', 'application/json', JSON.stringify(validEvent('good-nested-50', { data: JSON.parse('['.repeat(50) + ']'.repeat(50)) })), { status: 202 }, [
-        validEvent('good-nested-50'),
-      ]),
+      post(
+        'data nested 50 levels',
+        'application/json',
+        JSON.stringify(validEvent('good-nested-50', { data: JSON.parse('['.repeat(50) + ']'.repeat(50)) })),
+        { status: 202 },
+        [validEvent('good-nested-50')],
+      ),
     ]);
   }, 60_000);
 
   it('answers 400 to malformed JSON and to JSON that is not an event', async () => {
-    const malformed = ['{"specversion":"1.0",', '{"id": }', "{'id': 'single quotes'}", '{"a":1} trailing', 'NaN', 'undefined', '{"a":1,}', '{"a":"\u0001"}', '\u0000'];
+    const malformed = [
+      '{"specversion":"1.0",',
+      '{"id": }',
+      "{'id': 'single quotes'}",
+      '{"a":1} trailing',
+      'NaN',
+      'undefined',
+      '{"a":1,}',
+      '{"a":"\u0001"}',
+      '\u0000',
+    ];
     const notEvents: [string, Expectation][] = [
       ['42', { status: 400, problems: [{ index: 0, attribute: '' }] }],
       ['"text"', { status: 400, problems: [{ index: 0, attribute: '' }] }],
@@ -601,9 +692,13 @@ describe('ingest fuzz: hostile and malformed requests', () => {
       ...malformed.map((body) => post(`malformed JSON ${JSON.stringify(body)}`, 'application/cloudevents+json', body, { status: 400 })),
       ...notEvents.map(([body, exp]) => post(`not an event: ${body.slice(0, 40)}`, 'application/cloudevents+json', body, exp)),
       post('a batch that is not an array', 'application/cloudevents-batch+json', JSON.stringify(validEvent('bad-batch-object')), { status: 400 }),
-      post('a batch holding a number', 'application/cloudevents-batch+json', JSON.stringify([validEvent('bad-b-0'), 7]), { status: 400, problems: [{ index: 1, attribute: '' }] }, [
-        validEvent('bad-b-0'),
-      ]),
+      post(
+        'a batch holding a number',
+        'application/cloudevents-batch+json',
+        JSON.stringify([validEvent('bad-b-0'), 7]),
+        { status: 400, problems: [{ index: 1, attribute: '' }] },
+        [validEvent('bad-b-0')],
+      ),
     ]);
   }, 60_000);
 
@@ -613,7 +708,15 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     for (const attribute of [...REQUIRED, ...OPTIONAL_STRINGS.filter((a) => a !== 'data_base64')]) {
       wrong.forEach((value, i) => {
         const e = validEvent(`bad-type-${attribute}-${i}`, { [attribute]: value });
-        cases.push(post(`${attribute} = ${JSON.stringify(value)}`, 'application/cloudevents+json', JSON.stringify(e), { status: 400, problems: [{ index: 0, attribute }] }, [e]));
+        cases.push(
+          post(
+            `${attribute} = ${JSON.stringify(value)}`,
+            'application/cloudevents+json',
+            JSON.stringify(e),
+            { status: 400, problems: [{ index: 0, attribute }] },
+            [e],
+          ),
+        );
       });
     }
     const values: [string, unknown][] = [
@@ -631,7 +734,15 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     ];
     for (const [attribute, value] of values) {
       const e = validEvent(`bad-value-${attribute}-${JSON.stringify(value)}`, { [attribute]: value });
-      cases.push(post(`${attribute} = ${JSON.stringify(value)}`, 'application/cloudevents+json', JSON.stringify(e), { status: 400, problems: [{ index: 0, attribute }] }, [e]));
+      cases.push(
+        post(
+          `${attribute} = ${JSON.stringify(value)}`,
+          'application/cloudevents+json',
+          JSON.stringify(e),
+          { status: 400, problems: [{ index: 0, attribute }] },
+          [e],
+        ),
+      );
     }
     await expectAll(cases);
   }, 120_000);
@@ -642,7 +753,12 @@ describe('ingest fuzz: hostile and malformed requests', () => {
       delete e[attribute];
       return post(`without ${attribute}`, 'application/cloudevents+json', JSON.stringify(e), { status: 400, problems: [{ index: 0, attribute }] }, [e]);
     });
-    cases.push(post('only data', 'application/json', JSON.stringify({ data: { amount: 1 } }), { status: 400, problems: REQUIRED.map((attribute) => ({ index: 0, attribute })) }));
+    cases.push(
+      post('only data', 'application/json', JSON.stringify({ data: { amount: 1 } }), {
+        status: 400,
+        problems: REQUIRED.map((attribute) => ({ index: 0, attribute })),
+      }),
+    );
     await expectAll(cases);
   }, 60_000);
 
@@ -672,13 +788,22 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     const withData = (id: string, data: string) => `{"specversion":"1.0","id":"${id}","source":"fuzz://client","type":"fuzz.checked","data":${data}}`;
     const good = validEvent('bad-deep-batch-0');
     await expectAll([
-      post('data: 100,000 nested arrays', 'application/cloudevents+json', withData('bad-deep-arrays', deepArrays), { status: 400 }, [{ id: 'bad-deep-arrays', source: 'fuzz://client' }]),
-      post('data: 100,000 nested objects', 'application/cloudevents+json', withData('bad-deep-objects', deepObjects), { status: 400 }, [{ id: 'bad-deep-objects', source: 'fuzz://client' }]),
-      post('NDJSON line with deep data', 'application/x-ndjson', `${withData('bad-deep-ndjson', deepArrays)}\n`, { status: 400 }, [{ id: 'bad-deep-ndjson', source: 'fuzz://client' }]),
-      post('batch: a good event and one with deep data', 'application/cloudevents-batch+json', `[${JSON.stringify(good)},${withData('bad-deep-batch-1', deepArrays)}]`, { status: 400 }, [
-        good,
-        { id: 'bad-deep-batch-1', source: 'fuzz://client' },
+      post('data: 100,000 nested arrays', 'application/cloudevents+json', withData('bad-deep-arrays', deepArrays), { status: 400 }, [
+        { id: 'bad-deep-arrays', source: 'fuzz://client' },
       ]),
+      post('data: 100,000 nested objects', 'application/cloudevents+json', withData('bad-deep-objects', deepObjects), { status: 400 }, [
+        { id: 'bad-deep-objects', source: 'fuzz://client' },
+      ]),
+      post('NDJSON line with deep data', 'application/x-ndjson', `${withData('bad-deep-ndjson', deepArrays)}\n`, { status: 400 }, [
+        { id: 'bad-deep-ndjson', source: 'fuzz://client' },
+      ]),
+      post(
+        'batch: a good event and one with deep data',
+        'application/cloudevents-batch+json',
+        `[${JSON.stringify(good)},${withData('bad-deep-batch-1', deepArrays)}]`,
+        { status: 400 },
+        [good, { id: 'bad-deep-batch-1', source: 'fuzz://client' }],
+      ),
       post('the body itself 100,000 nested arrays', 'application/cloudevents+json', deepArrays, { status: 400 }),
       post('a batch of 100,000 nested arrays', 'application/cloudevents-batch+json', deepArrays, { status: 400 }),
       post('NDJSON of 100,000 nested arrays', 'application/x-ndjson', deepArrays, { status: 400 }),
@@ -693,13 +818,22 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     await expectAll([
       post('a lone 0xff', 'application/cloudevents+json', around('bad-utf8-ff', [0xff]), { status: 400 }, ev('bad-utf8-ff')),
       post('an overlong "/"', 'application/cloudevents+json', around('bad-utf8-overlong', [0xc0, 0xaf]), { status: 400 }, ev('bad-utf8-overlong')),
-      post('a UTF-8-encoded surrogate', 'application/cloudevents+json', around('bad-utf8-surrogate', [0xed, 0xa0, 0x80]), { status: 400 }, ev('bad-utf8-surrogate')),
+      post(
+        'a UTF-8-encoded surrogate',
+        'application/cloudevents+json',
+        around('bad-utf8-surrogate', [0xed, 0xa0, 0x80]),
+        { status: 400 },
+        ev('bad-utf8-surrogate'),
+      ),
       post('a truncated sequence', 'application/cloudevents+json', around('bad-utf8-trunc', [0xe2, 0x82]), { status: 400 }, ev('bad-utf8-trunc')),
       post('Latin-1 é', 'application/json', around('bad-utf8-latin1', [0xe9]), { status: 400 }, ev('bad-utf8-latin1')),
-      post('NDJSON with a bad second line', 'application/x-ndjson', Buffer.concat([text(`${JSON.stringify(good)}\n`), around('bad-utf8-ndjson-1', [0xff]), text('\n')]), { status: 400 }, [
-        good,
-        ...ev('bad-utf8-ndjson-1'),
-      ]),
+      post(
+        'NDJSON with a bad second line',
+        'application/x-ndjson',
+        Buffer.concat([text(`${JSON.stringify(good)}\n`), around('bad-utf8-ndjson-1', [0xff]), text('\n')]),
+        { status: 400 },
+        [good, ...ev('bad-utf8-ndjson-1')],
+      ),
     ]);
   }, 60_000);
 
@@ -746,7 +880,15 @@ describe('ingest fuzz: hostile and malformed requests', () => {
 
   it('takes a valid body sent slowly in small pieces', async () => {
     const e = validEvent('good-slow');
-    await expectAll([() => probe('a body in 12 pieces, 150 ms apart', { contentType: 'application/cloudevents+json', pieces: split(text(JSON.stringify(e)), 12), pauseMs: 150 }, { status: 202 }, [e])]);
+    await expectAll([
+      () =>
+        probe(
+          'a body in 12 pieces, 150 ms apart',
+          { contentType: 'application/cloudevents+json', pieces: split(text(JSON.stringify(e)), 12), pauseMs: 150 },
+          { status: 202 },
+          [e],
+        ),
+    ]);
   }, 60_000);
 
   it('stays up when clients go away mid-request, and stores none of it', async () => {
@@ -776,7 +918,16 @@ describe('ingest fuzz: hostile and malformed requests', () => {
 
   it('answers 415 to content types it does not take', async () => {
     const e = JSON.stringify(validEvent('bad-content-type'));
-    const types: (string | undefined)[] = ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/cloudevents', 'application/json; charset=iso-8859-1', 'application/json; charset=utf-16', '', undefined];
+    const types: (string | undefined)[] = [
+      'text/plain',
+      'application/xml',
+      'multipart/form-data; boundary=x',
+      'application/cloudevents',
+      'application/json; charset=iso-8859-1',
+      'application/json; charset=utf-16',
+      '',
+      undefined,
+    ];
     await expectAll(types.map((t) => post(`content type ${JSON.stringify(t)}`, t, e, { status: 415 }, [validEvent('bad-content-type')])));
   }, 60_000);
 
@@ -798,12 +949,27 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     const batch = Array.from({ length: 6 }, (_, i) => validEvent(`bad-batch-${i}`));
     batch[3].type = 'no spaces allowed';
     await expectAll([
-      post('NDJSON with a line that is not JSON', 'application/x-ndjson', [JSON.stringify(ndjson[0]), '{"specversion": "1.0", "id": ', JSON.stringify(ndjson[2])].join('\n'), { status: 400, problems: [{ index: 1 }] }, [
-        ndjson[0],
-        ndjson[2],
-      ]),
-      post('NDJSON with an event missing its id', 'application/x-ndjson', ndjsonInvalid.map((e) => JSON.stringify(e)).join('\n'), { status: 400, problems: [{ index: 2, attribute: 'id' }] }, ndjsonInvalid),
-      post('a batch with one bad type among good events', 'application/cloudevents-batch+json', JSON.stringify(batch), { status: 400, problems: [{ index: 3, attribute: 'type' }] }, batch),
+      post(
+        'NDJSON with a line that is not JSON',
+        'application/x-ndjson',
+        [JSON.stringify(ndjson[0]), '{"specversion": "1.0", "id": ', JSON.stringify(ndjson[2])].join('\n'),
+        { status: 400, problems: [{ index: 1 }] },
+        [ndjson[0], ndjson[2]],
+      ),
+      post(
+        'NDJSON with an event missing its id',
+        'application/x-ndjson',
+        ndjsonInvalid.map((e) => JSON.stringify(e)).join('\n'),
+        { status: 400, problems: [{ index: 2, attribute: 'id' }] },
+        ndjsonInvalid,
+      ),
+      post(
+        'a batch with one bad type among good events',
+        'application/cloudevents-batch+json',
+        JSON.stringify(batch),
+        { status: 400, problems: [{ index: 3, attribute: 'type' }] },
+        batch,
+      ),
     ]);
   }, 60_000);
 
@@ -831,13 +997,17 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     expect(counts[400]).toBeGreaterThan(RUNS / 4);
   }, 120_000);
 
-  it("ends a stalled request by the server's 30 s request timeout instead of holding it", async () => {
-    const outcome = await stalled;
-    ledger.rejected([{ id: stalledId, source: 'fuzz://client' }]);
-    // 408 from node's requestTimeout, or the connection closed, within STALL_LIMIT_MS of the request.
-    const ended = outcome.kind === 'closed' || (outcome.kind === 'answer' && outcome.status === 408);
-    expect(ended ? 'ended' : `not ended: ${describeOutcome(outcome)}`).toBe('ended');
-  }, STALL_LIMIT_MS + 30_000);
+  it(
+    "ends a stalled request by the server's 30 s request timeout instead of holding it",
+    async () => {
+      const outcome = await stalled;
+      ledger.rejected([{ id: stalledId, source: 'fuzz://client' }]);
+      // 408 from node's requestTimeout, or the connection closed, within STALL_LIMIT_MS of the request.
+      const ended = outcome.kind === 'closed' || (outcome.kind === 'answer' && outcome.status === 408);
+      expect(ended ? 'ended' : `not ended: ${describeOutcome(outcome)}`).toBe('ended');
+    },
+    STALL_LIMIT_MS + 30_000,
+  );
 
   it('still answers /healthz and takes a valid event after all that', async () => {
     expect((await fetch(`${ingest!.url}/healthz`)).status).toBe(200);
@@ -871,7 +1041,13 @@ describe('ingest fuzz: hostile and malformed requests', () => {
     const body = text(JSON.stringify(e));
     let written!: () => void;
     const sent = new Promise<void>((resolve) => (written = resolve));
-    const held = rawPost(port(), { contentType: 'application/cloudevents+json', contentLength: body.length, pieces: [body.subarray(0, 40)], timeoutMs: 30_000, onWritten: written });
+    const held = rawPost(port(), {
+      contentType: 'application/cloudevents+json',
+      contentLength: body.length,
+      pieces: [body.subarray(0, 40)],
+      timeoutMs: 30_000,
+      onWritten: written,
+    });
     ledger.rejected([e]);
     // Its head reached the service before this request did, so the service has it in hand once this is answered.
     await sent;

@@ -76,10 +76,7 @@ describe('ingest over NATS (mesh.in.<type>)', () => {
     const reply = await request(Subjects.inbound('order.created'), JSON.stringify([good, noId, wrongVersion]), 'application/cloudevents-batch+json');
     expect(reply.status).toBe(400);
     expect(reply.error).toBe('2 problem(s) in the request; nothing was stored');
-    expect(reply.problems).toEqual([
-      expect.objectContaining({ index: 1, attribute: 'id' }),
-      expect.objectContaining({ index: 2, attribute: 'specversion' }),
-    ]);
+    expect(reply.problems).toEqual([expect.objectContaining({ index: 1, attribute: 'id' }), expect.objectContaining({ index: 2, attribute: 'specversion' })]);
     expect(await storedCount()).toBe(before);
   });
 
@@ -122,7 +119,7 @@ describe('ingest over NATS (mesh.in.<type>)', () => {
     });
     for (const e of events) nc.publish(Subjects.inbound('order.created'), JSON.stringify(e), { reply: `${inbox}.${e.id}` });
     await nc.flush();
-    for (const deadline = Date.now() + 20_000; replies.size < N && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    for (const deadline = Date.now() + 20_000; replies.size < N && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
     // A second answer would come from the other instance about as fast as the first.
     await new Promise((r) => setTimeout(r, 1_000));
     sub.unsubscribe();

@@ -11,7 +11,18 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Headers, partitionOf, Streams, Subjects, type Stage } from '@mesh/contracts';
 import {
-  eventually, orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { allAcked, consumingPartitions, deadLetters, partitionConsumers, type DeadLetterMessage } from './support/mesh-state';
 
@@ -37,7 +48,11 @@ const targets: { stage: Stage; partition: number; subject: string }[] = [
 
 const payloads: { what: string; payload: Uint8Array; error: string | RegExp }[] = [
   { what: 'bytes that are not JSON', payload: Uint8Array.from([0x7b, 0xff, 0x00, 0x6e, 0x6f, 0x74]), error: /^malformed envelope: not JSON \(.+\)$/ },
-  { what: 'a JSON object', payload: Buffer.from(JSON.stringify({ id: 'e1', source: 's', type: 'order.created' })), error: 'malformed envelope: expected a JSON array of CloudEvents' },
+  {
+    what: 'a JSON object',
+    payload: Buffer.from(JSON.stringify({ id: 'e1', source: 's', type: 'order.created' })),
+    error: 'malformed envelope: expected a JSON array of CloudEvents',
+  },
   {
     what: 'an array holding a non-event',
     payload: Buffer.from(JSON.stringify([orderEvent('k', 1, 1), { hello: 'world' }])),
@@ -100,10 +115,14 @@ describe('malformed messages on internal subjects', () => {
 
   async function expectExactTotals(): Promise<void> {
     const keys = [...expected.keys()];
-    const reached = await eventually(async () => {
-      const now = await totalsFor(mesh!.aggregator.url, keys);
-      return keys.every((k) => now[k].count >= expected.get(k)!.count);
-    }, 30_000, 200);
+    const reached = await eventually(
+      async () => {
+        const now = await totalsFor(mesh!.aggregator.url, keys);
+        return keys.every((k) => now[k].count >= expected.get(k)!.count);
+      },
+      30_000,
+      200,
+    );
     expect(reached).toBe(true);
     expect(await eventually(async () => allStagesAcked(), 30_000, 100)).toBe(true);
     expect(await totalsFor(mesh!.aggregator.url, keys)).toEqual(Object.fromEntries(expected));
@@ -139,10 +158,14 @@ describe('malformed messages on internal subjects', () => {
     let letters: DeadLetterMessage[] = [];
     const letterOf = (subject: string, seq: number) =>
       letters.find((d) => d.headers[Headers.originalSubject] === subject && d.headers[Headers.originalSequence] === String(seq));
-    const all = await eventually(async () => {
-      letters = await deadLetters(jsm);
-      return published.every(({ g, ack }) => letterOf(g.subject, ack.seq) !== undefined);
-    }, 20_000, 100);
+    const all = await eventually(
+      async () => {
+        letters = await deadLetters(jsm);
+        return published.every(({ g, ack }) => letterOf(g.subject, ack.seq) !== undefined);
+      },
+      20_000,
+      100,
+    );
     expect(all).toBe(true);
 
     for (const { g, ack } of published) {
@@ -164,7 +187,11 @@ describe('malformed messages on internal subjects', () => {
       expect({ context, body: Buffer.from(letter.body).toString('hex') }).toEqual({ context, body: Buffer.from(g.payload).toString('hex') });
     }
     // Each is dead-lettered once: no partition met it twice.
-    expect(letters.filter((d) => published.some(({ g, ack }) => d.headers[Headers.originalSubject] === g.subject && d.headers[Headers.originalSequence] === String(ack.seq)))).toHaveLength(garbage.length);
+    expect(
+      letters.filter((d) =>
+        published.some(({ g, ack }) => d.headers[Headers.originalSubject] === g.subject && d.headers[Headers.originalSequence] === String(ack.seq)),
+      ),
+    ).toHaveLength(garbage.length);
   }, 60_000);
 
   it('keeps every service up and ready, with no partition failing, and acks the malformed messages', async () => {
@@ -174,7 +201,13 @@ describe('malformed messages on internal subjects', () => {
       expect({ name, alive: isAlive(before.pid), pid: mesh![name].pid }).toEqual({ name, alive: true, pid: before.pid });
       expect({ name, ...(await readyz(mesh![name])) }).toEqual({ name, status: 200, instance: before.instance });
       // A partition that failed on the message would have logged this and met it again.
-      expect({ name, failures: mesh![name].output().split('\n').filter((l) => /partition failed|partition stopped on error|unhandled rejection/.test(l)) }).toEqual({ name, failures: [] });
+      expect({
+        name,
+        failures: mesh![name]
+          .output()
+          .split('\n')
+          .filter((l) => /partition failed|partition stopped on error|unhandled rejection/.test(l)),
+      }).toEqual({ name, failures: [] });
     }
     for (const stage of [mesh!.router, mesh!.processor, mesh!.aggregator]) expect(await consumingPartitions(stage.url)).toHaveLength(P);
   }, 30_000);
@@ -192,10 +225,14 @@ describe('malformed messages on internal subjects', () => {
 
     let letter: DeadLetterMessage | undefined;
     expect(
-      await eventually(async () => {
-        letter = (await deadLetters(jsm)).find((d) => d.headers[Headers.originalSubject] === subject);
-        return letter !== undefined;
-      }, 20_000, 100),
+      await eventually(
+        async () => {
+          letter = (await deadLetters(jsm)).find((d) => d.headers[Headers.originalSubject] === subject);
+          return letter !== undefined;
+        },
+        20_000,
+        100,
+      ),
     ).toBe(true);
     expect(letter!.subject).toBe(Subjects.dlq('processor', p));
     expect(letter!.headers).toEqual(

@@ -42,7 +42,7 @@ describe('mesh send <type> <event-json>', () => {
     expect(await stored()).toBe(1);
   });
 
-  it('exits 1 with ingest\'s answer for an invalid event, and stores nothing', async () => {
+  it("exits 1 with ingest's answer for an invalid event, and stores nothing", async () => {
     const before = await stored();
     const { code, out } = await mesh('send', 'order.created', '{"specversion":"1.0","source":"cli"}');
     expect(code).toBe(1);
@@ -54,6 +54,9 @@ describe('mesh send <type> <event-json>', () => {
     await ingest!.stop();
     ingest = undefined;
     const { code, out } = await mesh('send', 'order.created', '{"specversion":"1.0","id":"cli-2","source":"cli"}');
-    expect({ code, stderr: out.stderr }).toEqual({ code: 1, stderr: [expect.stringMatching(/^mesh: no ingest instance answers on mesh\.in\.order\.created at /)] });
+    expect({ code, stderr: out.stderr }).toEqual({
+      code: 1,
+      stderr: [expect.stringMatching(/^mesh: no ingest instance answers on mesh\.in\.order\.created at /)],
+    });
   });
 });

@@ -5,7 +5,18 @@
  * counters must equal what was sent.
  */
 import type { CloudEvent } from '@mesh/contracts';
-import { encodeRequest, eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import {
+  encodeRequest,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  stopAll,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { FailingEventType, FailingHandlerName, writeFailingHandler, type HandlerModule } from './support/failing-handler';
 import { waitUntilDrained } from './support/mesh-state';
 import { parsePrometheusText, type Exposition } from './support/prometheus-text';
@@ -64,15 +75,19 @@ describe('Prometheus metrics of every service', () => {
 
     // Done when every stage took all it should and the failing event was dead-lettered.
     const total = (m: Exposition, name: string, labels: Record<string, string>) => m.series(name, labels).reduce((n, s) => n + s.value, 0);
-    const done = await eventually(async () => {
-      const [router, processor, aggregator] = await Promise.all([scrape(mesh!.router), scrape(mesh!.processor), scrape(mesh!.aggregator)]);
-      return (
-        total(router.metrics, 'mesh_events_in_total', { stage: 'router' }) >= ORDERS + 1 &&
-        total(processor.metrics, 'mesh_events_in_total', { stage: 'processor' }) >= ORDERS + 1 &&
-        total(processor.metrics, 'mesh_dead_letters_total', { stage: 'processor' }) >= 1 &&
-        total(aggregator.metrics, 'mesh_events_in_total', { stage: 'aggregator' }) >= ORDERS
-      );
-    }, 30_000, 200);
+    const done = await eventually(
+      async () => {
+        const [router, processor, aggregator] = await Promise.all([scrape(mesh!.router), scrape(mesh!.processor), scrape(mesh!.aggregator)]);
+        return (
+          total(router.metrics, 'mesh_events_in_total', { stage: 'router' }) >= ORDERS + 1 &&
+          total(processor.metrics, 'mesh_events_in_total', { stage: 'processor' }) >= ORDERS + 1 &&
+          total(processor.metrics, 'mesh_dead_letters_total', { stage: 'processor' }) >= 1 &&
+          total(aggregator.metrics, 'mesh_events_in_total', { stage: 'aggregator' }) >= ORDERS
+        );
+      },
+      30_000,
+      200,
+    );
     expect(done).toBe(true);
     // Every input of every stage acked too: nothing is left to deliver or to
     // deliver again, so nothing more can be counted (a batch is counted after
@@ -129,7 +144,12 @@ describe('Prometheus metrics of every service', () => {
     expect(processor.types.get('mesh_dead_letters_total')).toBe('counter');
     expect(processor.value('mesh_dead_letters_total', { stage: 'processor', handler: FailingHandlerName })).toBe(1);
     expect(processor.series('mesh_dead_letters_total').reduce((n, s) => n + s.value, 0)).toBe(1);
-    expect(scraped.get('router')!.metrics.series('mesh_dead_letters_total').reduce((n, s) => n + s.value, 0)).toBe(0);
+    expect(
+      scraped
+        .get('router')!
+        .metrics.series('mesh_dead_letters_total')
+        .reduce((n, s) => n + s.value, 0),
+    ).toBe(0);
   });
 
   it('records batch sizes and processing time per stage: the batch sizes add up to the events taken', () => {

@@ -246,7 +246,10 @@ describe('waiting, provisioning and permissions', () => {
     const server = await startNatsServer();
     servers.push(server);
     const exit = await runToExit('aggregator', { NATS_URL: server.url, MESH_PROVISION: 'false' });
-    expectRefused(exit, /^aggregator: the mesh is not provisioned: missing stream MESH_PROCESSED, stream MESH_AGGREGATES, stream MESH_DLQ, bucket mesh_aggregates, .*run `npm run mesh -- provision`/);
+    expectRefused(
+      exit,
+      /^aggregator: the mesh is not provisioned: missing stream MESH_PROCESSED, stream MESH_AGGREGATES, stream MESH_DLQ, bucket mesh_aggregates, .*run `npm run mesh -- provision`/,
+    );
     const out = new MemoryOutput();
     expect(await runCli(['provision', '--nats', server.url], {}, out)).toBe(0);
     const aggregator = await start('aggregator', { NATS_URL: server.url, MESH_PROVISION: 'false' });

@@ -70,11 +70,20 @@ describe('npx nx serve <service> -c 2 on one host', () => {
     expect(portOf(first)).not.toBe(portOf(second));
 
     // Both are members, and each consumes some of the 16 partitions.
-    const consuming = async (s: Served) => ((await (await fetch(`http://127.0.0.1:${portOf(s)}/v1/partitions`)).json()) as { consuming: number[] }).consuming.length;
-    const shared = await eventually(async () => {
-      const [a, b] = [await consuming(first), await consuming(second)];
-      return a > 0 && b > 0 && a + b === 16;
-    }, 30_000, 250);
-    expect({ shared, first: await consuming(first), second: await consuming(second) }).toEqual({ shared: true, first: expect.any(Number), second: expect.any(Number) });
+    const consuming = async (s: Served) =>
+      ((await (await fetch(`http://127.0.0.1:${portOf(s)}/v1/partitions`)).json()) as { consuming: number[] }).consuming.length;
+    const shared = await eventually(
+      async () => {
+        const [a, b] = [await consuming(first), await consuming(second)];
+        return a > 0 && b > 0 && a + b === 16;
+      },
+      30_000,
+      250,
+    );
+    expect({ shared, first: await consuming(first), second: await consuming(second) }).toEqual({
+      shared: true,
+      first: expect.any(Number),
+      second: expect.any(Number),
+    });
   }, 200_000);
 });

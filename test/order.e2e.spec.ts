@@ -21,7 +21,17 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { decodeEnvelope, Headers, partitionOf, Streams, type CloudEvent } from '@mesh/contracts';
 import {
-  eventually, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  eventually,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { waitUntilSettled } from './support/settled';
 
@@ -91,16 +101,29 @@ describe('per-key order at the aggregator input', () => {
   let jsm: JetStreamManager;
   let dir: string;
   const env = () => ({
-    NATS_URL: server.url, MESH_HANDLER_MODULES: join(dir, 'ordered.handler.js'), MESH_KEY_CONCURRENCY: '8', MESH_LEASE_TTL: '2s', MESH_ACK_WAIT: '5s',
+    NATS_URL: server.url,
+    MESH_HANDLER_MODULES: join(dir, 'ordered.handler.js'),
+    MESH_KEY_CONCURRENCY: '8',
+    MESH_LEASE_TTL: '2s',
+    MESH_ACK_WAIT: '5s',
   });
 
   const ordEvent = (key: string, seq: number, data: Record<string, unknown> = {}): CloudEvent => ({
-    specversion: '1.0', id: `${key}#${seq}`, source: 'test://order', type: 'ord.event', partitionkey: key, data: { seq, amount: seq + 1, ...data },
+    specversion: '1.0',
+    id: `${key}#${seq}`,
+    source: 'test://order',
+    type: 'ord.event',
+    partitionkey: key,
+    data: { seq, amount: seq + 1, ...data },
   });
   const calls = (): Call[] => {
     const file = join(dir, 'calls.ndjson');
     if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call);
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Call);
   };
   const drained = () => waitUntilSettled(server.url, P, 90_000);
   const lastProcessedSeq = async () => (await jsm.streams.info(Streams.processed)).state.last_seq;
@@ -154,7 +177,9 @@ describe('per-key order at the aggregator input', () => {
     const fail = (seq: number) => (seq % 11 === 5 ? 2 : seq % 7 === 2 ? 1 : 0);
     const mark = await lastProcessedSeq();
     // Six requests back to back, five events of every key each: the envelopes queue up per partition.
-    const requests = Array.from({ length: 6 }, (_, r) => keys.flatMap((k) => Array.from({ length: 5 }, (_, i) => ordEvent(k, 5 * r + i, { fail: fail(5 * r + i) }))));
+    const requests = Array.from({ length: 6 }, (_, r) =>
+      keys.flatMap((k) => Array.from({ length: 5 }, (_, i) => ordEvent(k, 5 * r + i, { fail: fail(5 * r + i) }))),
+    );
     for (const events of requests) await postEvents(mesh.ingest.url, events, 'batch');
     await drained();
 
@@ -183,7 +208,12 @@ describe('per-key order at the aggregator input', () => {
     }
     // Each key: a gated first event, then events that fail once, with others after them.
     const events = keys.flatMap((k) => [
-      ordEvent(k, 0, { gate: true }), ordEvent(k, 1, { fail: 1 }), ordEvent(k, 2), ordEvent(k, 3, { fail: 1 }), ordEvent(k, 4), ordEvent(k, 5),
+      ordEvent(k, 0, { gate: true }),
+      ordEvent(k, 1, { fail: 1 }),
+      ordEvent(k, 2),
+      ordEvent(k, 3, { fail: 1 }),
+      ordEvent(k, 4),
+      ordEvent(k, 5),
     ]);
     const first = mesh.processor;
     const mark = await lastProcessedSeq();

@@ -9,7 +9,18 @@
  */
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { eventually, orderEvent, startMesh, startNatsServer, stopAll, totalsFor, type NatsServer, type ServiceName, type ServiceProcess, type Totals } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  startMesh,
+  startNatsServer,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
+} from '@mesh/testing';
 import { waitUntilDrained } from './support/mesh-state';
 
 const LOAD_MS = 30_000;
@@ -53,7 +64,14 @@ function makeBody(): Body {
 function post(agent: Agent, port: number, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { agent, host: '127.0.0.1', port, method: 'POST', path: '/v1/events', headers: { 'content-type': 'application/cloudevents-batch+json', 'content-length': Buffer.byteLength(body) } },
+      {
+        agent,
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/v1/events',
+        headers: { 'content-type': 'application/cloudevents-batch+json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode!));
@@ -139,14 +157,24 @@ describe('ingest under overload', () => {
     expect(accepted).toBeLessThanOrEqual(RATE_EVENTS * (LOAD_MS / 1000 + 2));
 
     const keys = [...expected.keys()];
-    const done = await eventually(async () => {
-      const actual = await totalsFor(mesh.aggregator.url, keys);
-      return keys.every((k) => actual[k].count >= expected.get(k)!.count);
-    }, 60_000, 500);
+    const done = await eventually(
+      async () => {
+        const actual = await totalsFor(mesh.aggregator.url, keys);
+        return keys.every((k) => actual[k].count >= expected.get(k)!.count);
+      },
+      60_000,
+      500,
+    );
     if (!done) {
       const actual = await totalsFor(mesh.aggregator.url, keys);
       const short = keys.filter((k) => actual[k].count < expected.get(k)!.count).map((k) => `${k}: ${actual[k].count}/${expected.get(k)!.count}`);
-      const problems = Object.values(mesh).flatMap((s) => s.output().split('\n').filter((l) => /"level":"(warn|error)"/.test(l)).slice(-5));
+      const problems = Object.values(mesh).flatMap((s) =>
+        s
+          .output()
+          .split('\n')
+          .filter((l) => /"level":"(warn|error)"/.test(l))
+          .slice(-5),
+      );
       process.stdout.write(`short keys: ${short.join(', ')}\nwarnings:\n${problems.join('\n')}\n`);
     }
     expect(done).toBe(true);

@@ -6,8 +6,18 @@
  */
 import type { CloudEvent } from '@mesh/contracts';
 import {
-  eventually, orderEvent, postEvents, startMesh, startNatsServer, stopAll, totalsOf,
-  type Format, type NatsServer, type ServiceProcess, type ServiceName, type Totals,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  stopAll,
+  totalsOf,
+  type Format,
+  type NatsServer,
+  type ServiceProcess,
+  type ServiceName,
+  type Totals,
 } from '@mesh/testing';
 import { waitUntilDrained } from './support/mesh-state';
 
@@ -62,10 +72,14 @@ describe('the pipeline end to end', () => {
 
     const keys = [...expected.keys()];
     let actual = new Map<string, Totals>();
-    await eventually(async () => {
-      actual = new Map(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh.aggregator.url, k)] as const)));
-      return keys.every((k) => actual.get(k)!.count >= expected.get(k)!.count);
-    }, 90_000, 500);
+    await eventually(
+      async () => {
+        actual = new Map(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh.aggregator.url, k)] as const)));
+        return keys.every((k) => actual.get(k)!.count >= expected.get(k)!.count);
+      },
+      90_000,
+      500,
+    );
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
     expect(await waitUntilDrained(server.url, 16, 60_000)).toBe(true);
     actual = new Map(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh.aggregator.url, k)] as const)));

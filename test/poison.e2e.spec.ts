@@ -21,7 +21,19 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { Buckets, retryRecordPrefix, Headers, partitionOf, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import {
-  eventually, orderEvent, postEvents, RepoRoot, startMesh, startNatsServer, startService, stopAll, totalsFor, totalsOf, type NatsServer, type ServiceName, type ServiceProcess,
+  eventually,
+  orderEvent,
+  postEvents,
+  RepoRoot,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsFor,
+  totalsOf,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
   type Totals,
 } from '@mesh/testing';
 import { allAcked, deadLetters, partitionConsumers, type DeadLetterMessage } from './support/mesh-state';
@@ -237,7 +249,9 @@ describe('poison events in the processor', () => {
         [Headers.originalSequence]: expect.stringMatching(/^\d+$/),
       }),
     );
-    expect(JSON.parse(letter.text)).toEqual([expect.objectContaining({ id: event.id, source: event.source, type: event.type, partitionkey: key, data: event.data })]);
+    expect(JSON.parse(letter.text)).toEqual([
+      expect.objectContaining({ id: event.id, source: event.source, type: event.type, partitionkey: key, data: event.data }),
+    ]);
 
     // Mesh-Original-Sequence names the message in MESH_ROUTED that carried the event.
     const original = await jsm.streams.getMessage(Streams.routed, { seq: Number(letter.headers[Headers.originalSequence]) });
@@ -308,13 +322,21 @@ describe('poison events in the processor', () => {
     await postEvents(mesh!.ingest.url, [stuck, ...others.map((k, i) => order(k, 1, i + 1))], 'batch');
     // More for the other keys once the stuck one is in its backoff.
     expect(await eventually(async () => calls(stuck.id).length >= 1, 10_000, 20)).toBe(true);
-    await postEvents(mesh!.ingest.url, others.map((k, i) => order(k, 2, 2 * i + 1)), 'ndjson');
+    await postEvents(
+      mesh!.ingest.url,
+      others.map((k, i) => order(k, 2, 2 * i + 1)),
+      'ndjson',
+    );
 
     let totals: Record<string, Totals> = {};
-    const reached = await eventually(async () => {
-      totals = await totalsFor(mesh!.aggregator.url, others);
-      return others.every((k) => totals[k].count >= expected.get(k)!.count);
-    }, 15_000, 50);
+    const reached = await eventually(
+      async () => {
+        totals = await totalsFor(mesh!.aggregator.url, others);
+        return others.every((k) => totals[k].count >= expected.get(k)!.count);
+      },
+      15_000,
+      50,
+    );
     // Read before anything else: the stuck event must still be waiting now.
     const stuckCallsThen = calls(stuck.id).length;
     const stuckDeadThen = await deadLetterOf(stuck.id);
@@ -334,7 +356,7 @@ describe('poison events in the processor', () => {
   /** Ids of the events in the MESH_ROUTED messages of `subject`, one list per message. */
   const routedEnvelopes = async (subject: string): Promise<string[][]> => {
     const out: string[][] = [];
-    for (let seq = 1; ; ) {
+    for (let seq = 1; ;) {
       const m = await jsm.streams.getMessage(Streams.routed, { next_by_subj: subject, seq }).catch(() => null);
       if (!m) return out;
       out.push((m.json() as CloudEvent[]).map((e) => e.id));
@@ -378,10 +400,14 @@ describe('poison events in the processor', () => {
     await postEvents(mesh!.ingest.url, [after, ...secondRound], 'batch');
 
     let totals: Record<string, Totals> = {};
-    const reached = await eventually(async () => {
-      totals = await totalsFor(mesh!.aggregator.url, neighbours);
-      return neighbours.every((k) => totals[k].count >= expected.get(k)!.count);
-    }, 15_000, 50);
+    const reached = await eventually(
+      async () => {
+        totals = await totalsFor(mesh!.aggregator.url, neighbours);
+        return neighbours.every((k) => totals[k].count >= expected.get(k)!.count);
+      },
+      15_000,
+      50,
+    );
     // Read at once: the held key must still be waiting now.
     const heldCallsThen = calls(held.id);
     const afterCallsThen = calls(after.id);
@@ -425,10 +451,14 @@ describe('poison events in the processor', () => {
     });
     await postEvents(mesh!.ingest.url, [held, ...others], 'batch');
     expect(
-      await eventually(async () => {
-        const totals = await totalsFor(mesh!.aggregator.url, neighbours);
-        return neighbours.every((k) => totals[k].count >= 1);
-      }, 15_000, 50),
+      await eventually(
+        async () => {
+          const totals = await totalsFor(mesh!.aggregator.url, neighbours);
+          return neighbours.every((k) => totals[k].count >= 1);
+        },
+        15_000,
+        50,
+      ),
     ).toBe(true);
     expect(await retryRecords(p)).toHaveLength(1);
 

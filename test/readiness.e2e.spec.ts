@@ -58,7 +58,9 @@ describe('readiness while nats-server dies and comes back', () => {
   async function expectExactTotals(timeoutMs: number): Promise<void> {
     await waitUntilDrained(server.url, P, timeoutMs);
     const keys = [...expected.keys()];
-    expect(Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh!.aggregator.url, k)] as const)))).toEqual(Object.fromEntries(expected));
+    expect(Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await totalsOf(mesh!.aggregator.url, k)] as const)))).toEqual(
+      Object.fromEntries(expected),
+    );
   }
 
   beforeAll(async () => {
@@ -87,10 +89,14 @@ describe('readiness while nats-server dies and comes back', () => {
     await server.kill();
     const killedAt = Date.now();
     const states = new Map<ServiceName, Readiness>();
-    const allDown = await eventually(async () => {
-      for (const name of SERVICES) states.set(name, await readyz(mesh![name]));
-      return [...states.values()].every((r) => r.status === 503 && r.body.checks.nats === false);
-    }, 5_000, 100);
+    const allDown = await eventually(
+      async () => {
+        for (const name of SERVICES) states.set(name, await readyz(mesh![name]));
+        return [...states.values()].every((r) => r.status === 503 && r.body.checks.nats === false);
+      },
+      5_000,
+      100,
+    );
     expect({ allDown, states: Object.fromEntries(states) }).toMatchObject({ allDown: true });
     expect(Date.now() - killedAt).toBeLessThan(5_000);
     for (const name of SERVICES) {
@@ -112,10 +118,14 @@ describe('readiness while nats-server dies and comes back', () => {
   it('returns every /readyz to 200 after nats-server restarts on the same port and store, and counts later events exactly', async () => {
     await server.restart();
     const states = new Map<ServiceName, Readiness>();
-    const allUp = await eventually(async () => {
-      for (const name of SERVICES) states.set(name, await readyz(mesh![name]));
-      return [...states.values()].every((r) => r.status === 200);
-    }, 30_000, 200);
+    const allUp = await eventually(
+      async () => {
+        for (const name of SERVICES) states.set(name, await readyz(mesh![name]));
+        return [...states.values()].every((r) => r.status === 200);
+      },
+      30_000,
+      200,
+    );
     expect({ allUp, states: Object.fromEntries(states) }).toMatchObject({ allUp: true });
     for (const name of SERVICES) expect(states.get(name)!.body).toMatchObject({ ready: true, checks: { nats: true } });
 

@@ -19,8 +19,18 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Buckets, parseReplaySignal, ReplayEpochKey, StageInput, consumerName, type CloudEvent } from '@mesh/contracts';
 import {
-  encodeRequest, eventually, orderEvent, postEvents, runMeshCli, startNatsServer, startService, totalsFor,
-  type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  encodeRequest,
+  eventually,
+  orderEvent,
+  postEvents,
+  runMeshCli,
+  startNatsServer,
+  startService,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { waitUntilDrained } from './support/mesh-state';
@@ -66,10 +76,14 @@ describe('mesh replay', () => {
   const totals = () => totalsFor(live.get('aggregator')!.url, expected.keys());
   /** Wait for the totals to reach the expected counts, then for the mesh to drain, then compare exactly. */
   const settledTotals = async () => {
-    await eventually(async () => {
-      const now = await totals();
-      return [...expected].every(([k, t]) => now[k].count >= t.count);
-    }, 180_000, 500);
+    await eventually(
+      async () => {
+        const now = await totals();
+        return [...expected].every(([k, t]) => now[k].count >= t.count);
+      },
+      180_000,
+      500,
+    );
     expect(await waitUntilDrained(server.url, PARTITIONS, 120_000)).toBe(true);
     return totals();
   };
@@ -142,10 +156,14 @@ describe('mesh replay', () => {
     expect(await run).toContain('resumed: epoch 2');
 
     // Kill it again while the rebuild is under way: some aggregator partition still has work.
-    await eventually(async () => {
-      const infos = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => jsm.consumers.info(StageInput.aggregator, consumerName('aggregator', p))));
-      return infos.some((i) => i.num_pending + i.num_ack_pending > 0);
-    }, 60_000, 20);
+    await eventually(
+      async () => {
+        const infos = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => jsm.consumers.info(StageInput.aggregator, consumerName('aggregator', p))));
+        return infos.some((i) => i.num_pending + i.num_ack_pending > 0);
+      },
+      60_000,
+      20,
+    );
     await live.get('aggregator')!.kill();
     await (await start('aggregator')).waitReady();
 

@@ -11,8 +11,17 @@
 import type { CloudEvent } from '@mesh/contracts';
 import { partitionOf } from '@mesh/contracts';
 import {
-  orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor,
-  type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { consumingPartitions } from './support/mesh-state';
 import { waitUntilSettled } from './support/settled';
@@ -127,7 +136,10 @@ describe("the router's duplicate window after a takeover", () => {
     await drained();
 
     const after = await routerCounters(second.url);
-    expect({ duplicates: after.duplicates - before.duplicates, routed: after.routed - before.routed }).toEqual({ duplicates: moved.length, routed: added.length });
+    expect({ duplicates: after.duplicates - before.duplicates, routed: after.routed - before.routed }).toEqual({
+      duplicates: moved.length,
+      routed: added.length,
+    });
     expect(await totalsFor(mesh.aggregator.url, KEYS)).toEqual(expectedTotals(sent));
   }, 150_000);
 });

@@ -57,14 +57,26 @@ describe('routing by the route table in mesh_routes, end to end', () => {
   let serial = 0;
 
   const event = (type: string, extra: Partial<CloudEvent> = {}): CloudEvent => ({
-    specversion: '1.0', id: `ev-${serial++}`, source: 'test://routing', type, partitionkey: `key-${serial % 7}`, ...extra,
+    specversion: '1.0',
+    id: `ev-${serial++}`,
+    source: 'test://routing',
+    type,
+    partitionkey: `key-${serial % 7}`,
+    ...extra,
   });
   const calls = (): Call[] => {
     const file = join(dir, 'calls.ndjson');
     if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call);
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Call);
   };
-  const handlersOf = (id: string) => calls().filter((c) => c.id === id).map((c) => c.handler);
+  const handlersOf = (id: string) =>
+    calls()
+      .filter((c) => c.id === id)
+      .map((c) => c.handler);
   const putRule = (name: string, value: unknown) => routes.put(`${RouteKeyPrefix.rule}${name}`, typeof value === 'string' ? value : JSON.stringify(value));
   const drained = () => waitUntilSettled(server.url, P, 60_000);
   const counters = async () => {
@@ -78,13 +90,17 @@ describe('routing by the route table in mesh_routes, end to end', () => {
    * after it arrived; the events after that must all follow the change.
    */
   const untilRoutedTo = async (type: string, handler: string | ((probe: CloudEvent) => string)) => {
-    const ok = await eventually(async () => {
-      const probe = event(type);
-      await postEvents(mesh.ingest.url, [probe], 'single');
-      let got: string[] = [];
-      await eventually(async () => (got = handlersOf(probe.id)).length > 0, 1_000, 50);
-      return got.length === 1 && got[0] === (typeof handler === 'string' ? handler : handler(probe));
-    }, 15_000, 0);
+    const ok = await eventually(
+      async () => {
+        const probe = event(type);
+        await postEvents(mesh.ingest.url, [probe], 'single');
+        let got: string[] = [];
+        await eventually(async () => (got = handlersOf(probe.id)).length > 0, 1_000, 50);
+        return got.length === 1 && got[0] === (typeof handler === 'string' ? handler : handler(probe));
+      },
+      15_000,
+      0,
+    );
     expect(ok).toBe(true);
   };
 
@@ -128,12 +144,22 @@ describe('routing by the route table in mesh_routes, end to end', () => {
     await putRule('bad-priority', { match: 'route.a', priority: 'high', to: ['beta'] });
     await putRule('not-json', '{"match": "route.a", "to": ["beta"]');
     await putRule('bad-match', { match: 'route.a b', to: ['beta'] });
-    const reported = await eventually(async () => {
-      const lines = mesh.router.output().split('\n').filter((l) => l.includes('"msg":"ignoring route rule"'));
-      return ['rule.bad-priority', 'rule.not-json', 'rule.bad-match'].every((k) => lines.some((l) => l.includes(`"key":"${k}"`)));
-    }, 10_000, 100);
+    const reported = await eventually(
+      async () => {
+        const lines = mesh.router
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"msg":"ignoring route rule"'));
+        return ['rule.bad-priority', 'rule.not-json', 'rule.bad-match'].every((k) => lines.some((l) => l.includes(`"key":"${k}"`)));
+      },
+      10_000,
+      100,
+    );
     expect(reported).toBe(true);
-    const lines = mesh.router.output().split('\n').filter((l) => l.includes('"msg":"ignoring route rule"'));
+    const lines = mesh.router
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"ignoring route rule"'));
     expect(lines.find((l) => l.includes('rule.bad-priority'))).toContain('priority must be a number');
     expect(lines.find((l) => l.includes('rule.not-json'))).toContain('a rule must be a JSON object');
     expect(lines.find((l) => l.includes('rule.bad-match'))).toContain("match token 'a b'");
@@ -154,12 +180,16 @@ describe('routing by the route table in mesh_routes, end to end', () => {
     const before = await counters();
     await putRule('drop-tests', { match: 'route.b', where: { source: 'test://drop' }, drop: true });
     // Until the rule is in the table, a probe from test://drop reaches beta.
-    const applied = await eventually(async () => {
-      const probe = event('route.b', { source: 'test://drop' });
-      await postEvents(mesh.ingest.url, [probe], 'single');
-      await drained();
-      return handlersOf(probe.id).length === 0;
-    }, 15_000, 0);
+    const applied = await eventually(
+      async () => {
+        const probe = event('route.b', { source: 'test://drop' });
+        await postEvents(mesh.ingest.url, [probe], 'single');
+        await drained();
+        return handlersOf(probe.id).length === 0;
+      },
+      15_000,
+      0,
+    );
     expect(applied).toBe(true);
     const dropsBefore = (await counters()).dropped;
     expect(dropsBefore).toBeGreaterThan(before.dropped);
@@ -195,7 +225,13 @@ describe('routing by the route table in mesh_routes, end to end', () => {
   }, 60_000);
 
   it('sends each event of a weighted route to the handler the weighting picks, and to the same one when it is routed again', async () => {
-    const canary = { match: 'route.w', to: [{ handler: 'alpha', weight: 3 }, { handler: 'beta', weight: 1 }] };
+    const canary = {
+      match: 'route.w',
+      to: [
+        { handler: 'alpha', weight: 3 },
+        { handler: 'beta', weight: 1 },
+      ],
+    };
     const table = new RouteTable();
     const parsed = parseRule('canary', canary);
     table.setRule(parsed.rule!);
@@ -207,9 +243,7 @@ describe('routing by the route table in mesh_routes, end to end', () => {
     const weighted = Array.from({ length: 12 }, (_, i) => ({ ...event('route.w'), id: `w${i}-order` }));
     const expected = weighted.map(pick);
     // Fixed here, so a change of the weighting (which would move live traffic between the arms) fails this test.
-    expect(expected.map((h) => h.join())).toEqual([
-      'alpha', 'alpha', 'alpha', 'beta', 'beta', 'alpha', 'alpha', 'alpha', 'beta', 'alpha', 'alpha', 'beta',
-    ]);
+    expect(expected.map((h) => h.join())).toEqual(['alpha', 'alpha', 'alpha', 'beta', 'beta', 'alpha', 'alpha', 'alpha', 'beta', 'alpha', 'alpha', 'beta']);
 
     await putRule('canary', canary);
     await untilRoutedTo('route.w', (probe) => pick(probe)[0]);

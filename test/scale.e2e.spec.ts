@@ -35,14 +35,22 @@ async function partitionsOf(p: ServiceProcess): Promise<PartitionsView> {
 /** Settled: every instance consumes exactly what the rendezvous assignment of these instances gives it. */
 async function settled(procs: ServiceProcess[]): Promise<PartitionsView[] | undefined> {
   const views = await Promise.all(procs.map(partitionsOf));
-  const target = assignPartitions(views.map((v) => v.instance), PARTITIONS);
+  const target = assignPartitions(
+    views.map((v) => v.instance),
+    PARTITIONS,
+  );
   const exact = views.every((v) => JSON.stringify(v.consuming) === JSON.stringify(target.get(v.instance)) && v.assigned.length === v.consuming.length);
   return exact ? views : undefined;
 }
 
 async function waitSettled(procs: ServiceProcess[]): Promise<PartitionsView[]> {
   let views: PartitionsView[] | undefined;
-  await eventually(async () => (views = await settled(procs)) !== undefined, 30_000, 200, async () => `partitions did not settle over ${procs.length} instances: ${JSON.stringify(await Promise.all(procs.map(partitionsOf)))}`);
+  await eventually(
+    async () => (views = await settled(procs)) !== undefined,
+    30_000,
+    200,
+    async () => `partitions did not settle over ${procs.length} instances: ${JSON.stringify(await Promise.all(procs.map(partitionsOf)))}`,
+  );
   return views!;
 }
 
@@ -82,7 +90,7 @@ async function readProcessed(js: JetStreamClient): Promise<CloudEvent[]> {
     const batch = await consumer.fetch({ max_messages: 500, expires: 2_000 });
     for await (const m of batch) {
       last = m.seq;
-      events.push(...(m.json<CloudEvent[]>()));
+      events.push(...m.json<CloudEvent[]>());
     }
   }
   return events;

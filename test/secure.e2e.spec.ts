@@ -21,8 +21,19 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { serviceInboxPrefix, Subjects, type CloudEvent } from '@mesh/contracts';
 import {
-  credentialOptions, eventually, orderEvent, postEvents, readEnvFile, RepoRoot, startNatsServer, startService, totalsFor,
-  type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  credentialOptions,
+  eventually,
+  orderEvent,
+  postEvents,
+  readEnvFile,
+  RepoRoot,
+  startNatsServer,
+  startService,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { createCertificateAuthority, issueCertificate } from '../tools/mesh/src/nats-config/certificates';
 import { consumingPartitions, waitUntilDrained } from './support/mesh-state';
@@ -104,10 +115,14 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     if (record) checked.push(...events);
     const expected = expectedTotals(events);
     const url = () => live.get('aggregator')!.url;
-    await eventually(async () => {
-      const now = await totalsFor(url(), expected.keys());
-      return [...expected].every(([k, t]) => now[k].count >= t.count);
-    }, 120_000, 500);
+    await eventually(
+      async () => {
+        const now = await totalsFor(url(), expected.keys());
+        return [...expected].every(([k, t]) => now[k].count >= t.count);
+      },
+      120_000,
+      500,
+    );
     // Once drained nothing more can be counted: a duplicate would show in the comparison.
     expect(await drained()).toBe(true);
     expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));
@@ -167,10 +182,14 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     const second = await start('processor');
     const first = live.get('processor')!;
     // Both consume, and together all partitions: some moved to the newcomer.
-    const spread = await eventually(async () => {
-      const [a, b] = await Promise.all([consumingPartitions(first.url), consumingPartitions(second.url)]);
-      return a.length > 0 && b.length > 0 && new Set([...a, ...b]).size === P && a.length + b.length === P;
-    }, 60_000, 200);
+    const spread = await eventually(
+      async () => {
+        const [a, b] = await Promise.all([consumingPartitions(first.url), consumingPartitions(second.url)]);
+        return a.length > 0 && b.length > 0 && new Set([...a, ...b]).size === P && a.length + b.length === P;
+      },
+      60_000,
+      200,
+    );
     moved = true;
     await trickle;
     expect(spread).toBe(true);
@@ -193,7 +212,14 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     const log = server.output();
     expect(log).toMatch(/Server is ready/);
     expect(log.split('\n').filter((l) => /Violation/.test(l))).toEqual([]);
-    for (const p of started) expect({ service: p.name, violations: p.output().split('\n').filter((l) => /permission violation/i.test(l)) }).toEqual({ service: p.name, violations: [] });
+    for (const p of started)
+      expect({
+        service: p.name,
+        violations: p
+          .output()
+          .split('\n')
+          .filter((l) => /permission violation/i.test(l)),
+      }).toEqual({ service: p.name, violations: [] });
     // The server's log would show one: the processor's identity publishing to ingest's subjects.
     const nc = await connect({ servers: server.url, inboxPrefix: serviceInboxPrefix('processor'), ...credentialOptions(envFile('processor')) });
     try {
@@ -225,7 +251,13 @@ describe('the mesh secured with mesh nats-config --tls', () => {
     };
 
     it('exits 1 within 10 s, naming TLS, when its client certificate comes from another CA', async () => {
-      const env = { ...serviceEnv('router'), NATS_TLS_CERT: join(other, 'router-cert.pem'), NATS_TLS_KEY: join(other, 'router-key.pem'), HTTP_PORT: '0', HTTP_HOST: '127.0.0.1' };
+      const env = {
+        ...serviceEnv('router'),
+        NATS_TLS_CERT: join(other, 'router-cert.pem'),
+        NATS_TLS_KEY: join(other, 'router-key.pem'),
+        HTTP_PORT: '0',
+        HTTP_HOST: '127.0.0.1',
+      };
       expectOneLineTlsExit(await run(join(RepoRoot, 'services', 'router', 'dist', 'main.js'), [], env, 20_000));
     }, 30_000);
 

@@ -11,7 +11,18 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { CloudEvent } from '@mesh/contracts';
 import {
-  encodeRequest, eventually, orderEvent, postEvents, startMesh, startNatsServer, startService, totalsFor, type NatsServer, type ServiceName, type ServiceProcess, type Totals,
+  encodeRequest,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type Totals,
 } from '@mesh/testing';
 import { allAcked, consumingPartitions, partitionConsumers } from './support/mesh-state';
 
@@ -67,15 +78,23 @@ describe('graceful shutdown on SIGTERM while events stream in', () => {
   /** Totals of every key reach the expected counts, then, once every stage has acked everything, equal them exactly. */
   async function expectExactTotals(aggregatorUrl: string, expected: Map<string, Totals>): Promise<void> {
     const keys = [...expected.keys()];
-    const reached = await eventually(async () => {
-      const now = await totalsFor(aggregatorUrl, keys);
-      return keys.every((k) => now[k].count >= expected.get(k)!.count);
-    }, 45_000, 250);
+    const reached = await eventually(
+      async () => {
+        const now = await totalsFor(aggregatorUrl, keys);
+        return keys.every((k) => now[k].count >= expected.get(k)!.count);
+      },
+      45_000,
+      250,
+    );
     expect(reached).toBe(true);
-    const settled = await eventually(async () => {
-      const states = await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, P)));
-      return states.every(allAcked);
-    }, 30_000, 100);
+    const settled = await eventually(
+      async () => {
+        const states = await Promise.all((['router', 'processor', 'aggregator'] as const).map((s) => partitionConsumers(jsm, s, P)));
+        return states.every(allAcked);
+      },
+      30_000,
+      100,
+    );
     expect(settled).toBe(true);
     expect(await totalsFor(aggregatorUrl, keys)).toEqual(Object.fromEntries(expected));
   }
@@ -189,7 +208,8 @@ describe('graceful shutdown on SIGTERM while events stream in', () => {
         return false;
       } catch (err) {
         // A request sent before SIGTERM must be answered; after it, a refused or closed connection just means "go elsewhere".
-        if (startedAt < sigtermAt) problems.push(`request ${i}, sent before SIGTERM, got no answer: ${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? '')}`);
+        if (startedAt < sigtermAt)
+          problems.push(`request ${i}, sent before SIGTERM, got no answer: ${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? '')}`);
         else answers.refusedAfterSigterm++;
         return false;
       } finally {

@@ -7,8 +7,21 @@
  */
 import { Pool } from 'pg';
 import {
-  createTestDatabase, eventually, orderEvent, postEvents, startMesh, startNatsServer, startPrivatePostgres, startService, stopAll, totalsFor,
-  type NatsServer, type PrivatePostgres, type ServiceName, type ServiceProcess, type TestDatabase,
+  createTestDatabase,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startPrivatePostgres,
+  startService,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type PrivatePostgres,
+  type ServiceName,
+  type ServiceProcess,
+  type TestDatabase,
 } from '@mesh/testing';
 import { expectedTotals, tableTotals } from './support/sink-table';
 
@@ -50,7 +63,12 @@ describe('sink: PostgreSQL away for 10 s mid-stream', () => {
     let sent = 0;
     const produce = (async () => {
       for (let first = 0; first < TOTAL; first += 100) {
-        await postEvents(mesh!.ingest.url, Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))), 'batch', 120_000);
+        await postEvents(
+          mesh!.ingest.url,
+          Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))),
+          'batch',
+          120_000,
+        );
         sent += 100;
         await new Promise((r) => setTimeout(r, 30));
       }
@@ -60,16 +78,20 @@ describe('sink: PostgreSQL away for 10 s mid-stream', () => {
 
     await postgres.stop();
     const stoppedAt = Date.now();
-    expect(await eventually(async () => {
-      const r = await readiness();
-      return r.status === 503 && r.checks.postgres === false;
-    }, OUTAGE_MS)).toBe(true);
+    expect(
+      await eventually(async () => {
+        const r = await readiness();
+        return r.status === 503 && r.checks.postgres === false;
+      }, OUTAGE_MS),
+    ).toBe(true);
 
     // Everything is sent and aggregated while PostgreSQL is still away: the
     // last results exist only in JetStream and in what the sink holds.
     await produce;
     const expected = expectedTotals(TOTAL, keyOf, amountOf);
-    expect(await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000)).toBe(true);
+    expect(
+      await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000),
+    ).toBe(true);
     expect(Date.now() - stoppedAt).toBeLessThan(OUTAGE_MS);
     expect((await readiness()).checks.postgres).toBe(false);
     await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - stoppedAt)));

@@ -7,8 +7,19 @@
  */
 import { Pool } from 'pg';
 import {
-  createTestDatabase, eventually, orderEvent, postEvents, startMesh, startNatsServer, startService, stopAll, totalsFor,
-  type NatsServer, type ServiceName, type ServiceProcess, type TestDatabase,
+  createTestDatabase,
+  eventually,
+  orderEvent,
+  postEvents,
+  startMesh,
+  startNatsServer,
+  startService,
+  stopAll,
+  totalsFor,
+  type NatsServer,
+  type ServiceName,
+  type ServiceProcess,
+  type TestDatabase,
 } from '@mesh/testing';
 import { expectedTotals, sinkConsumerState, tableTotals } from './support/sink-table';
 
@@ -43,19 +54,21 @@ describe('sink: results in PostgreSQL', () => {
     for (let i = 0; i < events.length; i += 250) await postEvents(mesh!.ingest.url, events.slice(i, i + 250), 'batch');
     const expected = expectedTotals(events.length, keyOf, amountOf);
 
-    expect(await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000)).toBe(true);
+    expect(
+      await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000),
+    ).toBe(true);
     await eventually(async () => JSON.stringify(await tableTotals(pool, 'same-')) === JSON.stringify(expected), 30_000);
     expect(await tableTotals(pool, 'same-')).toEqual(expected);
 
     // Not only the sums: every window of a key, as the API has it.
-    const api = (await (await fetch(`${mesh!.aggregator.url}/v1/aggregates/totals/same-3`)).json()) as { windows: { start: string; closed: boolean; count: number; sum: number }[] };
+    const api = (await (await fetch(`${mesh!.aggregator.url}/v1/aggregates/totals/same-3`)).json()) as {
+      windows: { start: string; closed: boolean; count: number; sum: number }[];
+    };
     await eventually(async () => {
       const { rows } = await pool.query("SELECT closed FROM mesh_aggregates WHERE name = 'totals' AND key = 'same-3' ORDER BY window_start");
       return rows.length === api.windows.length && rows.every((r, i) => r.closed === api.windows[i].closed);
     }, 10_000);
-    const { rows } = await pool.query(
-      "SELECT window_start, closed, value FROM mesh_aggregates WHERE name = 'totals' AND key = 'same-3' ORDER BY window_start",
-    );
+    const { rows } = await pool.query("SELECT window_start, closed, value FROM mesh_aggregates WHERE name = 'totals' AND key = 'same-3' ORDER BY window_start");
     const latest = (await (await fetch(`${mesh!.aggregator.url}/v1/aggregates/totals/same-3`)).json()) as typeof api;
     expect(rows.map((r) => ({ start: (r.window_start as Date).toISOString(), closed: r.closed, ...r.value }))).toEqual(
       latest.windows.map(({ start, closed, count, sum }) => ({ start, closed, count, sum })),
@@ -69,7 +82,12 @@ describe('sink: results in PostgreSQL', () => {
     let sent = 0;
     const produce = (async () => {
       for (let first = 0; first < TOTAL; first += 100) {
-        await postEvents(mesh!.ingest.url, Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))), 'ndjson', 120_000);
+        await postEvents(
+          mesh!.ingest.url,
+          Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))),
+          'ndjson',
+          120_000,
+        );
         sent += 100;
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -90,13 +108,17 @@ describe('sink: results in PostgreSQL', () => {
       const more = Array.from({ length: 400 }, (_, i) => orderEvent(keyOf(TOTAL + i), TOTAL + i, amountOf(TOTAL + i)));
       await postEvents(mesh!.ingest.url, more, 'batch');
       expected = expectedTotals(TOTAL + more.length, keyOf, amountOf);
-      expect(await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000)).toBe(true);
+      expect(
+        await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000),
+      ).toBe(true);
       // Every update is in the sink's hands (delivered to it) and its write is waiting for the lock.
-      expect(await eventually(async () => {
-        const { pending } = await sinkConsumerState(server.url);
-        const waiting = await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-        return pending === 0 && waiting.rows[0].n > 0;
-      }, 30_000)).toBe(true);
+      expect(
+        await eventually(async () => {
+          const { pending } = await sinkConsumerState(server.url);
+          const waiting = await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+          return pending === 0 && waiting.rows[0].n > 0;
+        }, 30_000),
+      ).toBe(true);
       expect(await tableTotals(pool, 'kill-')).not.toEqual(expected);
       await sink!.kill();
       // A backend waiting on a lock notices its client is gone only when it

@@ -76,15 +76,19 @@ describe('tracing across the mesh', () => {
    */
   async function settle<T>(find: () => T, timeoutMs = 20_000): Promise<T> {
     let last: unknown;
-    const ok = await eventually(async () => {
-      try {
-        find();
-        return true;
-      } catch (err) {
-        last = err;
-        return false;
-      }
-    }, timeoutMs, 100);
+    const ok = await eventually(
+      async () => {
+        try {
+          find();
+          return true;
+        } catch (err) {
+          last = err;
+          return false;
+        }
+      },
+      timeoutMs,
+      100,
+    );
     if (!ok) {
       throw new Error(`${(last as Error).message}\n(spans received in all: ${spans().length}; rejected exports: ${JSON.stringify(receiver.rejected)})`);
     }
@@ -121,7 +125,12 @@ describe('tracing across the mesh', () => {
     // One trace, the caller's, from one end to the other.
     expect([...new Set(all.map((s) => s.traceId))]).toEqual([traceId]);
     expect(all.map((s) => s.service)).toEqual(['ingest', 'ingest', 'router', 'processor', 'aggregator']);
-    expect(spans().filter((s) => s.traceId === traceId).map((s) => s.spanId).sort()).toEqual(all.map((s) => s.spanId).sort());
+    expect(
+      spans()
+        .filter((s) => s.traceId === traceId)
+        .map((s) => s.spanId)
+        .sort(),
+    ).toEqual(all.map((s) => s.spanId).sort());
 
     expect(chain.ingestServer).toMatchObject({ name: 'POST /v1/events', kind: SpanKind.server, parentSpanId: callerSpanId });
     expect(chain.ingestServer.attributes['http.response.status_code']).toBe('202');
@@ -183,8 +192,14 @@ describe('tracing across the mesh', () => {
     const traceId = router.traceId;
     expect(before.has(traceId)).toBe(false);
     const chain = await settle(() => {
-      const producer = only(spans().filter((s) => s.spanId === router.parentSpanId), 'parent of the router span');
-      const ingestServer = only(spans().filter((s) => s.spanId === producer.parentSpanId), 'parent of the ingest producer span');
+      const producer = only(
+        spans().filter((s) => s.spanId === router.parentSpanId),
+        'parent of the router span',
+      );
+      const ingestServer = only(
+        spans().filter((s) => s.spanId === producer.parentSpanId),
+        'parent of the ingest producer span',
+      );
       return chainFrom(ingestServer, event);
     });
 
@@ -194,7 +209,16 @@ describe('tracing across the mesh', () => {
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(traceId).not.toBe('0'.repeat(32));
     // Nothing else in the trace: the five spans of the chain and no strays.
-    expect(spans().filter((s) => s.traceId === traceId).map((s) => s.spanId).sort()).toEqual(Object.values(chain).map((s) => s.spanId).sort());
+    expect(
+      spans()
+        .filter((s) => s.traceId === traceId)
+        .map((s) => s.spanId)
+        .sort(),
+    ).toEqual(
+      Object.values(chain)
+        .map((s) => s.spanId)
+        .sort(),
+    );
   }, 40_000);
 
   it('marks the processor span of an event whose handler throws with status ERROR', async () => {

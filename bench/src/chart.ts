@@ -13,7 +13,8 @@ const LeftX = 90;
 const RightX = 560;
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const fmt = (n: number) => (n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1).replace(/\.0$/, '')}k` : String(Math.round(n * 10) / 10));
+const fmt = (n: number) =>
+  n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1).replace(/\.0$/, '')}k` : String(Math.round(n * 10) / 10);
 
 function text(x: number, y: number, s: string, attrs = ''): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
@@ -66,7 +67,9 @@ function throughputPanel(r: BenchResults, steps: StepResult[]): string[] {
     const posted = s.postedEventsPerSec;
     out.push(`<rect x="${xs[i] - bw / 2 - 8}" y="${y(posted)}" width="${bw}" height="${Panel.top + Panel.height - y(posted)}" fill="#c9c9c9"/>`);
     const v = s.e2eEventsPerSec ?? 0;
-    out.push(`<rect x="${xs[i] - bw / 2 + 4}" y="${y(v)}" width="${bw}" height="${Panel.top + Panel.height - y(v)}" fill="${s.exact ? '#3b7dd8' : '#d83b3b'}"/>`);
+    out.push(
+      `<rect x="${xs[i] - bw / 2 + 4}" y="${y(v)}" width="${bw}" height="${Panel.top + Panel.height - y(v)}" fill="${s.exact ? '#3b7dd8' : '#d83b3b'}"/>`,
+    );
     out.push(text(xs[i] + 4, y(v) - 5, fmt(v), 'text-anchor="middle" font-size="11"'));
     if (s.offered !== 'max') {
       out.push(`<line x1="${xs[i] - bw / 2 - 6}" x2="${xs[i] + bw / 2 + 6}" y1="${y(s.offered)}" y2="${y(s.offered)}" stroke="#333" stroke-dasharray="3 2"/>`);
@@ -79,7 +82,10 @@ function throughputPanel(r: BenchResults, steps: StepResult[]): string[] {
   };
   baseLine(batched, 'raw batched', '#2a9d4b');
   baseLine(perEvent, 'raw per event', '#c77c1e');
-  const legend: [string, string][] = [['#c9c9c9', 'accepted (202) ev/s'], ['#3b7dd8', 'end to end ev/s']];
+  const legend: [string, string][] = [
+    ['#c9c9c9', 'accepted (202) ev/s'],
+    ['#3b7dd8', 'end to end ev/s'],
+  ];
   legend.forEach(([color, label], i) => {
     const lx = LeftX + 10 + i * 140;
     out.push(`<rect x="${lx}" y="${Panel.top + 8}" width="12" height="10" fill="${color}"/>`);
@@ -144,9 +150,13 @@ export function renderChart(r: BenchResults): string {
   }
   const lat = r.mesh.latency?.latencyMs;
   if (lat && r.mesh.latency) {
-    lines.push(`Latency at ${offeredLabel(r.mesh.latency.offered)}, ${r.mesh.latency.batch} event(s)/request: p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms (${lat.samples} events)`);
+    lines.push(
+      `Latency at ${offeredLabel(r.mesh.latency.offered)}, ${r.mesh.latency.batch} event(s)/request: p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms (${lat.samples} events)`,
+    );
   }
-  lines.push(`Dashed marks: offered load. Red bars: totals not exact. End to end = first post → exact totals of every key in GET /v1/aggregates/totals/<key>. ${r.smoke ? 'SMOKE RUN: not a measurement.' : ''}`);
+  lines.push(
+    `Dashed marks: offered load. Red bars: totals not exact. End to end = first post → exact totals of every key in GET /v1/aggregates/totals/<key>. ${r.smoke ? 'SMOKE RUN: not a measurement.' : ''}`,
+  );
 
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif">`,

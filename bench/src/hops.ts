@@ -50,7 +50,7 @@ async function stamps(js: JetStreamClient, jsm: JetStreamManager, stream: string
   let seen = 0;
   while (seen < state.messages) {
     let got = 0;
-    for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 }) as AsyncIterable<JsMsg>) {
+    for await (const m of (await consumer.fetch({ max_messages: 1000, expires: 2000 })) as AsyncIterable<JsMsg>) {
       got++;
       seen++;
       for (const e of decodeEnvelope(m.data)) at.set(e.id.split(':')[0], Number(m.info.timestampNanos) / 1e6);
@@ -83,11 +83,19 @@ async function main(): Promise<void> {
     await offer(client, workload);
     await sleep(2000);
 
-    const pids: Record<string, number> = { 'nats-server': server.pid, bench: process.pid, ...Object.fromEntries(Object.values(services).map((s) => [s.name, s.pid])) };
+    const pids: Record<string, number> = {
+      'nats-server': server.pid,
+      bench: process.pid,
+      ...Object.fromEntries(Object.values(services).map((s) => [s.name, s.pid])),
+    };
     let before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuMs(pid)]));
     const cpu = setInterval(() => {
       const now = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuMs(pid)]));
-      process.stdout.write(`cpu % ${Object.keys(pids).map((n) => `${n} ${Math.round((now[n] - before[n]) / 5)}`).join(', ')}\n`);
+      process.stdout.write(
+        `cpu % ${Object.keys(pids)
+          .map((n) => `${n} ${Math.round((now[n] - before[n]) / 5)}`)
+          .join(', ')}\n`,
+      );
       before = now;
     }, 500);
     const due = await offer(client, workload);
@@ -97,7 +105,11 @@ async function main(): Promise<void> {
 
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
-    const [ingested, routed, processed] = [await stamps(js, jsm, Streams.ingest), await stamps(js, jsm, Streams.routed), await stamps(js, jsm, Streams.processed)];
+    const [ingested, routed, processed] = [
+      await stamps(js, jsm, Streams.ingest),
+      await stamps(js, jsm, Streams.routed),
+      await stamps(js, jsm, Streams.processed),
+    ];
     const hops: Record<string, number[]> = { 'post → MESH_INGEST': [], '→ MESH_ROUTED': [], '→ MESH_PROCESSED': [], '→ aggregate': [], 'post → aggregate': [] };
     for (const [id, at] of due) {
       const a = ingested.get(id);

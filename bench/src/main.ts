@@ -58,7 +58,9 @@ function optionsForJson(o: BenchOptions): Record<string, unknown> {
 
 /** MESH_* and OTEL_* variables of the bench's environment go to the services (tuning runs, tracing cost); nothing else of it does. */
 function meshEnv(): Record<string, string> {
-  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => (e[0].startsWith('MESH_') || e[0].startsWith('OTEL_')) && e[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => (e[0].startsWith('MESH_') || e[0].startsWith('OTEL_')) && e[1] !== undefined),
+  );
 }
 
 async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
@@ -103,7 +105,16 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
       return b;
     };
     if (!o.skipBaseline) {
-      results.baseline.perEvent = await runBaseline(nc, server.url, server.pid, owned, { label: 'per event', perMessage: 1, events: o.baselineEvents }, o.eventBytes, say, adminAuth);
+      results.baseline.perEvent = await runBaseline(
+        nc,
+        server.url,
+        server.pid,
+        owned,
+        { label: 'per event', perMessage: 1, events: o.baselineEvents },
+        o.eventBytes,
+        say,
+        adminAuth,
+      );
       say(`  ${Math.round(results.baseline.perEvent.eventsPerSec)} events/s`);
       results.baseline.batched = await batchedBaseline();
     }
@@ -129,7 +140,12 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
     const ctx: StepContext = { client, workload, probes, kv, aggregatorUrl: services.aggregator.url, pids, drainTimeoutMs: o.drainTimeoutMs, say };
 
     // Warm-up: every key gets events and a result in KV, the services' code is compiled.
-    const warm = (results.mesh.warmup = await runStep(ctx, 'warm-up', 'load', { rate: Number.POSITIVE_INFINITY, batch: o.batch, concurrency: o.concurrency, durationMs: o.smoke ? 500 : 2_000 }));
+    const warm = (results.mesh.warmup = await runStep(ctx, 'warm-up', 'load', {
+      rate: Number.POSITIVE_INFINITY,
+      batch: o.batch,
+      concurrency: o.concurrency,
+      durationMs: o.smoke ? 500 : 2_000,
+    }));
     results.errors.push(...stepErrors(warm));
     if (warm.exact && o.latencyRate > 0) {
       // The load warm-up sends 100-event requests; the latency step's single
@@ -152,13 +168,23 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
 
     for (const [name, pid] of Object.entries(pids)) {
       const cpu = readCpu(pid);
-      results.mesh.processes[name] = { pid, cpuUserS: cpu?.userS ?? 0, cpuSysS: cpu?.sysS ?? 0, peakRssMiB: Math.round(((readPeakRss(pid) ?? 0) / 1048576) * 10) / 10 };
+      results.mesh.processes[name] = {
+        pid,
+        cpuUserS: cpu?.userS ?? 0,
+        cpuSysS: cpu?.sysS ?? 0,
+        peakRssMiB: Math.round(((readPeakRss(pid) ?? 0) / 1048576) * 10) / 10,
+      };
     }
     if (!o.skipBaseline && results.errors.length === 0) {
       // The machine's speed drifts: measure the batched baseline again, with
       // the services stopped, so the mesh is compared with what bracketed it.
       say('stopping the services for the second batched baseline');
-      await Promise.all(owned.list().filter((p) => (ServiceNames as string[]).includes(p.name)).map((p) => owned.stop(p)));
+      await Promise.all(
+        owned
+          .list()
+          .filter((p) => (ServiceNames as string[]).includes(p.name))
+          .map((p) => owned.stop(p)),
+      );
       results.baseline.batchedAfter = await batchedBaseline();
     }
   } finally {
@@ -209,7 +235,9 @@ function profileFile(outDir: string, date: string, service: ServiceName): string
 }
 
 function stepErrors(s: StepResult): string[] {
-  return s.exact ? [] : [`step ${s.name}: totals not exact (${s.mismatches.length} key(s) wrong in GET, e.g. ${JSON.stringify(s.mismatches[0] ?? 'timed out')})`];
+  return s.exact
+    ? []
+    : [`step ${s.name}: totals not exact (${s.mismatches.length} key(s) wrong in GET, e.g. ${JSON.stringify(s.mismatches[0] ?? 'timed out')})`];
 }
 
 function finish(results: BenchResults, o: BenchOptions): void {
@@ -282,7 +310,9 @@ async function main(): Promise<number> {
       platform: `${process.platform} ${release()}`,
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model,
-      loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100).join(' '),
+      loadAverageAtStart: loadavg()
+        .map((l) => Math.round(l * 100) / 100)
+        .join(' '),
       git: gitState(),
     },
     baseline: {},

@@ -56,7 +56,9 @@ export async function runStep(ctx: StepContext, name: string, kind: StepResult['
   const cpuBefore = readAll(ctx.pids);
   const retriesBefore = ctx.client.retries;
   const offered = Number.isFinite(load.rate) ? load.rate : 'max';
-  ctx.say(`step ${name}: offering ${offered === 'max' ? 'as much as' : offered + ' events/s with'} ${load.concurrency} requests in flight, ${load.batch} event(s) each, for ${load.durationMs / 1000} s`);
+  ctx.say(
+    `step ${name}: offering ${offered === 'max' ? 'as much as' : offered + ' events/s with'} ${load.concurrency} requests in flight, ${load.batch} event(s) each, for ${load.durationMs / 1000} s`,
+  );
 
   const posting = await offerLoad(ctx.client, ctx.workload, load, (probes, at) => ctx.probes.noteSent(probes, at, name));
   const postingS = (posting.lastAcceptedAt - posting.startedAt) / 1000;
@@ -100,11 +102,15 @@ export async function runStep(ctx: StepContext, name: string, kind: StepResult['
     cpu,
   };
   if (exact.doneAt === undefined) {
-    ctx.say(`  totals of ${exact.outstanding.length} key(s) were still not exact after ${ctx.drainTimeoutMs / 1000} s (${exact.outstanding.slice(0, 5).join(', ')}…)`);
+    ctx.say(
+      `  totals of ${exact.outstanding.length} key(s) were still not exact after ${ctx.drainTimeoutMs / 1000} s (${exact.outstanding.slice(0, 5).join(', ')}…)`,
+    );
   }
   if (mismatches.length > 0) {
     const m = mismatches[0];
-    ctx.say(`  ${mismatches.length} key(s) have wrong totals in GET /v1/aggregates/totals/<key>, e.g. ${m.key}: expected ${JSON.stringify(m.expected)}, got ${JSON.stringify(m.got)}`);
+    ctx.say(
+      `  ${mismatches.length} key(s) have wrong totals in GET /v1/aggregates/totals/<key>, e.g. ${m.key}: expected ${JSON.stringify(m.expected)}, got ${JSON.stringify(m.got)}`,
+    );
   }
   const l = result.latencyMs;
   ctx.say(

@@ -99,7 +99,12 @@ interface Spec {
 }
 
 const Specs: Record<string, Spec> = {
-  '--loads': { key: 'loads', env: 'BENCH_LOADS', kind: 'loads', doc: "offered loads of the load steps, events/s, comma-separated; 'max' = as fast as the HTTP workers go" },
+  '--loads': {
+    key: 'loads',
+    env: 'BENCH_LOADS',
+    kind: 'loads',
+    doc: "offered loads of the load steps, events/s, comma-separated; 'max' = as fast as the HTTP workers go",
+  },
   '--duration': { key: 'durationMs', env: 'BENCH_DURATION', kind: 'duration', doc: 'posting time of each load step (ms, s, m)' },
   '--event-bytes': { key: 'eventBytes', env: 'BENCH_EVENT_BYTES', kind: 'size', doc: "bytes of padding in each event's data" },
   '--batch': { key: 'batch', env: 'BENCH_BATCH', kind: 'count', doc: 'events per HTTP request in the load steps' },
@@ -108,10 +113,20 @@ const Specs: Record<string, Spec> = {
   '--probes': { key: 'probes', env: 'BENCH_PROBES', kind: 'count', doc: 'keys whose aggregate is watched to time each of their events' },
   '--latency-rate': { key: 'latencyRate', env: 'BENCH_LATENCY_RATE', kind: 'size', doc: 'offered load of the latency step, events/s (0 skips it)' },
   '--latency-batch': { key: 'latencyBatch', env: 'BENCH_LATENCY_BATCH', kind: 'count', doc: 'events per HTTP request in the latency step' },
-  '--latency-concurrency': { key: 'latencyConcurrency', env: 'BENCH_LATENCY_CONCURRENCY', kind: 'count', doc: 'HTTP requests in flight at most in the latency step' },
+  '--latency-concurrency': {
+    key: 'latencyConcurrency',
+    env: 'BENCH_LATENCY_CONCURRENCY',
+    kind: 'count',
+    doc: 'HTTP requests in flight at most in the latency step',
+  },
   '--latency-duration': { key: 'latencyDurationMs', env: 'BENCH_LATENCY_DURATION', kind: 'duration', doc: 'posting time of the latency step' },
   '--baseline-events': { key: 'baselineEvents', env: 'BENCH_BASELINE_EVENTS', kind: 'count', doc: 'events through the raw baseline, one per message' },
-  '--baseline-batched-events': { key: 'baselineBatchedEvents', env: 'BENCH_BASELINE_BATCHED_EVENTS', kind: 'count', doc: 'events through the raw baseline, batched' },
+  '--baseline-batched-events': {
+    key: 'baselineBatchedEvents',
+    env: 'BENCH_BASELINE_BATCHED_EVENTS',
+    kind: 'count',
+    doc: 'events through the raw baseline, batched',
+  },
   '--baseline-batch': { key: 'baselineBatch', env: 'BENCH_BASELINE_BATCH', kind: 'count', doc: 'events per message in the batched baseline' },
   '--skip-baseline': { key: 'skipBaseline', env: 'BENCH_SKIP_BASELINE', kind: 'flag', doc: 'do not run the raw baseline' },
   '--secure': {
@@ -121,8 +136,18 @@ const Specs: Record<string, Spec> = {
     doc: 'run secured: `mesh nats-config --tls` identities, TLS with client certificates, each service its own NATS user; the bench and the baselines as admin',
   },
   '--drain-timeout': { key: 'drainTimeoutMs', env: 'BENCH_DRAIN_TIMEOUT', kind: 'duration', doc: "longest wait after a step's last post for exact totals" },
-  '--cpu-prof': { key: 'cpuProf', env: 'BENCH_CPU_PROF', kind: 'flag', doc: "profile the services (V8 sampling profiler) and summarise their hottest functions" },
-  '--service-node-options': { key: 'serviceNodeOptions', env: 'BENCH_SERVICE_NODE_OPTIONS', kind: 'text', doc: 'NODE_OPTIONS for the services, to try runtime settings' },
+  '--cpu-prof': {
+    key: 'cpuProf',
+    env: 'BENCH_CPU_PROF',
+    kind: 'flag',
+    doc: 'profile the services (V8 sampling profiler) and summarise their hottest functions',
+  },
+  '--service-node-options': {
+    key: 'serviceNodeOptions',
+    env: 'BENCH_SERVICE_NODE_OPTIONS',
+    kind: 'text',
+    doc: 'NODE_OPTIONS for the services, to try runtime settings',
+  },
   '--out': { key: 'outDir', env: 'BENCH_OUT', kind: 'path', doc: 'results directory (default bench/results; --smoke: a temporary directory)' },
   '--smoke': { key: 'smoke', env: 'BENCH_SMOKE', kind: 'flag', doc: 'a few seconds: checks the harness works and totals are exact; exits 1 otherwise' },
 };
@@ -176,8 +201,11 @@ function parseValue(where: string, s: Spec, raw: string): unknown {
       return n;
     }
     case 'loads': {
-      const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
-      if (parts.length === 0) throw bad("must list offered loads in events/s, such as 1000,5000,max");
+      const parts = raw
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '');
+      if (parts.length === 0) throw bad('must list offered loads in events/s, such as 1000,5000,max');
       return parts.map((p) => {
         if (p === 'max') return Number.POSITIVE_INFINITY;
         if (!/^\d+$/.test(p) || Number(p) < 1) throw bad(`'${p}' is not a load; use whole events/s from 1, or 'max'`);
@@ -222,7 +250,10 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
 function check(o: BenchOptions): BenchOptions {
   if (o.probes > o.keys) throw new OptionError(`--probes = ${o.probes} is invalid: at most --keys (${o.keys}) keys can be watched`);
   // JSON of one event without padding is about 190 bytes; keep requests under ingest's body limit.
-  for (const [flag, batch] of [['--batch', o.batch], ['--latency-batch', o.latencyBatch]] as const) {
+  for (const [flag, batch] of [
+    ['--batch', o.batch],
+    ['--latency-batch', o.latencyBatch],
+  ] as const) {
     const bytes = batch * (o.eventBytes + 220);
     if (bytes > MaxBodyBytes) {
       throw new OptionError(

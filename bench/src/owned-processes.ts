@@ -55,7 +55,10 @@ export class OwnedProcesses {
       }
     } catch (err) {
       this.say(`stopping ${p.name} (pid ${p.pid}) failed: ${(err as Error).message}; killing it`);
-      await withTimeout(p.kill().catch(() => undefined), 5_000);
+      await withTimeout(
+        p.kill().catch(() => undefined),
+        5_000,
+      );
     }
     this.byPid.delete(p.pid);
   }
@@ -64,7 +67,11 @@ export class OwnedProcesses {
   async stopAll(): Promise<void> {
     const tiers = [...new Set(this.list().map((p) => p.tier))].sort((a, b) => a - b);
     for (const tier of tiers) {
-      await Promise.all(this.list().filter((p) => p.tier === tier).map((p) => this.stop(p)));
+      await Promise.all(
+        this.list()
+          .filter((p) => p.tier === tier)
+          .map((p) => this.stop(p)),
+      );
     }
   }
 

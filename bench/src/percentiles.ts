@@ -16,5 +16,12 @@ export function summarise(samples: readonly number[]): LatencySummary | undefine
   let sum = 0;
   for (const s of sorted) sum += s;
   const round = (v: number) => Math.round(v * 10) / 10;
-  return { samples: sorted.length, p50: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)), max: round(sorted[sorted.length - 1]), mean: round(sum / sorted.length) };
+  return {
+    samples: sorted.length,
+    p50: round(at(0.5)),
+    p95: round(at(0.95)),
+    p99: round(at(0.99)),
+    max: round(sorted[sorted.length - 1]),
+    mean: round(sum / sorted.length),
+  };
 }

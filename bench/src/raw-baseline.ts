@@ -148,18 +148,34 @@ export async function runBaseline(
   const pull = variant.perMessage === 1 ? 512 : 64;
   const workers: Worker[] = [];
   try {
-    workers.push(await startWorker(owned, 'counter', natsUrl, { role: 'counter', stream: stream(Hops), consumer: `hop${Hops}`, events: variant.events, pull }, auth));
+    workers.push(
+      await startWorker(owned, 'counter', natsUrl, { role: 'counter', stream: stream(Hops), consumer: `hop${Hops}`, events: variant.events, pull }, auth),
+    );
     for (let hop = Hops - 1; hop >= 1; hop--) {
-      workers.push(await startWorker(owned, `relay ${hop}`, natsUrl, { role: 'relay', hop, stream: stream(hop), consumer: `hop${hop}`, next: subject(hop + 1), pull }, auth));
+      workers.push(
+        await startWorker(
+          owned,
+          `relay ${hop}`,
+          natsUrl,
+          { role: 'relay', hop, stream: stream(hop), consumer: `hop${hop}`, next: subject(hop + 1), pull },
+          auth,
+        ),
+      );
     }
-    const producer = await startWorker(owned, 'producer', natsUrl, {
-      role: 'producer',
-      subject: subject(1),
-      events: variant.events,
-      perMessage: variant.perMessage,
-      eventBytes,
-      inFlight: variant.perMessage === 1 ? 256 : 16,
-    }, auth);
+    const producer = await startWorker(
+      owned,
+      'producer',
+      natsUrl,
+      {
+        role: 'producer',
+        subject: subject(1),
+        events: variant.events,
+        perMessage: variant.perMessage,
+        eventBytes,
+        inFlight: variant.perMessage === 1 ? 256 : 16,
+      },
+      auth,
+    );
     workers.push(producer);
     const counter = workers[0];
 

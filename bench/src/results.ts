@@ -116,24 +116,39 @@ export function renderTable(r: BenchResults): string {
   const out: string[] = [];
   const o = r.options;
   out.push('', `Mesh bench ${r.date}${r.smoke ? ' (smoke: checks the harness, says nothing about speed)' : ''}`);
-  out.push(`  ${o.eventBytes} bytes of padding per event, ${o.keys} keys (${o.probes} probed), node ${r.environment.node}, ${r.environment.cpus} cores, load average at start ${r.environment.loadAverageAtStart}`);
+  out.push(
+    `  ${o.eventBytes} bytes of padding per event, ${o.keys} keys (${o.probes} probed), node ${r.environment.node}, ${r.environment.cpus} cores, load average at start ${r.environment.loadAverageAtStart}`,
+  );
 
   const b = r.baseline;
   if (b.perEvent || b.batched) {
     out.push('', 'Raw baseline: bare NATS client, 4 file streams, 3 relay processes (consume → publish → ack) + a counter');
     const rows = [b.perEvent, b.batched, b.batchedAfter]
       .filter((x): x is BaselineResult => x !== undefined)
-      .map((x) => [x === b.batchedAfter ? `${x.label}, after the mesh` : x.label, int(x.events), int(x.messages), fix(x.seconds, 2), int(x.eventsPerSec), int(x.messagesPerSec), fix(cpuMsPer1k(x), 1)]);
+      .map((x) => [
+        x === b.batchedAfter ? `${x.label}, after the mesh` : x.label,
+        int(x.events),
+        int(x.messages),
+        fix(x.seconds, 2),
+        int(x.eventsPerSec),
+        int(x.messagesPerSec),
+        fix(cpuMsPer1k(x), 1),
+      ]);
     out.push(...table(['variant', 'events', 'messages', 'seconds', 'events/s', 'msgs/s', 'cpu ms/1k ev'], rows));
     const drift = r.ratios.batchedBaselineDrift;
     if (drift !== undefined) {
-      out.push(`  the machine's speed moved by ${((drift - 1) * 100).toFixed(0)}% between the two batched runs${Math.abs(drift - 1) > 0.15 ? ': figures of this run are uncertain by about that much' : ''}`);
+      out.push(
+        `  the machine's speed moved by ${((drift - 1) * 100).toFixed(0)}% between the two batched runs${Math.abs(drift - 1) > 0.15 ? ': figures of this run are uncertain by about that much' : ''}`,
+      );
     }
   }
 
   const steps = [r.mesh.latency, ...r.mesh.steps].filter((s): s is StepResult => s !== undefined);
   if (steps.length > 0) {
-    out.push('', 'Mesh over HTTP: e2e = first post → exact totals of every key in GET /v1/aggregates/totals/<key>; latency = post → event stored in its aggregate');
+    out.push(
+      '',
+      'Mesh over HTTP: e2e = first post → exact totals of every key in GET /v1/aggregates/totals/<key>; latency = post → event stored in its aggregate',
+    );
     const rows = steps.map((s) => [
       s.kind === 'latency' ? `latency ${offeredLabel(s.offered)}` : offeredLabel(s.offered),
       String(s.batch),
@@ -151,7 +166,25 @@ export function renderTable(r: BenchResults): string {
       ratio(batchedReference(r) && s.e2eEventsPerSec !== undefined ? s.e2eEventsPerSec / batchedReference(r)! : undefined),
     ]);
     out.push(
-      ...table(['offered', 'ev/req', 'events', 'posted/s', 'e2e ev/s', 'kept up', 'drain s', 'p50 ms', 'p95 ms', 'p99 ms', 'samples', '202 p99', 'exact', 'vs batched raw'], rows),
+      ...table(
+        [
+          'offered',
+          'ev/req',
+          'events',
+          'posted/s',
+          'e2e ev/s',
+          'kept up',
+          'drain s',
+          'p50 ms',
+          'p95 ms',
+          'p99 ms',
+          'samples',
+          '202 p99',
+          'exact',
+          'vs batched raw',
+        ],
+        rows,
+      ),
     );
   }
 
@@ -160,7 +193,9 @@ export function renderTable(r: BenchResults): string {
     out.push('', `Saturation: ${int(sat.eventsPerSec)} events/s end to end (step ${sat.step})`);
     if (b.batched) {
       const bracket = b.batchedAfter ? `, the mean of ${int(b.batched.eventsPerSec)} before and ${int(b.batchedAfter.eventsPerSec)} after the mesh` : '';
-      out.push(`  = ${ratio(r.ratios.saturationVsBatchedBaseline)} the batched raw baseline (${int(batchedReference(r))} events/s${bracket}, ${b.batched.perMessage} per message)`);
+      out.push(
+        `  = ${ratio(r.ratios.saturationVsBatchedBaseline)} the batched raw baseline (${int(batchedReference(r))} events/s${bracket}, ${b.batched.perMessage} per message)`,
+      );
     }
     if (b.perEvent) out.push(`  = ${ratio(r.ratios.saturationVsPerEventBaseline)} the per-event raw baseline (${int(b.perEvent.eventsPerSec)} events/s)`);
   }
@@ -176,7 +211,14 @@ export function renderTable(r: BenchResults): string {
     const satStep = r.mesh.steps.find((s) => s.name === sat?.step);
     out.push('', `Processes over the whole mesh run${satStep ? `; CPU per 1,000 events in step ${satStep.name}` : ''}`);
     const names = [...ServiceOrder.filter((n) => n in procs), ...Object.keys(procs).filter((n) => !ServiceOrder.includes(n))];
-    const rows = names.map((n) => [n, String(procs[n].pid), fix(procs[n].cpuUserS, 2), fix(procs[n].cpuSysS, 2), fix(procs[n].peakRssMiB, 1), fix(satStep?.cpu[n]?.msPer1kEvents, 1)]);
+    const rows = names.map((n) => [
+      n,
+      String(procs[n].pid),
+      fix(procs[n].cpuUserS, 2),
+      fix(procs[n].cpuSysS, 2),
+      fix(procs[n].peakRssMiB, 1),
+      fix(satStep?.cpu[n]?.msPer1kEvents, 1),
+    ]);
     out.push(...table(['process', 'pid', 'cpu user s', 'cpu sys s', 'peak RSS MiB', 'cpu ms/1k ev'], rows));
   }
 
@@ -192,8 +234,18 @@ export function renderTable(r: BenchResults): string {
   if (r.profiles) {
     for (const [name, p] of Object.entries(r.profiles)) {
       out.push('', `Hottest code in ${name} (self time, ${int(p.busyMs)} ms busy): ${p.file}`);
-      out.push(...table(['module', 'ms', '%'], p.modules.slice(0, 6).map((m) => [m.name, int(m.selfMs), fix(m.percent)])));
-      out.push(...table(['function', 'ms', '%'], p.functions.slice(0, 10).map((m) => [m.name, int(m.selfMs), fix(m.percent)])));
+      out.push(
+        ...table(
+          ['module', 'ms', '%'],
+          p.modules.slice(0, 6).map((m) => [m.name, int(m.selfMs), fix(m.percent)]),
+        ),
+      );
+      out.push(
+        ...table(
+          ['function', 'ms', '%'],
+          p.functions.slice(0, 10).map((m) => [m.name, int(m.selfMs), fix(m.percent)]),
+        ),
+      );
     }
   }
 

@@ -38,7 +38,9 @@ function kindOf(subject: string): string {
 
 async function main(): Promise<void> {
   if (!(rate > 0) || !(seconds > 0) || !(perRequest > 0)) {
-    process.stderr.write(`server-ops: usage: node bench/dist/server-ops.js [events/s|max] [seconds] [events per request]; got ${process.argv.slice(2).join(' ')}\n`);
+    process.stderr.write(
+      `server-ops: usage: node bench/dist/server-ops.js [events/s|max] [seconds] [events per request]; got ${process.argv.slice(2).join(' ')}\n`,
+    );
     process.exit(2);
   }
   const server = await startNatsServer();

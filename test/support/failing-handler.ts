@@ -18,9 +18,6 @@ export interface HandlerModule {
 export function writeFailingHandler(): HandlerModule {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-handler-'));
   const path = join(dir, 'boom.handler.js');
-  writeFileSync(
-    path,
-    `module.exports = { name: '${FailingHandlerName}', types: ['${FailingEventType}'], handle() { throw new Error('boom'); } };\n`,
-  );
+  writeFileSync(path, `module.exports = { name: '${FailingHandlerName}', types: ['${FailingEventType}'], handle() { throw new Error('boom'); } };\n`);
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

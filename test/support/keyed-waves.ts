@@ -48,7 +48,11 @@ export class KeyedWaves {
    * Wait until every partition consumer of the three stages is drained, then
    * check exact totals and per-key order. Returns what differs (empty: all exact).
    */
-  async check(natsUrl: string, aggregatorUrl: string, timeoutMs = 90_000): Promise<{ drained: boolean; totals: Record<string, Totals>; expected: Record<string, Totals>; order: string[] }> {
+  async check(
+    natsUrl: string,
+    aggregatorUrl: string,
+    timeoutMs = 90_000,
+  ): Promise<{ drained: boolean; totals: Record<string, Totals>; expected: Record<string, Totals>; order: string[] }> {
     const drained = await waitUntilDrained(natsUrl, 16, timeoutMs);
     const totals = await totalsFor(aggregatorUrl, this.keys);
     const seqs = seqsByKey(await readStreamEvents(natsUrl, Streams.processed));

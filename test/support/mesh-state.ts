@@ -98,7 +98,12 @@ export async function waitUntilDrained(natsUrl: string, partitions: number, time
       },
       timeoutMs,
       250,
-      () => `not drained: ${states.flat().filter((c) => c.numPending > 0 || c.numAckPending > 0).map((c) => `${c.name} pending ${c.numPending} ack pending ${c.numAckPending}`).join('; ')}`,
+      () =>
+        `not drained: ${states
+          .flat()
+          .filter((c) => c.numPending > 0 || c.numAckPending > 0)
+          .map((c) => `${c.name} pending ${c.numPending} ack pending ${c.numAckPending}`)
+          .join('; ')}`,
     );
   } finally {
     await nc.close();

@@ -18,7 +18,23 @@ function openssl(args: string[]): void {
 
 export function makeCa(dir: string, name: string): CertFiles {
   const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', files.key, '-out', files.cert, '-days', '1', '-subj', `/CN=${name}`]);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    files.key,
+    '-out',
+    files.cert,
+    '-days',
+    '1',
+    '-subj',
+    `/CN=${name}`,
+  ]);
   return files;
 }
 

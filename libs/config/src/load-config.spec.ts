@@ -114,7 +114,9 @@ describe('loadConfig', () => {
 
   it('validates a variable of another service only when its schema is loaded', () => {
     expect(() => load({ MESH_MAX_BODY_BYTES: 'lots' })).not.toThrow();
-    expect(() => loadConfig({ ingest: ingestSchema() }, { env: { MESH_MAX_BODY_BYTES: 'lots' } })).toThrow(/MESH_MAX_BODY_BYTES \(ingest.maxBodyBytes\) = "lots" is invalid/);
+    expect(() => loadConfig({ ingest: ingestSchema() }, { env: { MESH_MAX_BODY_BYTES: 'lots' } })).toThrow(
+      /MESH_MAX_BODY_BYTES \(ingest.maxBodyBytes\) = "lots" is invalid/,
+    );
   });
 
   describe('with a MESH_CONFIG file', () => {

@@ -95,7 +95,12 @@ export function loadConfig<T>(schema: Record<string, unknown>, options: LoadOpti
   // A misspelt MESH_ variable would otherwise be ignored silently.
   for (const name of Object.keys(env)) {
     if (name.startsWith('MESH_') && !known.has(name)) {
-      problems.push(`unknown environment variable ${name}; known MESH_ variables: ${[...known].filter((n) => n.startsWith('MESH_')).sort().join(', ')}`);
+      problems.push(
+        `unknown environment variable ${name}; known MESH_ variables: ${[...known]
+          .filter((n) => n.startsWith('MESH_'))
+          .sort()
+          .join(', ')}`,
+      );
     }
   }
 

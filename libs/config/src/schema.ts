@@ -7,7 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
 export function generatedInstanceId(service: string): string {
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 24) || 'host';
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '')
+      .slice(0, 24) || 'host';
   return `${service}-${host}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }
 
@@ -38,7 +41,7 @@ export function natsSchema(inboxPrefix = '_INBOX') {
     tlsCert: file('Client certificate for mutual TLS with NATS (with NATS_TLS_KEY).', 'NATS_TLS_CERT'),
     tlsKey: file('Private key of NATS_TLS_CERT.', 'NATS_TLS_KEY'),
     inboxPrefix: {
-      doc: 'Prefix of this process\'s reply subjects; a private prefix per service lets NATS permissions scope replies.',
+      doc: "Prefix of this process's reply subjects; a private prefix per service lets NATS permissions scope replies.",
       format: 'subject-prefix',
       default: inboxPrefix,
       env: 'NATS_INBOX_PREFIX',
@@ -75,7 +78,7 @@ export function meshSchema() {
       env: 'MESH_PROVISION',
     },
     leaseTtl: {
-      doc: 'Lifetime of a member registration and a partition lease; a dead instance\'s partitions move after it.',
+      doc: "Lifetime of a member registration and a partition lease; a dead instance's partitions move after it.",
       format: 'duration',
       default: '5s',
       env: 'MESH_LEASE_TTL',
@@ -85,7 +88,12 @@ export function meshSchema() {
 
 export function instanceSchema(service: string) {
   return {
-    id: { doc: 'Unique id of this instance (generated when not given).', format: 'instance-id', default: generatedInstanceId(service), env: 'MESH_INSTANCE_ID' },
+    id: {
+      doc: 'Unique id of this instance (generated when not given).',
+      format: 'instance-id',
+      default: generatedInstanceId(service),
+      env: 'MESH_INSTANCE_ID',
+    },
   };
 }
 
@@ -307,7 +315,7 @@ export function sinkSchema() {
       env: 'MESH_SINK_RETRY_MAX',
     },
     poolSize: {
-      doc: 'Connections in the sink\'s PostgreSQL pool.',
+      doc: "Connections in the sink's PostgreSQL pool.",
       format: 'positive-int',
       default: 4,
       env: 'MESH_SINK_POOL_SIZE',
@@ -348,9 +356,23 @@ export function faultSchema() {
 export function knownEnvNames(): Set<string> {
   const names = new Set<string>();
   const pieces: Record<string, unknown>[] = [
-    natsSchema(), httpSchema(0), meshSchema(), instanceSchema('x'), logSchema(), shutdownSchema(),
-    consumerSchema(), envelopeSchema(), ingestSchema(), processorSchema(), aggregatorSchema(), sinkSchema(),
-    apiKeysSchema(), httpTlsSchema(), rateLimitSchema(), inFlightSchema(), faultSchema(),
+    natsSchema(),
+    httpSchema(0),
+    meshSchema(),
+    instanceSchema('x'),
+    logSchema(),
+    shutdownSchema(),
+    consumerSchema(),
+    envelopeSchema(),
+    ingestSchema(),
+    processorSchema(),
+    aggregatorSchema(),
+    sinkSchema(),
+    apiKeysSchema(),
+    httpTlsSchema(),
+    rateLimitSchema(),
+    inFlightSchema(),
+    faultSchema(),
   ];
   for (const piece of pieces) {
     for (const spec of Object.values(piece)) {

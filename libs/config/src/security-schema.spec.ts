@@ -26,8 +26,15 @@ describe('the security schema pieces', () => {
 
   it('read their env variables', () => {
     const config = load({
-      MESH_API_KEYS_FILE: '/etc/mesh/keys.json', MESH_METRICS_AUTH: 'admin', HTTP_TLS_CERT: 'c.pem', HTTP_TLS_KEY: 'k.pem',
-      MESH_RATE_LIMIT_EVENTS: '500', MESH_RATE_LIMIT_BYTES: '0', MESH_RATE_LIMIT_BURST: '5s', MESH_MAX_IN_FLIGHT_EVENTS: '10', MESH_MAX_IN_FLIGHT_BYTES: '2048',
+      MESH_API_KEYS_FILE: '/etc/mesh/keys.json',
+      MESH_METRICS_AUTH: 'admin',
+      HTTP_TLS_CERT: 'c.pem',
+      HTTP_TLS_KEY: 'k.pem',
+      MESH_RATE_LIMIT_EVENTS: '500',
+      MESH_RATE_LIMIT_BYTES: '0',
+      MESH_RATE_LIMIT_BURST: '5s',
+      MESH_MAX_IN_FLIGHT_EVENTS: '10',
+      MESH_MAX_IN_FLIGHT_BYTES: '2048',
     });
     expect(config).toEqual({
       httpTls: { cert: 'c.pem', key: 'k.pem' },
@@ -47,7 +54,17 @@ describe('the security schema pieces', () => {
   });
 
   it('are known to every service, so a shared environment never trips the unknown-variable check', () => {
-    for (const name of ['MESH_API_KEYS_FILE', 'MESH_METRICS_AUTH', 'HTTP_TLS_CERT', 'HTTP_TLS_KEY', 'MESH_RATE_LIMIT_EVENTS', 'MESH_RATE_LIMIT_BYTES', 'MESH_RATE_LIMIT_BURST', 'MESH_MAX_IN_FLIGHT_EVENTS', 'MESH_MAX_IN_FLIGHT_BYTES']) {
+    for (const name of [
+      'MESH_API_KEYS_FILE',
+      'MESH_METRICS_AUTH',
+      'HTTP_TLS_CERT',
+      'HTTP_TLS_KEY',
+      'MESH_RATE_LIMIT_EVENTS',
+      'MESH_RATE_LIMIT_BYTES',
+      'MESH_RATE_LIMIT_BURST',
+      'MESH_MAX_IN_FLIGHT_EVENTS',
+      'MESH_MAX_IN_FLIGHT_BYTES',
+    ]) {
       expect(knownEnvNames()).toContain(name);
     }
   });

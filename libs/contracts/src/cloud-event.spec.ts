@@ -106,12 +106,15 @@ describe('validateEvent', () => {
       expect(problemsWith({ type })).toEqual([]);
     });
 
-    it.each(['order..created', '.order', 'order.', 'order created', 'order.*', 'order.>'])('refuses %j, saying what a type looks like and what it got', (type) => {
-      const p = onlyProblem({ type });
-      expect(p.attribute).toBe('type');
-      expect(p.problem).toContain(`such as "order.created"; got ${JSON.stringify(type)}`);
-      expect(p.problem).toContain("letters, digits, '_' or '-'");
-    });
+    it.each(['order..created', '.order', 'order.', 'order created', 'order.*', 'order.>'])(
+      'refuses %j, saying what a type looks like and what it got',
+      (type) => {
+        const p = onlyProblem({ type });
+        expect(p.attribute).toBe('type');
+        expect(p.problem).toContain(`such as "order.created"; got ${JSON.stringify(type)}`);
+        expect(p.problem).toContain("letters, digits, '_' or '-'");
+      },
+    );
 
     it(`may be ${MaxTypeLength} characters long but not one more`, () => {
       expect(problemsWith({ type: 'a'.repeat(MaxTypeLength) })).toEqual([]);
@@ -169,15 +172,14 @@ describe('validateEvent', () => {
     });
   });
 
-  it.each([
-    '00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01',
-    '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331',
-    'not-a-trace',
-  ])('refuses the malformed traceparent %j with the expected shape', (traceparent) => {
-    const p = onlyProblem({ traceparent });
-    expect(p.attribute).toBe('traceparent');
-    expect(p.problem).toBe(`must be a W3C traceparent such as "00-<32 hex>-<16 hex>-01", got ${JSON.stringify(traceparent)}`);
-  });
+  it.each(['00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331', 'not-a-trace'])(
+    'refuses the malformed traceparent %j with the expected shape',
+    (traceparent) => {
+      const p = onlyProblem({ traceparent });
+      expect(p.attribute).toBe('traceparent');
+      expect(p.problem).toBe(`must be a W3C traceparent such as "00-<32 hex>-<16 hex>-01", got ${JSON.stringify(traceparent)}`);
+    },
+  );
 
   it('refuses data and data_base64 together', () => {
     expect(onlyProblem({ data: {}, data_base64: 'AA==' })).toEqual({ index: 0, attribute: 'data_base64', problem: 'must not be present together with data' });

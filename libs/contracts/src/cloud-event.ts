@@ -62,17 +62,30 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 const STRING_ATTRIBUTES = ['subject', 'datacontenttype', 'dataschema', 'data_base64', 'tracestate'] as const;
 const KNOWN = new Set([
-  'specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema',
-  'data', 'data_base64', 'partitionkey', 'traceparent', 'tracestate',
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'time',
+  'subject',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
+  'partitionkey',
+  'traceparent',
+  'tracestate',
 ]);
 
 /** Date.parse rolls 2026-02-30 over to March; a timestamp must name a real day and time. */
 function isRealDate(text: string): boolean {
-  const [y, mo, d, h, mi, s] = text.slice(0, 19).split(/[-Tt:]/).map(Number);
+  const [y, mo, d, h, mi, s] = text
+    .slice(0, 19)
+    .split(/[-Tt:]/)
+    .map(Number);
   const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
   return (
-    !Number.isNaN(Date.parse(text)) && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d &&
-    h < 24 && mi < 60 && s < 61
+    !Number.isNaN(Date.parse(text)) && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d && h < 24 && mi < 60 && s < 61
   );
 }
 
@@ -119,7 +132,10 @@ export function validateEvent(candidate: unknown, index = 0): EventProblem[] {
   if (typeof e.type !== 'string') {
     add('type', e.type === undefined ? 'is required' : `must be a string, got ${typeName(e.type)}`);
   } else if (e.type.length > MaxTypeLength || !TYPE.test(e.type)) {
-    add('type', `must be dot-separated tokens of letters, digits, '_' or '-' (at most ${MaxTypeLength} characters), such as "order.created"; got ${describe(e.type)}`);
+    add(
+      'type',
+      `must be dot-separated tokens of letters, digits, '_' or '-' (at most ${MaxTypeLength} characters), such as "order.created"; got ${describe(e.type)}`,
+    );
   }
 
   if (e.time !== undefined) {

@@ -1,4 +1,17 @@
-export { MeshVersion, Streams, Buckets, Stages, StageInput, consumerName, checkpointKey, checkpointPrefix, retryRecordPrefix, PartitionCountKey, RouteKeyPrefix, SinkConsumer } from './names';
+export {
+  MeshVersion,
+  Streams,
+  Buckets,
+  Stages,
+  StageInput,
+  consumerName,
+  checkpointKey,
+  checkpointPrefix,
+  retryRecordPrefix,
+  PartitionCountKey,
+  RouteKeyPrefix,
+  SinkConsumer,
+} from './names';
 export type { StreamName, Stage, DlqStage } from './names';
 export { Subjects, subjectToken, subjectTail } from './subjects';
 export { fnv1a32, partitionOf, partitionKeyOf } from './partition';

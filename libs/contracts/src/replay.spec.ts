@@ -13,7 +13,14 @@ describe('replay names', () => {
 
   it('reads a signal only when every field is as the CLI writes it', () => {
     expect(parseReplaySignal('{"epoch":2,"from":"beginning","phase":"pause"}')).toEqual({ epoch: 2, from: 'beginning', phase: 'pause' });
-    for (const bad of ['', 'x', '{"epoch":0,"from":"beginning","phase":"run"}', '{"epoch":1.5,"from":"beginning","phase":"run"}', '{"epoch":1,"phase":"run"}', '{"epoch":1,"from":"beginning","phase":"stop"}']) {
+    for (const bad of [
+      '',
+      'x',
+      '{"epoch":0,"from":"beginning","phase":"run"}',
+      '{"epoch":1.5,"from":"beginning","phase":"run"}',
+      '{"epoch":1,"phase":"run"}',
+      '{"epoch":1,"from":"beginning","phase":"stop"}',
+    ]) {
       expect(parseReplaySignal(bad)).toBeUndefined();
     }
   });

@@ -53,7 +53,13 @@ export function epochMsgId(epoch: number, id: string): string {
 export function parseReplaySignal(text: string): ReplaySignal | undefined {
   try {
     const v = JSON.parse(text) as Partial<ReplaySignal>;
-    if (typeof v.epoch === 'number' && Number.isSafeInteger(v.epoch) && v.epoch > 0 && typeof v.from === 'string' && (v.phase === 'pause' || v.phase === 'run')) {
+    if (
+      typeof v.epoch === 'number' &&
+      Number.isSafeInteger(v.epoch) &&
+      v.epoch > 0 &&
+      typeof v.from === 'string' &&
+      (v.phase === 'pause' || v.phase === 'run')
+    ) {
       return { epoch: v.epoch, from: v.from, phase: v.phase };
     }
   } catch {

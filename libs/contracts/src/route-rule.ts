@@ -56,4 +56,3 @@ export function parseRule(name: string, value: unknown): { rule?: RouteRule; pro
     rule: { name, match: r.match as string, where: r.where as RouteRule['where'], priority: (r.priority as number) ?? 0, to, drop },
   };
 }
-

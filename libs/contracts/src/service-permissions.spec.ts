@@ -18,7 +18,10 @@ describe('servicePermissions', () => {
   it("names each stage's own partition consumers, p00 to p15, and no other stage's", () => {
     for (const stage of Stages) {
       const own = subjects(servicePermissions(stage, 16));
-      for (let p = 0; p < 16; p++) expect(own).toContain(`$JS.API.CONSUMER.MSG.NEXT.${{ router: 'MESH_INGEST', processor: 'MESH_ROUTED', aggregator: 'MESH_PROCESSED' }[stage]}.${consumerName(stage, p)}`);
+      for (let p = 0; p < 16; p++)
+        expect(own).toContain(
+          `$JS.API.CONSUMER.MSG.NEXT.${{ router: 'MESH_INGEST', processor: 'MESH_ROUTED', aggregator: 'MESH_PROCESSED' }[stage]}.${consumerName(stage, p)}`,
+        );
       expect(own.join(' ')).not.toContain(consumerName(stage, 16));
       for (const other of Stages.filter((s) => s !== stage)) expect(own.join(' ')).not.toContain(`${other}-p`);
     }
@@ -33,10 +36,25 @@ describe('servicePermissions', () => {
   });
 
   it('scopes KV writes to the keys a service owns', () => {
-    const kvWrites = (s: (typeof MeshServices)[number]) => servicePermissions(s, 4).publish.map((g) => g.subject).filter((x) => x.startsWith('$KV.'));
+    const kvWrites = (s: (typeof MeshServices)[number]) =>
+      servicePermissions(s, 4)
+        .publish.map((g) => g.subject)
+        .filter((x) => x.startsWith('$KV.'));
     expect(kvWrites('ingest')).toEqual([]);
-    expect(kvWrites('processor').sort()).toEqual(['$KV.mesh_checkpoints.processor.>', '$KV.mesh_checkpoints.replay.ack.processor.>', '$KV.mesh_leases.processor.>', '$KV.mesh_members.processor.>', '$KV.mesh_routes.handler.>']);
-    expect(kvWrites('aggregator').sort()).toEqual(['$KV.mesh_aggregates.>', '$KV.mesh_checkpoints.aggregator.>', '$KV.mesh_checkpoints.replay.ack.aggregator.>', '$KV.mesh_leases.aggregator.>', '$KV.mesh_members.aggregator.>']);
+    expect(kvWrites('processor').sort()).toEqual([
+      '$KV.mesh_checkpoints.processor.>',
+      '$KV.mesh_checkpoints.replay.ack.processor.>',
+      '$KV.mesh_leases.processor.>',
+      '$KV.mesh_members.processor.>',
+      '$KV.mesh_routes.handler.>',
+    ]);
+    expect(kvWrites('aggregator').sort()).toEqual([
+      '$KV.mesh_aggregates.>',
+      '$KV.mesh_checkpoints.aggregator.>',
+      '$KV.mesh_checkpoints.replay.ack.aggregator.>',
+      '$KV.mesh_leases.aggregator.>',
+      '$KV.mesh_members.aggregator.>',
+    ]);
     expect(kvWrites('router').sort()).toEqual(['$KV.mesh_checkpoints.replay.ack.router.>', '$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
     expect(kvWrites('sink')).toEqual([]);
   });

@@ -35,7 +35,18 @@
  *   checkpoint key. Moving retry records to a bucket of their own would close it.
  */
 import { kvStream, kvSubject, JsApi } from './jetstream-api';
-import { Buckets, checkpointPrefix, consumerName, PartitionCountKey, RouteKeyPrefix, SinkConsumer, StageInput, Streams, type Stage, type StreamName } from './names';
+import {
+  Buckets,
+  checkpointPrefix,
+  consumerName,
+  PartitionCountKey,
+  RouteKeyPrefix,
+  SinkConsumer,
+  StageInput,
+  Streams,
+  type Stage,
+  type StreamName,
+} from './names';
 import { Subjects } from './subjects';
 import { ReplayEpochKey, replayAckPrefix } from './replay';
 
@@ -114,14 +125,16 @@ function common(service: MeshService): Pick<ServicePermissions, 'publish' | 'sub
 
 /** Membership and partition leases of a stage, in mesh_members and mesh_leases. */
 function ownership(stage: Stage): Grant[] {
-  return [Buckets.members, Buckets.leases].flatMap((bucket) => [
-    { subject: kvSubject(bucket, `${stage}.>`), why: `its own keys in ${bucket}` },
-    { subject: JsApi.consumerCreate(kvStream(bucket), '*', kvSubject(bucket, `${stage}.>`)), why: `watch and list its stage's keys in ${bucket}` },
-    { subject: JsApi.flowControl(kvStream(bucket)), why: `flow control of its ${bucket} watch` },
-  ]).concat(
-    { subject: JsApi.consumerInfo(kvStream(Buckets.members), '*'), why: 'list the live members (a key listing asks its consumer for pending keys)' },
-    { subject: JsApi.streamMsgGet(kvStream(Buckets.leases)), why: 'take a lease that was released (create reads the deleted key)' },
-  );
+  return [Buckets.members, Buckets.leases]
+    .flatMap((bucket) => [
+      { subject: kvSubject(bucket, `${stage}.>`), why: `its own keys in ${bucket}` },
+      { subject: JsApi.consumerCreate(kvStream(bucket), '*', kvSubject(bucket, `${stage}.>`)), why: `watch and list its stage's keys in ${bucket}` },
+      { subject: JsApi.flowControl(kvStream(bucket)), why: `flow control of its ${bucket} watch` },
+    ])
+    .concat(
+      { subject: JsApi.consumerInfo(kvStream(Buckets.members), '*'), why: 'list the live members (a key listing asks its consumer for pending keys)' },
+      { subject: JsApi.streamMsgGet(kvStream(Buckets.leases)), why: 'take a lease that was released (create reads the deleted key)' },
+    );
 }
 
 /** `mesh replay`: read and watch the replay signal, ack its phases under the stage's own keys. */
@@ -216,7 +229,10 @@ function aggregator(partitions: number): ServicePermissions {
     { subject: Subjects.aggregatesAll, why: 'closed windows and late events to MESH_AGGREGATES' },
     { subject: kvSubject(Buckets.aggregates, '>'), why: 'results in mesh_aggregates' },
     { subject: JsApi.streamMsgGet(kvStream(Buckets.aggregates)), why: 'GET /v1/aggregates/:name/:key' },
-    { subject: JsApi.consumerCreate(kvStream(Buckets.aggregates), '*', kvSubject(Buckets.aggregates, '>')), why: 'list the keys of an aggregation, stream a key\'s updates (ordered consumers)' },
+    {
+      subject: JsApi.consumerCreate(kvStream(Buckets.aggregates), '*', kvSubject(Buckets.aggregates, '>')),
+      why: "list the keys of an aggregation, stream a key's updates (ordered consumers)",
+    },
     { subject: JsApi.consumerInfo(kvStream(Buckets.aggregates), '*'), why: 'list the keys of an aggregation' },
     { subject: JsApi.consumerDelete(kvStream(Buckets.aggregates), '*'), why: 'delete the watch of an update stream whose client went away' },
     { subject: JsApi.flowControl(kvStream(Buckets.aggregates)), why: 'flow control of key listings and update streams' },

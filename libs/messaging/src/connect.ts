@@ -72,11 +72,12 @@ async function judge(err: unknown, o: ConnectOptions, shownUrl: string): Promise
   const code = e.code ?? e.cause?.code ?? '';
   if (code && TlsCodes.test(code)) {
     const ca = c.tlsCa ? `the CA in ${l.tlsCa} (${c.tlsCa})` : `the system's CAs (set ${l.tlsCa} to the CA that signed it)`;
-    const what = code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-      ? `the server's certificate does not name this host: ${e.message}`
-      : /KEY_VALUES_MISMATCH/.test(code)
-        ? `${l.tlsKey} (${c.tlsKey}) is not the key of ${l.tlsCert} (${c.tlsCert})`
-        : `the server's certificate is not trusted by ${ca}: ${e.message} (${code})`;
+    const what =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `the server's certificate does not name this host: ${e.message}`
+        : /KEY_VALUES_MISMATCH/.test(code)
+          ? `${l.tlsKey} (${c.tlsKey}) is not the key of ${l.tlsCert} (${c.tlsCert})`
+          : `the server's certificate is not trusted by ${ca}: ${e.message} (${code})`;
     return { fatal: `TLS with NATS at ${shownUrl} failed: ${what}`, cause: err };
   }
   const message = e.message ?? String(err);
@@ -93,7 +94,9 @@ async function judge(err: unknown, o: ConnectOptions, shownUrl: string): Promise
     const { host, port } = firstServer(o.url);
     const probe = await probeTls(host, port, { caFile: c.tlsCa || undefined, certFile: c.tlsCert || undefined, keyFile: c.tlsKey || undefined });
     if (probe.ok === false) {
-      const cert = c.tlsCert ? `the client certificate ${l.tlsCert} (${c.tlsCert})` : `a connection without a client certificate (set ${l.tlsCert} and ${l.tlsKey})`;
+      const cert = c.tlsCert
+        ? `the client certificate ${l.tlsCert} (${c.tlsCert})`
+        : `a connection without a client certificate (set ${l.tlsCert} and ${l.tlsKey})`;
       return { fatal: `TLS with NATS at ${shownUrl} failed: the server refused ${cert}: ${probe.message} (${probe.code})`, cause: err };
     }
   }

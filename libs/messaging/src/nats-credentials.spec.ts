@@ -22,7 +22,12 @@ describe('NATS credentials', () => {
   };
 
   it('reads every setting from its NATS_* variable', () => {
-    expect(credentialsFromEnv({ NATS_USER: 'u', NATS_PASSWORD_FILE: '/p', NATS_TLS_CA: ' /ca ' })).toMatchObject({ user: 'u', passwordFile: '/p', tlsCa: '/ca', token: '' });
+    expect(credentialsFromEnv({ NATS_USER: 'u', NATS_PASSWORD_FILE: '/p', NATS_TLS_CA: ' /ca ' })).toMatchObject({
+      user: 'u',
+      passwordFile: '/p',
+      tlsCa: '/ca',
+      token: '',
+    });
   });
 
   it('refuses settings that cannot work, naming them', () => {

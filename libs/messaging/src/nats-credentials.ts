@@ -162,9 +162,10 @@ export function urlCredentials(url: string): { servers: string[]; authenticator?
     const [, scheme, info, rest] = m;
     if (!authenticator) {
       const colon = info.indexOf(':');
-      authenticator = colon >= 0
-        ? usernamePasswordAuthenticator(decodeURIComponent(info.slice(0, colon)), decodeURIComponent(info.slice(colon + 1)))
-        : tokenAuthenticator(decodeURIComponent(info));
+      authenticator =
+        colon >= 0
+          ? usernamePasswordAuthenticator(decodeURIComponent(info.slice(0, colon)), decodeURIComponent(info.slice(colon + 1)))
+          : tokenAuthenticator(decodeURIComponent(info));
     }
     return `${scheme}${rest}`;
   });

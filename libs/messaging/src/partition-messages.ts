@@ -36,12 +36,7 @@ function isMissedHeartbeat(err: unknown): boolean {
   return err instanceof Error && /heartbeats missed/i.test(err.message);
 }
 
-export function partitionMessages(
-  js: JetStreamClient,
-  stream: string,
-  consumer: string,
-  opts: Partial<PartitionMessagesOptions> = {},
-): Observable<JsMsg> {
+export function partitionMessages(js: JetStreamClient, stream: string, consumer: string, opts: Partial<PartitionMessagesOptions> = {}): Observable<JsMsg> {
   const maxMessages = opts.maxMessages ?? 256;
   const expires = opts.expiresMs ?? 2_000;
   return new Observable<JsMsg>((subscriber) => {

@@ -12,7 +12,12 @@ import { readFileSync } from 'node:fs';
 
 export type TlsProbeResult = { ok: true } | { ok: false; code: string; message: string } | { ok: 'unknown'; message: string };
 
-export function probeTls(host: string, port: number, files: { caFile?: string; certFile?: string; keyFile?: string }, timeoutMs = 3_000): Promise<TlsProbeResult> {
+export function probeTls(
+  host: string,
+  port: number,
+  files: { caFile?: string; certFile?: string; keyFile?: string },
+  timeoutMs = 3_000,
+): Promise<TlsProbeResult> {
   return new Promise((resolve) => {
     let settled = false;
     const socket = tcpConnect({ host, port });

@@ -37,13 +37,19 @@ describe('defineAggregation', () => {
   });
 
   it('accepts a session window with a positive gap and a merge', () => {
-    const session = { ...base, window: { kind: 'session', gapMs: 30_000 } as WindowSpec, merge: (a: { count: number }, b: { count: number }) => ({ count: a.count + b.count }) };
+    const session = {
+      ...base,
+      window: { kind: 'session', gapMs: 30_000 } as WindowSpec,
+      merge: (a: { count: number }, b: { count: number }) => ({ count: a.count + b.count }),
+    };
     expect(defineAggregation(session)).toBe(session);
   });
 
   it.each([0, -1, Number.NaN])('refuses a session gap of %d ms, quoting it', (gapMs) => {
     const merge = (a: { count: number }) => a;
-    expect(() => define({ window: { kind: 'session', gapMs }, merge })).toThrow(`window.gapMs must be a positive number of milliseconds, got ${JSON.stringify(gapMs)}`);
+    expect(() => define({ window: { kind: 'session', gapMs }, merge })).toThrow(
+      `window.gapMs must be a positive number of milliseconds, got ${JSON.stringify(gapMs)}`,
+    );
   });
 
   it('refuses a session window without merge, which a bridging late event needs', () => {
@@ -53,7 +59,9 @@ describe('defineAggregation', () => {
   });
 
   it('refuses a malformed type pattern, quoting it', () => {
-    expect(() => define({ types: ['order.*', '>.created'] })).toThrow(`aggregation 'orders-per-minute': type pattern ">.created" '>' may only be the last token`);
+    expect(() => define({ types: ['order.*', '>.created'] })).toThrow(
+      `aggregation 'orders-per-minute': type pattern ">.created" '>' may only be the last token`,
+    );
   });
 
   it('accepts a definition without types, which takes every event', () => {

@@ -4,7 +4,7 @@
  * checkpoints them and serves the results.
  */
 import type { CloudEvent } from '@mesh/contracts';
-import { DefinitionError, } from './errors';
+import { DefinitionError } from './errors';
 import { checkName } from './handler';
 import { typePatternProblem } from '@mesh/contracts';
 
@@ -15,10 +15,7 @@ import { typePatternProblem } from '@mesh/contracts';
  * A late event that comes within the gap of two sessions merges them into
  * one (the definition's `merge` combines their accumulators).
  */
-export type WindowSpec =
-  | { kind: 'tumbling'; sizeMs: number }
-  | { kind: 'hopping'; sizeMs: number; hopMs: number }
-  | { kind: 'session'; gapMs: number };
+export type WindowSpec = { kind: 'tumbling'; sizeMs: number } | { kind: 'hopping'; sizeMs: number; hopMs: number } | { kind: 'session'; gapMs: number };
 
 export interface AggregationDefinition<A extends Record<string, unknown> = Record<string, unknown>, T = unknown> {
   /** Unique; names the results (`GET /v1/aggregates/<name>/<key>`) and `mesh.aggregates.<name>`. */
@@ -51,11 +48,17 @@ export function defineAggregation<A extends Record<string, unknown>, T = unknown
   checkName('aggregation', d.name);
   const w = d.window;
   if (!w || !(w.kind === 'tumbling' || w.kind === 'hopping' || w.kind === 'session')) {
-    throw new DefinitionError('aggregation', d.name, `window.kind must be 'tumbling', 'hopping' or 'session', got ${JSON.stringify((w as { kind?: unknown } | undefined)?.kind)}`);
+    throw new DefinitionError(
+      'aggregation',
+      d.name,
+      `window.kind must be 'tumbling', 'hopping' or 'session', got ${JSON.stringify((w as { kind?: unknown } | undefined)?.kind)}`,
+    );
   }
   if (w.kind === 'session') {
-    if (!(w.gapMs > 0)) throw new DefinitionError('aggregation', d.name, `window.gapMs must be a positive number of milliseconds, got ${JSON.stringify(w.gapMs)}`);
-    if (typeof d.merge !== 'function') throw new DefinitionError('aggregation', d.name, 'session windows need merge(a, b) to combine two sessions a late event bridges');
+    if (!(w.gapMs > 0))
+      throw new DefinitionError('aggregation', d.name, `window.gapMs must be a positive number of milliseconds, got ${JSON.stringify(w.gapMs)}`);
+    if (typeof d.merge !== 'function')
+      throw new DefinitionError('aggregation', d.name, 'session windows need merge(a, b) to combine two sessions a late event bridges');
   } else if (!(w.sizeMs > 0)) throw new DefinitionError('aggregation', d.name, 'window.sizeMs must be a positive number of milliseconds');
   if (w.kind === 'hopping' && !(w.hopMs > 0 && w.hopMs <= w.sizeMs)) {
     throw new DefinitionError('aggregation', d.name, 'window.hopMs must be positive and at most window.sizeMs');

@@ -41,6 +41,8 @@ describe('start-up errors', () => {
   });
 
   it('name the definition and its problem', () => {
-    expect(new DefinitionError('aggregation', 'per-minute', 'window.sizeMs must be positive').message).toBe("aggregation 'per-minute': window.sizeMs must be positive");
+    expect(new DefinitionError('aggregation', 'per-minute', 'window.sizeMs must be positive').message).toBe(
+      "aggregation 'per-minute': window.sizeMs must be positive",
+    );
   });
 });

@@ -20,11 +20,15 @@ describe('defineHandler', () => {
   });
 
   it('refuses a handler that takes no event types', () => {
-    expect(() => define({ types: [] })).toThrow("handler 'enrich-order': types must list at least one event type pattern, such as \"order.created\" or \"order.*\"");
+    expect(() => define({ types: [] })).toThrow(
+      'handler \'enrich-order\': types must list at least one event type pattern, such as "order.created" or "order.*"',
+    );
   });
 
   it('refuses a malformed type pattern, quoting it and saying what is wrong', () => {
-    expect(() => define({ types: ['order.created', 'order.>.line'] })).toThrow(`handler 'enrich-order': type pattern "order.>.line" '>' may only be the last token`);
+    expect(() => define({ types: ['order.created', 'order.>.line'] })).toThrow(
+      `handler 'enrich-order': type pattern "order.>.line" '>' may only be the last token`,
+    );
     expect(() => define({ types: ['order created'] })).toThrow(DefinitionError);
   });
 

@@ -9,9 +9,14 @@ describe('HttpApp', () => {
     app = new HttpApp();
     app.onInternalError = (err, id, what) => reported.push({ message: err.message, id, what });
     app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
-    app.route('GET', '/boom', () => {
-      throw new Error('connection string postgres://u:secret@db failed');
-    }, 'open');
+    app.route(
+      'GET',
+      '/boom',
+      () => {
+        throw new Error('connection string postgres://u:secret@db failed');
+      },
+      'open',
+    );
     base = `http://127.0.0.1:${await app.listen(0, '127.0.0.1')}`;
   });
   afterAll(() => app.close());

@@ -46,7 +46,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, status: number, error: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  error: string,
+  details: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): void {
   sendJson(res, status, { error, ...details }, headers);
 }
 
@@ -154,7 +160,8 @@ export class HttpApp {
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
       const { route, params, allowed } = this.match(method, path);
       if (!route) {
-        if (allowed.length > 0) sendError(res, 405, `method ${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') });
+        if (allowed.length > 0)
+          sendError(res, 405, `method ${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') });
         else sendError(res, 404, `no route for ${req.method} ${path}`);
         return;
       }

@@ -68,7 +68,12 @@ describe('createLogger with per-call fields', () => {
   it('adds the fields of the active trace to every line, children included', () => {
     const lines: string[] = [];
     let ids: Record<string, string> = { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', span_id: '00f067aa0ba902b7' };
-    const log = createLogger({ service: 'router' }, 'info', (l) => lines.push(l), () => ids);
+    const log = createLogger(
+      { service: 'router' },
+      'info',
+      (l) => lines.push(l),
+      () => ids,
+    );
     log.info('one');
     ids = {};
     log.child({ partition: 3 }).info('two');

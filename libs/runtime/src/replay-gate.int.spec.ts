@@ -44,7 +44,14 @@ describe('ReplayGate (real nats-server)', () => {
   function gate(instance: string, owned: number[], assigned: () => number[] = () => []) {
     const ownership = new BehaviorSubject<ReadonlySet<number>>(new Set(owned));
     const releases: number[] = [];
-    const g = new ReplayGate({ nc, stage: 'aggregator', instanceId: instance, owned$: ownership, release: (p) => void releases.push(p), log: createLogger({}, 'error', () => undefined) });
+    const g = new ReplayGate({
+      nc,
+      stage: 'aggregator',
+      instanceId: instance,
+      owned$: ownership,
+      release: (p) => void releases.push(p),
+      log: createLogger({}, 'error', () => undefined),
+    });
     g.attach({ assigned });
     gates.push(g);
     const given: number[][] = [];

@@ -150,7 +150,8 @@ export class ReplayGate {
     this.latestOwned = owned;
     if (this.paused.value !== true) return;
     for (const p of before) {
-      if (!owned.has(p) && !this.stopping.has(p)) void Promise.resolve(this.o.release(p)).catch((err) => this.o.log.warn('releasing a partition failed', { partition: p, error: err }));
+      if (!owned.has(p) && !this.stopping.has(p))
+        void Promise.resolve(this.o.release(p)).catch((err) => this.o.log.warn('releasing a partition failed', { partition: p, error: err }));
     }
   }
 }

@@ -37,7 +37,12 @@ describe('backoffDelay', () => {
   });
 
   it('keeps the default policy within 20% of 200 ms, 400 ms, 800 ms ...', () => {
-    for (const [attempt, base] of [[1, 200], [2, 400], [3, 800], [4, 1600]]) {
+    for (const [attempt, base] of [
+      [1, 200],
+      [2, 400],
+      [3, 800],
+      [4, 1600],
+    ]) {
       expect(backoffDelay(defaultRetryPolicy, attempt, () => 0)).toBe(base * 0.8);
       expect(backoffDelay(defaultRetryPolicy, attempt, () => 0.999999)).toBe(base * 1.2);
     }

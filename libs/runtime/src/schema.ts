@@ -14,7 +14,15 @@ export interface DataSchema<T> {
   readonly _type?: T;
 }
 
-type KindType<K> = K extends 'string' ? string : K extends 'number' | 'integer' ? number : K extends 'boolean' ? boolean : K extends 'array' ? unknown[] : Record<string, unknown>;
+type KindType<K> = K extends 'string'
+  ? string
+  : K extends 'number' | 'integer'
+    ? number
+    : K extends 'boolean'
+      ? boolean
+      : K extends 'array'
+        ? unknown[]
+        : Record<string, unknown>;
 type Shape<S extends Record<string, FieldSpec>> = {
   [F in keyof S as S[F] extends `${string}?` ? never : F]: KindType<S[F]>;
 } & {

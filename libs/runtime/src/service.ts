@@ -12,14 +12,27 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ConfigError } from '@mesh/config';
 import {
-  connectNats, describeCredentials, NatsCredentialsError, NatsRefusedError, provisionMesh, redactUrl, verifyMesh,
-  type MeshNeeds, type NatsCredentials,
+  connectNats,
+  describeCredentials,
+  NatsCredentialsError,
+  NatsRefusedError,
+  provisionMesh,
+  redactUrl,
+  verifyMesh,
+  type MeshNeeds,
+  type NatsCredentials,
 } from '@mesh/messaging';
 import { errors as natsErrors } from '@nats-io/nats-core';
 import { MeshVersion } from '@mesh/contracts';
 import {
-  activeTraceIds, createMetrics, PrometheusContentType, startDiscovery, startTelemetry,
-  type DiscoveryEndpoint, type DiscoveryEndpointStats, type MetricsRegistry,
+  activeTraceIds,
+  createMetrics,
+  PrometheusContentType,
+  startDiscovery,
+  startTelemetry,
+  type DiscoveryEndpoint,
+  type DiscoveryEndpointStats,
+  type MetricsRegistry,
 } from '@mesh/telemetry';
 import { guardRoutes, loadHttpSecurity, type HttpSecurity } from './api-keys/http-security';
 import { HttpApp, sendJson } from './http';
@@ -91,16 +104,26 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   guardRoutes(http, security);
   security.keys?.watch(log);
   http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }), 'open');
-  http.route('GET', '/readyz', (_req, res) => {
-    const checks = { nats: state.connected, provisioned: state.provisioned, ...(running?.readiness() ?? { started: false }), running: !state.stopping };
-    const ready = Object.values(checks).every(Boolean);
-    sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
-  }, 'open');
-  http.route('GET', '/metrics', async (_req, res) => {
-    const body = await metrics.renderPrometheus();
-    res.writeHead(200, { 'content-type': PrometheusContentType, 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-  }, security.metricsAccess);
+  http.route(
+    'GET',
+    '/readyz',
+    (_req, res) => {
+      const checks = { nats: state.connected, provisioned: state.provisioned, ...(running?.readiness() ?? { started: false }), running: !state.stopping };
+      const ready = Object.values(checks).every(Boolean);
+      sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
+    },
+    'open',
+  );
+  http.route(
+    'GET',
+    '/metrics',
+    async (_req, res) => {
+      const body = await metrics.renderPrometheus();
+      res.writeHead(200, { 'content-type': PrometheusContentType, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    },
+    security.metricsAccess,
+  );
   let httpPort: number;
   try {
     httpPort = await http.listen(config.http.port, config.http.host, security.tls);

@@ -77,10 +77,15 @@ describe('StageRunner lease checks and stop at once (real nats-server)', () => {
     let finish!: () => void;
     const gate = new Promise<void>((r) => (finish = r));
     const logs: string[] = [];
-    const r = runner('router', { holds: () => held }, async (batch) => {
-      handled.push(batch.map((e) => e.seq));
-      if (handled.length === 1) await gate;
-    }, logs);
+    const r = runner(
+      'router',
+      { holds: () => held },
+      async (batch) => {
+        handled.push(batch.map((e) => e.seq));
+        if (handled.length === 1) await gate;
+      },
+      logs,
+    );
     r.start();
     const { seq } = await jetstream(nc).publish(inputSubject('router'), encodeEnvelope([orderEvent('k', 1, 5)]));
     await until(() => handled.length === 1, 10_000, 'the first batch reaching the worker');
@@ -122,11 +127,16 @@ describe('StageRunner lease checks and stop at once (real nats-server)', () => {
     let finished = false;
     const released: number[] = [];
     const logs: string[] = [];
-    const r = runner('aggregator', { holds: () => true, lost, released: (p) => void released.push(p) }, async (batch) => {
-      handled.push(batch.map((e) => e.seq));
-      await gate;
-      finished = true;
-    }, logs);
+    const r = runner(
+      'aggregator',
+      { holds: () => true, lost, released: (p) => void released.push(p) },
+      async (batch) => {
+        handled.push(batch.map((e) => e.seq));
+        await gate;
+        finished = true;
+      },
+      logs,
+    );
     r.start();
     const { seq } = await jetstream(nc).publish(inputSubject('aggregator'), encodeEnvelope([orderEvent('k', 3, 5)]));
     await until(() => handled.length === 1, 10_000, 'the batch reaching the worker');

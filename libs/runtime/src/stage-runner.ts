@@ -198,7 +198,8 @@ class PartitionRun {
       maxAckPending: this.o.maxAckPending,
       ackWaitMs: this.o.ackWaitMs,
     });
-    if (reset) log.info('partition had unacknowledged messages or an earlier owner still pulling; consumer restarted at its ack floor', { ack_floor: ackFloor });
+    if (reset)
+      log.info('partition had unacknowledged messages or an earlier owner still pulling; consumer restarted at its ack floor', { ack_floor: ackFloor });
     const worker = await this.o.open(this.partition, { ackFloor, deliveredUpTo }, () => this.checkOwnership('written'));
     faultPoint('handover', { stage: this.o.stage, partition: this.partition });
     return worker;
@@ -299,10 +300,7 @@ class PartitionRun {
     // larger (Infinity included): an unbounded wait must set no timer at all.
     if (timeoutMs > MAX_TIMER_MS) return this.done;
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.done.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
-    ]);
+    const timedOut = await Promise.race([this.done.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs)))]);
     clearTimeout(timer);
     if (timedOut) this.abandon();
   }
@@ -339,7 +337,10 @@ export class StageRunner {
 
   /** Partitions being consumed now. */
   consuming(): number[] {
-    return [...this.runs.values()].filter((r) => r.consuming).map((r) => r.partition).sort((a, b) => a - b);
+    return [...this.runs.values()]
+      .filter((r) => r.consuming)
+      .map((r) => r.partition)
+      .sort((a, b) => a - b);
   }
 
   /** Partitions assigned to this instance. */

@@ -76,16 +76,19 @@ export async function createStage<C extends StageConfig>(
     for (const [partition, lag] of runner.lags()) r.observe(lag, { stage, partition });
   });
   let started = false;
-  http.route('GET', '/v1/partitions', (_req, res) =>
-    sendJson(res, 200, {
-      stage,
-      instance: config.instance.id,
-      assigned: runner.assigned(),
-      consuming: runner.consuming(),
-      leases: ownership.heldPartitions(),
-      members: ownership.liveMembers,
-      replay: gate.signal ?? null,
-    }),
+  http.route(
+    'GET',
+    '/v1/partitions',
+    (_req, res) =>
+      sendJson(res, 200, {
+        stage,
+        instance: config.instance.id,
+        assigned: runner.assigned(),
+        consuming: runner.consuming(),
+        leases: ownership.heldPartitions(),
+        members: ownership.liveMembers,
+        replay: gate.signal ?? null,
+      }),
     'query',
   );
   return {

@@ -25,10 +25,12 @@ describe('takeTurn', () => {
 
   it('keeps the order in which turns were asked for', async () => {
     const order: number[] = [];
-    await Promise.all([1, 2, 3, 4].map(async (n) => {
-      await takeTurn();
-      order.push(n);
-    }));
+    await Promise.all(
+      [1, 2, 3, 4].map(async (n) => {
+        await takeTurn();
+        order.push(n);
+      }),
+    );
     expect(order).toEqual([1, 2, 3, 4]);
   });
 });

@@ -20,7 +20,10 @@ function expectValidExposition(text: string): void {
       expect(line).toMatch(/^# (HELP|UNIT) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/);
       continue;
     }
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.e+-]+|[+-]Inf|NaN)$/.exec(line);
+    const sample =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.e+-]+|[+-]Inf|NaN)$/.exec(
+        line,
+      );
     expect(sample).not.toBeNull();
     const name = sample![1];
     const family = declared.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');

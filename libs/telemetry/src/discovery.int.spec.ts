@@ -47,8 +47,18 @@ describe('startDiscovery (real nats-server)', () => {
   });
 
   it('answers $SRV.PING from every instance, and $SRV.PING.<name> only from that service', async () => {
-    running.push(startDiscovery(nc, ingestOptions('ingest-a', () => [])));
-    running.push(startDiscovery(nc, ingestOptions('ingest-b', () => [])));
+    running.push(
+      startDiscovery(
+        nc,
+        ingestOptions('ingest-a', () => []),
+      ),
+    );
+    running.push(
+      startDiscovery(
+        nc,
+        ingestOptions('ingest-b', () => []),
+      ),
+    );
     running.push(startDiscovery(nc, { name: 'router', version: '0.2.0', id: 'router-a', endpoints: [] }));
     await nc.flush();
 
@@ -63,7 +73,12 @@ describe('startDiscovery (real nats-server)', () => {
   });
 
   it('lists the endpoints on $SRV.INFO.<name>, including ones served by the service itself', async () => {
-    running.push(startDiscovery(nc, ingestOptions('ingest-a', () => [])));
+    running.push(
+      startDiscovery(
+        nc,
+        ingestOptions('ingest-a', () => []),
+      ),
+    );
     await nc.flush();
 
     const [info] = json(await ask(client, '$SRV.INFO.ingest'));
@@ -88,11 +103,18 @@ describe('startDiscovery (real nats-server)', () => {
     const started = new Date('2026-01-02T03:04:05.678Z');
     running.push(
       startDiscovery(nc, {
-        ...ingestOptions('ingest-a', () => [{ name: 'events', numRequests: requests, numErrors: 3, processingTimeMs: 12.5, lastError: 'JetStream timeout', data: { accepted: 37 } }]),
+        ...ingestOptions('ingest-a', () => [
+          { name: 'events', numRequests: requests, numErrors: 3, processingTimeMs: 12.5, lastError: 'JetStream timeout', data: { accepted: 37 } },
+        ]),
         started,
       }),
     );
-    running.push(startDiscovery(nc, ingestOptions('ingest-b', () => [])));
+    running.push(
+      startDiscovery(
+        nc,
+        ingestOptions('ingest-b', () => []),
+      ),
+    );
     await nc.flush();
 
     const replies = json(await ask(client, '$SRV.STATS.ingest.ingest-a'));
@@ -116,7 +138,16 @@ describe('startDiscovery (real nats-server)', () => {
             last_error: 'JetStream timeout',
             data: { accepted: 37 },
           },
-          { name: 'health', subject: 'mesh.health.ingest', queue_group: '', num_requests: 0, num_errors: 0, processing_time: 0, average_processing_time: 0, last_error: '' },
+          {
+            name: 'health',
+            subject: 'mesh.health.ingest',
+            queue_group: '',
+            num_requests: 0,
+            num_errors: 0,
+            processing_time: 0,
+            average_processing_time: 0,
+            last_error: '',
+          },
         ],
       },
     ]);
@@ -151,7 +182,10 @@ describe('startDiscovery (real nats-server)', () => {
   });
 
   it('stops answering after stop()', async () => {
-    const discovery = startDiscovery(nc, ingestOptions('ingest-a', () => []));
+    const discovery = startDiscovery(
+      nc,
+      ingestOptions('ingest-a', () => []),
+    );
     await nc.flush();
     expect(await ask(client, '$SRV.PING.ingest')).toHaveLength(1);
     await discovery.stop();
@@ -161,10 +195,20 @@ describe('startDiscovery (real nats-server)', () => {
   it('refuses a name, id, version or endpoint the protocol would not accept, naming it', () => {
     const base = ingestOptions('ingest-a', () => []);
     expect(() => startDiscovery(nc, { ...base, name: 'in.gest' })).toThrow(DiscoveryOptionError);
-    expect(() => startDiscovery(nc, { ...base, name: 'in.gest' })).toThrow('service discovery: name = "in.gest" is invalid: must be one or more letters, digits, \'-\' or \'_\'');
+    expect(() => startDiscovery(nc, { ...base, name: 'in.gest' })).toThrow(
+      "service discovery: name = \"in.gest\" is invalid: must be one or more letters, digits, '-' or '_'",
+    );
     expect(() => startDiscovery(nc, { ...base, id: '' })).toThrow(/id = "" is invalid/);
     expect(() => startDiscovery(nc, { ...base, version: 'v1' })).toThrow(/version = "v1" is invalid: must be a semantic version/);
-    expect(() => startDiscovery(nc, { ...base, endpoints: [{ name: 'a', subject: 'x' }, { name: 'a', subject: 'y' }] })).toThrow(/endpoints\[1\]\.name = "a" is invalid: must be a name no other endpoint has/);
+    expect(() =>
+      startDiscovery(nc, {
+        ...base,
+        endpoints: [
+          { name: 'a', subject: 'x' },
+          { name: 'a', subject: 'y' },
+        ],
+      }),
+    ).toThrow(/endpoints\[1\]\.name = "a" is invalid: must be a name no other endpoint has/);
     expect(() => startDiscovery(nc, { ...base, endpoints: [{ name: 'a', subject: 'POST /v1/events' }] })).toThrow(/endpoints\[0\]\.subject/);
   });
 });

@@ -1,6 +1,13 @@
 /** The mesh's instruments, defined once with their names, units and buckets. */
 import type { Meter } from '@opentelemetry/api';
-import type { IngestStatusAttributes, NatsPermissionAttributes, MeshInstruments, StageAttributes, StageHandlerAttributes, StagePartitionAttributes } from './types';
+import type {
+  IngestStatusAttributes,
+  NatsPermissionAttributes,
+  MeshInstruments,
+  StageAttributes,
+  StageHandlerAttributes,
+  StagePartitionAttributes,
+} from './types';
 
 /** Seconds, from 1 ms to 30 s: a batch step or an ingest request (store included). */
 export const DurationBucketsSeconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -47,7 +47,12 @@ describe('messaging spans', () => {
   });
 
   it("makes a PRODUCER span whose context, injected into the published event, is the consumer's parent", () => {
-    const span = startProducerSpan({ destination: 'mesh.ingest.7.order.created', messageId: 'ingest:abc', partition: 7, parent: contextFromTraceparent(incoming) });
+    const span = startProducerSpan({
+      destination: 'mesh.ingest.7.order.created',
+      messageId: 'ingest:abc',
+      partition: 7,
+      parent: contextFromTraceparent(incoming),
+    });
     const published = injectTraceparent(trace.setSpan(ROOT_CONTEXT, span));
     span.end();
 

@@ -44,7 +44,14 @@ async function startCollector(): Promise<{ endpoint: string; received: Received[
   };
 }
 
-const otelVars = ['OTEL_TRACES_EXPORTER', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_TRACES_SAMPLER', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES'];
+const otelVars = [
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_TRACES_SAMPLER',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+];
 let savedEnv: Record<string, string | undefined>;
 beforeEach(() => {
   savedEnv = Object.fromEntries(otelVars.map((v) => [v, process.env[v]]));
@@ -160,7 +167,11 @@ describe('startTelemetry in a service process', () => {
   ])('exports spans with the service resource over OTLP %s to OTEL_EXPORTER_OTLP_ENDPOINT, flushed by shutdown', async (protocol, contentType) => {
     const collector = await startCollector();
     try {
-      const { spanId } = await runService({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: protocol });
+      const { spanId } = await runService({
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+      });
       expect(collector.received).toHaveLength(1);
       const [request] = collector.received;
       expect(request.url).toBe('/v1/traces');
@@ -171,7 +182,9 @@ describe('startTelemetry in a service process', () => {
       }
       if (protocol === 'http/json') {
         const sent = JSON.parse(body);
-        const attrs = Object.fromEntries(sent.resourceSpans[0].resource.attributes.map((a: { key: string; value: { stringValue?: string } }) => [a.key, a.value.stringValue]));
+        const attrs = Object.fromEntries(
+          sent.resourceSpans[0].resource.attributes.map((a: { key: string; value: { stringValue?: string } }) => [a.key, a.value.stringValue]),
+        );
         expect(attrs).toMatchObject({ 'service.name': 'router', 'service.instance.id': 'router-test-1', 'service.version': '0.1.0' });
         const span = sent.resourceSpans[0].scopeSpans[0].spans[0];
         expect(span.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');

@@ -85,7 +85,9 @@ function exportingSdk(resource: Resource): TracingSdk {
  */
 export function startTelemetry(identity: ServiceIdentity): Telemetry {
   if (running) {
-    throw new Error(`telemetry is already started in this process (service ${running.serviceName}); call shutdown() before starting it for ${identity.serviceName}`);
+    throw new Error(
+      `telemetry is already started in this process (service ${running.serviceName}); call shutdown() before starting it for ${identity.serviceName}`,
+    );
   }
   const resource = defaultResource().merge(
     resourceFromAttributes({

@@ -74,12 +74,7 @@ export class EventuallyTimeoutError extends Error {
  * `describe` reports it (the totals, the consumers left undrained...), so a
  * failure names the difference instead of `expected true, got false`.
  */
-export async function eventually(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  intervalMs = 250,
-  describe?: () => unknown,
-): Promise<true> {
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 250, describe?: () => unknown): Promise<true> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (let checks = 1; ; checks++) {

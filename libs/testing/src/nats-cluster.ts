@@ -308,7 +308,10 @@ async function launch(root: string, o: NatsClusterOptions): Promise<ClusterNode[
   try {
     await Promise.all(nodes.map((n) => n.start()));
     await Promise.all(nodes.map((n) => n.waitHealthy()));
-    await waitForMetaLeader(nodes.map((n) => n.url), o.readyTimeoutMs);
+    await waitForMetaLeader(
+      nodes.map((n) => n.url),
+      o.readyTimeoutMs,
+    );
     return nodes;
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));

@@ -47,7 +47,7 @@ export async function leaseOwner(natsUrl: string, stage: Stage, partition: numbe
   try {
     const kv = await new Kvm(nc).open(Buckets.leases);
     const e = await kv.get(`${stage}.${String(partition).padStart(2, '0')}`);
-    return e && e.operation === 'PUT' ? (e.json<{ owner: string }>().owner) : undefined;
+    return e && e.operation === 'PUT' ? e.json<{ owner: string }>().owner : undefined;
   } finally {
     await nc.close();
   }

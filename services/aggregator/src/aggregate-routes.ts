@@ -58,49 +58,82 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
     return answer(q);
   };
 
-  http.route('GET', '/v1/aggregates', (_req, res) =>
-    sendJson(res, 200, { aggregations: [...byName.values()].map((a) => ({ name: a.name, window: a.window, types: a.types ?? ['>'] })), counters: d.counters }),
+  http.route(
+    'GET',
+    '/v1/aggregates',
+    (_req, res) =>
+      sendJson(res, 200, {
+        aggregations: [...byName.values()].map((a) => ({ name: a.name, window: a.window, types: a.types ?? ['>'] })),
+        counters: d.counters,
+      }),
     'query',
   );
 
-  http.route('GET', '/v1/aggregates/:name', (req, res, { name }) => {
-    if (!byName.has(name)) return unknown(res, name);
-    return withParams(res, () => parsePageQuery(searchParams(req)), async (q) => {
-      let page;
-      try {
-        page = await keyPage(results, name, q);
-      } catch (err) {
-        return unavailable(res, err);
-      }
-      sendJson(res, 200, page);
-    });
-  }, 'query');
+  http.route(
+    'GET',
+    '/v1/aggregates/:name',
+    (req, res, { name }) => {
+      if (!byName.has(name)) return unknown(res, name);
+      return withParams(
+        res,
+        () => parsePageQuery(searchParams(req)),
+        async (q) => {
+          let page;
+          try {
+            page = await keyPage(results, name, q);
+          } catch (err) {
+            return unavailable(res, err);
+          }
+          sendJson(res, 200, page);
+        },
+      );
+    },
+    'query',
+  );
 
-  http.route('GET', '/v1/aggregates/:name/:key', (req, res, { name, key }) => {
-    if (!byName.has(name)) return unknown(res, name);
-    return withParams(res, () => parseTimeRange(searchParams(req)), async (range) => {
-      let entry;
-      try {
-        entry = await results.get(aggregateKvKey(name, key));
-      } catch (err) {
-        return unavailable(res, err);
-      }
-      if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
-      if (!range) return sendJson(res, 200, entry.json());
-      const result = entry.json<WindowResult>();
-      sendJson(res, 200, { ...result, windows: result.windows.filter((w) => overlaps(w, range)) });
-    });
-  }, 'query');
+  http.route(
+    'GET',
+    '/v1/aggregates/:name/:key',
+    (req, res, { name, key }) => {
+      if (!byName.has(name)) return unknown(res, name);
+      return withParams(
+        res,
+        () => parseTimeRange(searchParams(req)),
+        async (range) => {
+          let entry;
+          try {
+            entry = await results.get(aggregateKvKey(name, key));
+          } catch (err) {
+            return unavailable(res, err);
+          }
+          if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
+          if (!range) return sendJson(res, 200, entry.json());
+          const result = entry.json<WindowResult>();
+          sendJson(res, 200, { ...result, windows: result.windows.filter((w) => overlaps(w, range)) });
+        },
+      );
+    },
+    'query',
+  );
 
-  http.route('GET', '/v1/aggregates/:name/:key/events', (req, res, { name, key }) => {
-    if (!byName.has(name)) return unknown(res, name);
-    return withParams(res, () => parseNoParams(searchParams(req)), async () => {
-      try {
-        await streamResultUpdates(req, res, { js: d.js, results, name, key, heartbeatMs: d.heartbeatMs });
-      } catch (err) {
-        // Before the stream started (the watch could not be made): an answer can still be sent.
-        if (!res.headersSent) return unavailable(res, err);
-      }
-    });
-  }, 'query');
+  http.route(
+    'GET',
+    '/v1/aggregates/:name/:key/events',
+    (req, res, { name, key }) => {
+      if (!byName.has(name)) return unknown(res, name);
+      return withParams(
+        res,
+        () => parseNoParams(searchParams(req)),
+        async () => {
+          try {
+            await streamResultUpdates(req, res, { js: d.js, results, name, key, heartbeatMs: d.heartbeatMs });
+          } catch (err) {
+            // Before the stream started (the watch could not be made): an answer can still be sent.
+            if (!res.headersSent) return unavailable(res, err);
+          }
+        },
+      );
+    },
+    'query',
+  );
 }

@@ -99,7 +99,15 @@ describe('aggregator worker against a real nats-server', () => {
     return Array.from({ length: count }, (_, m) => {
       const at = new Date(Date.parse('2026-01-05T10:00:30.000Z') + (firstSeq + m) * 60_000).toISOString();
       const events = Array.from({ length: keys }, (_, k) => ({ ...orderEvent(`${prefix}${k}`, (firstSeq + m) * 10_000 + k, 1), time: at }));
-      return { seq: firstSeq + m, subject: 'mesh.processed.7.order.validated', timestampMs: Date.parse(at), deliveryCount: 1, redriven: false, events, data: encodeEnvelope(events) };
+      return {
+        seq: firstSeq + m,
+        subject: 'mesh.processed.7.order.validated',
+        timestampMs: Date.parse(at),
+        deliveryCount: 1,
+        redriven: false,
+        events,
+        data: encodeEnvelope(events),
+      };
     });
   }
 

@@ -77,13 +77,21 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         }
         env.events.forEach((event, index) => {
           counters.applied++;
-          const span = startEventSpan(event, { destination: env.subject, messageId: event.id, partition: d.partition, batchSize: env.events.length, consumerGroup });
+          const span = startEventSpan(event, {
+            destination: env.subject,
+            messageId: event.id,
+            partition: d.partition,
+            batchSize: env.events.length,
+            consumerGroup,
+          });
           if (span) spans.push(span);
           for (const name of windows.apply(event, env.timestampMs)) {
             counters.late++;
             const h = natsHeaders();
             h.set('Mesh-Late-Watermark', new Date(windows.watermark(name)).toISOString());
-            late.push(js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: epochMsgId(epoch, `late:${name}:${env.seq}:${index}`), headers: h }));
+            late.push(
+              js.publish(Subjects.aggregatesLate(name), encodeEnvelope([event]), { msgID: epochMsgId(epoch, `late:${name}:${env.seq}:${index}`), headers: h }),
+            );
           }
         });
         windows.lastSeq = env.seq;

@@ -1,7 +1,7 @@
 import { loadAggregatorConfig } from './config';
 
 describe('aggregator config', () => {
-  it('keeps state 24 hours after a key\'s last window and sends heartbeats every 15 s by default', () => {
+  it("keeps state 24 hours after a key's last window and sends heartbeats every 15 s by default", () => {
     const c = loadAggregatorConfig({ env: {} });
     expect(c.aggregator).toMatchObject({ stateRetention: 86_400_000, updatesHeartbeat: 15_000 });
   });
@@ -12,7 +12,9 @@ describe('aggregator config', () => {
   });
 
   it('refuses a retention that is not a duration, naming the variable and what is accepted', () => {
-    expect(() => loadAggregatorConfig({ env: { MESH_STATE_RETENTION: 'forever' } })).toThrow(/MESH_STATE_RETENTION[\s\S]*must be a duration such as "250ms", "30s", "10m" or "1h"/);
+    expect(() => loadAggregatorConfig({ env: { MESH_STATE_RETENTION: 'forever' } })).toThrow(
+      /MESH_STATE_RETENTION[\s\S]*must be a duration such as "250ms", "30s", "10m" or "1h"/,
+    );
   });
 
   it('refuses a heartbeat of zero', () => {

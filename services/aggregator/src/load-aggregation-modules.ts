@@ -12,7 +12,10 @@ import { defineAggregation, DefinitionError, type AggregationDefinition } from '
 type AnyAggregation = AggregationDefinition<any, any>;
 
 export function loadAggregationModules(list: string): AnyAggregation[] {
-  const paths = list.split(',').map((p) => p.trim()).filter(Boolean);
+  const paths = list
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const found: AnyAggregation[] = [];
   for (const path of paths) {
     let loaded: unknown;

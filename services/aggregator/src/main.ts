@@ -27,8 +27,16 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   aggregateRoutes(http, { byName, js, results, counters, heartbeatMs: config.aggregator.updatesHeartbeat });
 
   const stage = await createStage(ctx, 'aggregator', async (partition, _resume, ensureLease, { epoch }) => {
-    const { windows, checkpoint } = await loadWindows(checkpoints, results, partition, () =>
-      new PartitionWindows(aggregations, { defaultLatenessMs: config.aggregator.allowedLateness, retainClosed: config.aggregator.retainWindows, retentionMs: config.aggregator.stateRetention }),
+    const { windows, checkpoint } = await loadWindows(
+      checkpoints,
+      results,
+      partition,
+      () =>
+        new PartitionWindows(aggregations, {
+          defaultLatenessMs: config.aggregator.allowedLateness,
+          retainClosed: config.aggregator.retainWindows,
+          retentionMs: config.aggregator.stateRetention,
+        }),
     );
     return aggregatorWorker({ js, partition, results, windows, checkpoint, counters, ensureLease, epoch });
   });

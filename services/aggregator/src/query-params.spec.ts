@@ -25,7 +25,8 @@ describe('parsePageQuery', () => {
 
   it.each(['0', '1001', '-1', '1.5', 'ten', '', '00000000001'])('refuses the limit %j, saying what is accepted', (limit) => {
     expect(problem(() => parsePageQuery(q(`limit=${limit}`)))).toEqual({
-      parameter: 'limit', message: `limit ${JSON.stringify(limit)} is not accepted: give a whole number from 1 to 1000 (default 100)`,
+      parameter: 'limit',
+      message: `limit ${JSON.stringify(limit)} is not accepted: give a whole number from 1 to 1000 (default 100)`,
     });
   });
 
@@ -34,8 +35,14 @@ describe('parsePageQuery', () => {
   });
 
   it('refuses an unknown or repeated parameter, naming it', () => {
-    expect(problem(() => parsePageQuery(q('limt=5')))).toEqual({ parameter: 'limt', message: "unknown query parameter 'limt'; accepted: prefix, limit, cursor" });
-    expect(problem(() => parsePageQuery(q('limit=5&limit=6')))).toEqual({ parameter: 'limit', message: "query parameter 'limit' is given 2 times; give it once" });
+    expect(problem(() => parsePageQuery(q('limt=5')))).toEqual({
+      parameter: 'limt',
+      message: "unknown query parameter 'limt'; accepted: prefix, limit, cursor",
+    });
+    expect(problem(() => parsePageQuery(q('limit=5&limit=6')))).toEqual({
+      parameter: 'limit',
+      message: "query parameter 'limit' is given 2 times; give it once",
+    });
     expect(problem(() => parseNoParams(q('x=1')))).toEqual({ parameter: 'x', message: "unknown query parameter 'x'; this route takes none" });
   });
 });
@@ -51,7 +58,8 @@ describe('parseTimeRange and overlaps', () => {
 
   it.each(['yesterday', '2026-01-01', '2026-01-01T00:00:00', '1767225600000'])('refuses from=%j, which is not RFC 3339', (from) => {
     expect(problem(() => parseTimeRange(q(`from=${from}`)))).toEqual({
-      parameter: 'from', message: `from ${JSON.stringify(from)} is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"`,
+      parameter: 'from',
+      message: `from ${JSON.stringify(from)} is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"`,
     });
   });
 

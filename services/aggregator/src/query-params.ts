@@ -10,7 +10,10 @@ export const MaxPageLimit = 1000;
 
 /** A parameter's value is not what the route accepts; `message` says which and why. */
 export class QueryParamError extends Error {
-  constructor(readonly parameter: string, message: string) {
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'QueryParamError';
   }
@@ -48,7 +51,10 @@ function decodeCursor(cursor: string): string | undefined {
 function only(params: URLSearchParams, accepted: readonly string[]): void {
   for (const name of new Set(params.keys())) {
     if (!accepted.includes(name)) {
-      throw new QueryParamError(name, `unknown query parameter '${name}'; ${accepted.length > 0 ? `accepted: ${accepted.join(', ')}` : 'this route takes none'}`);
+      throw new QueryParamError(
+        name,
+        `unknown query parameter '${name}'; ${accepted.length > 0 ? `accepted: ${accepted.join(', ')}` : 'this route takes none'}`,
+      );
     }
     if (params.getAll(name).length > 1) throw new QueryParamError(name, `query parameter '${name}' is given ${params.getAll(name).length} times; give it once`);
   }
@@ -63,14 +69,18 @@ export function parsePageQuery(params: URLSearchParams): PageQuery {
   if (limitText !== null) {
     limit = /^\d{1,7}$/.test(limitText) ? Number(limitText) : Number.NaN;
     if (!(limit >= 1 && limit <= MaxPageLimit)) {
-      throw new QueryParamError('limit', `limit ${JSON.stringify(limitText)} is not accepted: give a whole number from 1 to ${MaxPageLimit} (default ${DefaultPageLimit})`);
+      throw new QueryParamError(
+        'limit',
+        `limit ${JSON.stringify(limitText)} is not accepted: give a whole number from 1 to ${MaxPageLimit} (default ${DefaultPageLimit})`,
+      );
     }
   }
   const cursor = params.get('cursor');
   let after: string | undefined;
   if (cursor !== null) {
     after = decodeCursor(cursor);
-    if (after === undefined) throw new QueryParamError('cursor', `cursor ${JSON.stringify(cursor)} is not accepted: give the 'next' of a previous page as it is`);
+    if (after === undefined)
+      throw new QueryParamError('cursor', `cursor ${JSON.stringify(cursor)} is not accepted: give the 'next' of a previous page as it is`);
   }
   return { prefix, limit, ...(after === undefined ? {} : { after }) };
 }
@@ -79,7 +89,8 @@ function instant(params: URLSearchParams, name: 'from' | 'to'): number | undefin
   const text = params.get(name);
   if (text === null) return undefined;
   const ms = RFC3339.test(text) ? Date.parse(text) : Number.NaN;
-  if (Number.isNaN(ms)) throw new QueryParamError(name, `${name} ${JSON.stringify(text)} is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"`);
+  if (Number.isNaN(ms))
+    throw new QueryParamError(name, `${name} ${JSON.stringify(text)} is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"`);
   return ms;
 }
 
@@ -96,7 +107,10 @@ export function parseTimeRange(params: URLSearchParams): TimeRange | undefined {
   if (from === undefined && to === undefined) return undefined;
   const range = { fromMs: from ?? Number.NEGATIVE_INFINITY, toMs: to ?? Number.POSITIVE_INFINITY };
   if (range.fromMs > range.toMs) {
-    throw new QueryParamError('from', `from ${JSON.stringify(params.get('from'))} is after to ${JSON.stringify(params.get('to'))}: give a from at or before to`);
+    throw new QueryParamError(
+      'from',
+      `from ${JSON.stringify(params.get('from'))} is after to ${JSON.stringify(params.get('to'))}: give a from at or before to`,
+    );
   }
   return range;
 }

@@ -96,11 +96,13 @@ async function checkpointBytes(kv: KV, partition: number): Promise<number> {
   let bytes = head.length;
   const saved = head.json<{ v: number; chunks?: [number, number][] }>();
   if (saved.v !== 2) return bytes;
-  await Promise.all(saved.chunks!.map(async ([slot], c) => {
-    if (slot === -1) return;
-    const chunk = await kv.get(`${checkpointKey('aggregator', partition)}.c${String(c).padStart(2, '0')}.${slot}`);
-    bytes += chunk?.length ?? 0;
-  }));
+  await Promise.all(
+    saved.chunks!.map(async ([slot], c) => {
+      if (slot === -1) return;
+      const chunk = await kv.get(`${checkpointKey('aggregator', partition)}.c${String(c).padStart(2, '0')}.${slot}`);
+      bytes += chunk?.length ?? 0;
+    }),
+  );
   return bytes;
 }
 
@@ -111,8 +113,13 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
   const event = (i: number, second: boolean): CloudEvent => {
     const key = `device-${i}`;
     return {
-      specversion: '1.0', id: `${key}-${second ? 2 : 1}`, source: 'retention-bench', type: 'reading.taken', partitionkey: key,
-      time: new Date(firstAt(i) + (second ? SECOND_AFTER : 0)).toISOString(), data: { amount: amountOf(i, second) },
+      specversion: '1.0',
+      id: `${key}-${second ? 2 : 1}`,
+      source: 'retention-bench',
+      type: 'reading.taken',
+      partitionkey: key,
+      time: new Date(firstAt(i) + (second ? SECOND_AFTER : 0)).toISOString(),
+      data: { amount: amountOf(i, second) },
     };
   };
   /** Every event in event-time order: key i's first event merged with the second events of earlier keys. */
@@ -157,7 +164,15 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
       const batch: InputEnvelope[] = [];
       for (let i = 0; i < pending.length; i += 1_000) {
         const evs = pending.slice(i, i + 1_000);
-        batch.push({ seq: ++seq, subject: 'mesh.processed.0.reading.taken', timestampMs: Date.parse(evs[0].time!), deliveryCount: 1, redriven: false, events: evs, data: new Uint8Array() });
+        batch.push({
+          seq: ++seq,
+          subject: 'mesh.processed.0.reading.taken',
+          timestampMs: Date.parse(evs[0].time!),
+          deliveryCount: 1,
+          redriven: false,
+          events: evs,
+          data: new Uint8Array(),
+        });
       }
       pending = [];
       await worker.handle(batch);
@@ -171,7 +186,13 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
       if (last >= nextSample) {
         gc();
         const m = process.memoryUsage();
-        samples.push({ minute: Math.round((last - T0) / MINUTE), keys: windows.keyCount(), checkpointBytes: await checkpointBytes(checkpoints, 0), heapMB: m.heapUsed / 2 ** 20, rssMB: m.rss / 2 ** 20 });
+        samples.push({
+          minute: Math.round((last - T0) / MINUTE),
+          keys: windows.keyCount(),
+          checkpointBytes: await checkpointBytes(checkpoints, 0),
+          heapMB: m.heapUsed / 2 ** 20,
+          rssMB: m.rss / 2 ** 20,
+        });
         nextSample += 10 * MINUTE;
       }
     }
@@ -191,14 +212,26 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
       if (lastEnd < watermark - o.retentionMs) break;
       inRetention++;
       const cells = kept[`device-${i}`];
-      const got = (cells ?? []).reduce((t, [, , , acc]) => ({ count: t.count + (acc.count as number), sum: t.sum + (acc.sum as number) }), { count: 0, sum: 0 });
+      const got = (cells ?? []).reduce((t, [, , , acc]) => ({ count: t.count + (acc.count as number), sum: t.sum + (acc.sum as number) }), {
+        count: 0,
+        sum: 0,
+      });
       const want = hasSecond(i) ? { count: 2, sum: amountOf(i, false) + amountOf(i, true) } : { count: 1, sum: amountOf(i, false) };
-      if (got.count !== want.count || got.sum !== want.sum) wrong.push(`device-${i}: ${cells ? JSON.stringify(got) : 'missing'}, expected ${JSON.stringify(want)}`);
+      if (got.count !== want.count || got.sum !== want.sum)
+        wrong.push(`device-${i}: ${cells ? JSON.stringify(got) : 'missing'}, expected ${JSON.stringify(want)}`);
     }
     await dropBucket();
     return {
-      options: o, seconds, applied: counters.applied, late: counters.late, boundKeys: boundOfKeys(o), samples,
-      peakRssMB: peakRss / 2 ** 20, inRetention, restoredKeys: Object.keys(kept).length, wrong: wrong.slice(0, 10),
+      options: o,
+      seconds,
+      applied: counters.applied,
+      late: counters.late,
+      boundKeys: boundOfKeys(o),
+      samples,
+      peakRssMB: peakRss / 2 ** 20,
+      inRetention,
+      restoredKeys: Object.keys(kept).length,
+      wrong: wrong.slice(0, 10),
     };
   } finally {
     await nc.close();
@@ -207,13 +240,17 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
 
 export function formatReport(r: RetentionReport): string {
   const steady = r.samples.filter((s) => s.minute >= 20);
-  const range = (f: (s: RetentionSample) => number, digits = 0) => `${Math.min(...steady.map(f)).toFixed(digits)}..${Math.max(...steady.map(f)).toFixed(digits)}`;
+  const range = (f: (s: RetentionSample) => number, digits = 0) =>
+    `${Math.min(...steady.map(f)).toFixed(digits)}..${Math.max(...steady.map(f)).toFixed(digits)}`;
   const o = r.options;
   return [
     `state retention: ${o.keys.toLocaleString('en')} keys, ${r.applied.toLocaleString('en')} events over ${o.spanMs / MINUTE} min of event time, retention ${o.retentionMs / MINUTE} min, lateness ${o.latenessMs / 1000} s, ${o.perCommit.toLocaleString('en')} events per commit, one partition: ${r.seconds.toFixed(1)} s`,
     `bound on keys held: ${r.boundKeys.toLocaleString('en')} ((retention + retention/16 + lateness + 20 s + one window + one commit) x ${Math.round((o.keys / o.spanMs) * MINUTE)} keys/min)`,
     'minute    keys held   checkpoint bytes   heap MB (after GC)   rss MB',
-    ...r.samples.map((s) => `${String(s.minute).padStart(6)} ${String(s.keys).padStart(12)} ${String(s.checkpointBytes).padStart(18)} ${s.heapMB.toFixed(1).padStart(20)} ${s.rssMB.toFixed(0).padStart(8)}`),
+    ...r.samples.map(
+      (s) =>
+        `${String(s.minute).padStart(6)} ${String(s.keys).padStart(12)} ${String(s.checkpointBytes).padStart(18)} ${s.heapMB.toFixed(1).padStart(20)} ${s.rssMB.toFixed(0).padStart(8)}`,
+    ),
     `from minute 20: keys ${range((s) => s.keys)}, checkpoint ${range((s) => s.checkpointBytes)} bytes, heap ${range((s) => s.heapMB, 1)} MB, rss ${range((s) => s.rssMB)} MB; peak rss ${r.peakRssMB.toFixed(0)} MB`,
     `restored: ${r.restoredKeys.toLocaleString('en')} keys; ${r.inRetention.toLocaleString('en')} in retention, ${r.wrong.length === 0 ? 'all exact' : `wrong: ${r.wrong.join('; ')}`}`,
   ].join('\n');

@@ -51,7 +51,9 @@ describe('state retention with the aggregator worker against a real nats-server'
   it('holds 1,000,000 keys over two hours with 10 minutes of retention in flat memory and a flat checkpoint, exact for every key in retention', async () => {
     // The measurement runs in a process of its own (the built retention-bench.js), so its heap and RSS are the state's, not Jest's.
     const report = await new Promise<RetentionReport>((resolve, reject) => {
-      const child = spawn(process.execPath, [BenchJs, '--nats', server.url, '--keys', String(KEYS), '--span', '2h', '--retention', '10m', '--lateness', '1m'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BenchJs, '--nats', server.url, '--keys', String(KEYS), '--span', '2h', '--retention', '10m', '--lateness', '1m'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -91,8 +93,26 @@ describe('state retention with the aggregator worker against a real nats-server'
     const counters: AggregatorCounters = { applied: 0, skipped: 0, late: 0, closed: 0 };
     const worker = aggregatorWorker({ js: jetstream(nc), partition: 5, results, windows, checkpoint, counters });
     const at = (key: string, seq: number, offsetMs: number, amount: number): InputEnvelope => {
-      const evs: CloudEvent[] = [{ specversion: '1.0', source: 'retention-test', type: 'reading.taken', id: `r-${seq}`, partitionkey: key, time: new Date(T0 + offsetMs).toISOString(), data: { amount } }];
-      return { seq, subject: 'mesh.processed.5.reading.taken', timestampMs: T0 + offsetMs, deliveryCount: 1, redriven: false, events: evs, data: new Uint8Array() };
+      const evs: CloudEvent[] = [
+        {
+          specversion: '1.0',
+          source: 'retention-test',
+          type: 'reading.taken',
+          id: `r-${seq}`,
+          partitionkey: key,
+          time: new Date(T0 + offsetMs).toISOString(),
+          data: { amount },
+        },
+      ];
+      return {
+        seq,
+        subject: 'mesh.processed.5.reading.taken',
+        timestampMs: T0 + offsetMs,
+        deliveryCount: 1,
+        redriven: false,
+        events: evs,
+        data: new Uint8Array(),
+      };
     };
     await worker.handle([at('short-lived', 1, 10_000, 4), at('short-lived', 2, 20_000, 5)]);
     // 12 minutes later (watermark 11 min): its window [0, 1m) closed and its result went out closed.
@@ -104,7 +124,8 @@ describe('state retention with the aggregator worker against a real nats-server'
     expect(Object.keys(reopened.snapshot().aggregations.totals.keys)).toEqual(['busy']);
     const entry = await results.get(aggregateKvKey('totals', 'short-lived'));
     expect(entry!.json()).toEqual({
-      name: 'totals', key: 'short-lived',
+      name: 'totals',
+      key: 'short-lived',
       windows: [{ start: new Date(T0).toISOString(), end: new Date(T0 + MINUTE).toISOString(), closed: true, count: 2, sum: 9 }],
     });
   });

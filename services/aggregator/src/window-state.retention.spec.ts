@@ -17,7 +17,15 @@ const options: WindowOptions = { defaultLatenessMs: LATENESS, retainClosed: 10, 
 let n = 0;
 function ev(key: string, offsetMs: number, amount = 1): CloudEvent {
   n++;
-  return { specversion: '1.0', id: `e-${n}`, source: 'test', type: 'order.validated', time: new Date(T0 + offsetMs).toISOString(), partitionkey: key, data: { amount } };
+  return {
+    specversion: '1.0',
+    id: `e-${n}`,
+    source: 'test',
+    type: 'order.validated',
+    time: new Date(T0 + offsetMs).toISOString(),
+    partitionkey: key,
+    data: { amount },
+  };
 }
 
 /** One batch as the worker runs it: apply, close what is due (and sweep), take the changed results. */
@@ -60,7 +68,10 @@ describe('state retention', () => {
     const { closed, results } = batch(w, []);
     // The old window closes now, with its count, and its result goes out closed; the key stays (its new window is open).
     expect(closed.map((c) => [c.key, c.cell.start, c.cell.acc])).toEqual([['old', T0, { count: 1, sum: 1 }]]);
-    expect(results.find((r) => r.key === 'old')!.windows.map((x) => [x.closed, x.count])).toEqual([[true, 1], [false, 1]]);
+    expect(results.find((r) => r.key === 'old')!.windows.map((x) => [x.closed, x.count])).toEqual([
+      [true, 1],
+      [false, 1],
+    ]);
     expect(keysOf(w)).toEqual(['old', 'other']);
   });
 
@@ -98,7 +109,7 @@ describe('state retention', () => {
     expect(results.find((r) => r.key === 'old')!.windows).toEqual([expect.objectContaining({ closed: false, count: 1, sum: 3 })]);
   });
 
-  it('drops the key from the checkpoint: snapshot, snapshot JSON and the key\'s chunk, which is marked for rewriting', () => {
+  it("drops the key from the checkpoint: snapshot, snapshot JSON and the key's chunk, which is marked for rewriting", () => {
     const w = new PartitionWindows([totals], options);
     batch(w, [ev('old', 0), ev('kept', at(5 * MINUTE))]);
     w.trackChunks(false);

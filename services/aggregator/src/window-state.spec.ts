@@ -2,7 +2,14 @@ import type { CloudEvent } from '@mesh/contracts';
 import { defineAggregation } from '@mesh/runtime';
 import totals from './aggregations/totals.aggregation';
 import {
-  CheckpointChunks, chunkOf, PartitionWindows, type Snapshot, type SnapshotChunk, type SnapshotMeta, type WindowOptions, type WindowResult,
+  CheckpointChunks,
+  chunkOf,
+  PartitionWindows,
+  type Snapshot,
+  type SnapshotChunk,
+  type SnapshotMeta,
+  type WindowOptions,
+  type WindowResult,
 } from './window-state';
 
 const MINUTE = 60_000;
@@ -76,7 +83,10 @@ describe('PartitionWindows with the totals aggregation', () => {
   it('counts and sums exactly', () => {
     const w = new PartitionWindows([totals], options);
     const amounts = [1250, -300, 7, 0, 99_999, 42.5];
-    feed(w, amounts.map((a, i) => ev('a', i * 1_000, a)));
+    feed(
+      w,
+      amounts.map((a, i) => ev('a', i * 1_000, a)),
+    );
     expect(windowsOf(w.takeDirty(), 'totals', 'a')).toEqual([expect.objectContaining({ count: 6, sum: 100_998.5 })]);
   });
 
@@ -160,7 +170,12 @@ describe('PartitionWindows with the totals aggregation', () => {
     it('closes the windows of every key the watermark has passed', () => {
       const w = new PartitionWindows([totals], options);
       feed(w, [ev('a', 0, 1), ev('b', 0, 1), ev('a', MINUTE, 1), ev('c', 5 * MINUTE, 1)]);
-      expect(w.closeDue().map((c) => `${c.key}@${c.cell.start - T0}`).sort()).toEqual(['a@0', `a@${MINUTE}`, 'b@0']);
+      expect(
+        w
+          .closeDue()
+          .map((c) => `${c.key}@${c.cell.start - T0}`)
+          .sort(),
+      ).toEqual(['a@0', `a@${MINUTE}`, 'b@0']);
     });
   });
 
@@ -168,7 +183,12 @@ describe('PartitionWindows with the totals aggregation', () => {
     it('returns only the keys changed since the last call', () => {
       const w = new PartitionWindows([totals], options);
       feed(w, [ev('a', 0, 1), ev('b', 0, 1)]);
-      expect(w.takeDirty().map((r) => r.key).sort()).toEqual(['a', 'b']);
+      expect(
+        w
+          .takeDirty()
+          .map((r) => r.key)
+          .sort(),
+      ).toEqual(['a', 'b']);
       expect(w.takeDirty()).toEqual([]);
       w.apply(ev('b', 1_000, 1), T0);
       expect(w.takeDirty().map((r) => r.key)).toEqual(['b']);
@@ -184,7 +204,10 @@ describe('PartitionWindows with the totals aggregation', () => {
   describe('retainClosed', () => {
     it('keeps only the newest closed windows of a key, and every open one', () => {
       const w = new PartitionWindows([totals], { ...options, retainClosed: 2 });
-      feed(w, [0, 1, 2, 3, 4].map((m) => ev('a', m * MINUTE + 1_000, m)));
+      feed(
+        w,
+        [0, 1, 2, 3, 4].map((m) => ev('a', m * MINUTE + 1_000, m)),
+      );
       // Watermark = 4m + 1s - 5s: the windows of minutes 0, 1 and 2 are due.
       expect(w.closeDue()).toHaveLength(3);
       expect(windowsOf(w.takeDirty(), 'totals', 'a').map((x) => [x.start, x.closed, x.sum])).toEqual([
@@ -303,7 +326,8 @@ describe('PartitionWindows with the totals aggregation', () => {
       const next = ev('a', 200 * MINUTE, 1);
       feed(w, [next]);
       feed(restored, [next]);
-      const byKey = (closed: ReturnType<PartitionWindows['closeDue']>) => [...closed].sort((x, y) => `${x.name}/${x.key}/${x.cell.start}`.localeCompare(`${y.name}/${y.key}/${y.cell.start}`));
+      const byKey = (closed: ReturnType<PartitionWindows['closeDue']>) =>
+        [...closed].sort((x, y) => `${x.name}/${x.key}/${x.cell.start}`.localeCompare(`${y.name}/${y.key}/${y.cell.start}`));
       const closedNow = w.closeDue();
       expect(closedNow.length).toBeGreaterThan(0);
       expect(byKey(restored.closeDue())).toEqual(byKey(closedNow));

@@ -130,7 +130,14 @@ export class PartitionWindows {
     private readonly o: WindowOptions,
   ) {
     for (const d of defs) {
-      this.state.set(d.name, { maxEventTime: Number.NEGATIVE_INFINITY, late: 0, keys: new Map(), nextEnd: Number.POSITIVE_INFINITY, evictFloor: Number.POSITIVE_INFINITY, json: new Map() });
+      this.state.set(d.name, {
+        maxEventTime: Number.NEGATIVE_INFINITY,
+        late: 0,
+        keys: new Map(),
+        nextEnd: Number.POSITIVE_INFINITY,
+        evictFloor: Number.POSITIVE_INFINITY,
+        json: new Map(),
+      });
       this.dirty.set(d.name, new Set());
     }
   }
@@ -165,8 +172,7 @@ export class PartitionWindows {
       if (added) {
         this.dirty.get(def.name)!.add(key);
         this.changed(s, key);
-      }
-      else {
+      } else {
         s.late++;
         late.push(def.name);
       }
@@ -500,7 +506,10 @@ export class PartitionWindows {
       const s = this.state.get(name);
       if (!s) continue;
       for (const [key, cells] of Object.entries(keys)) {
-        s.keys.set(key, cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })));
+        s.keys.set(
+          key,
+          cells.map(([start, end, closed, acc]) => ({ start, end, closed, acc })),
+        );
         s.json.delete(key);
         this.chunks?.keys[chunkOf(key)].add(key);
         for (const [, end, closed] of cells) if (!closed && end < s.nextEnd) s.nextEnd = end;

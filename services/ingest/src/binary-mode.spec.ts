@@ -24,15 +24,33 @@ describe('isBinaryMode', () => {
 
 describe('binaryModeEvent', () => {
   it('maps ce- headers to attributes, content-type to datacontenttype, and a JSON body to data', () => {
-    const headers = { ...attributes, 'ce-time': '2026-01-31T12:00:00Z', 'ce-subject': 'o-1', 'ce-partitionkey': 'customer-42', 'ce-region': 'eu', 'content-type': 'application/json; charset=utf-8' };
+    const headers = {
+      ...attributes,
+      'ce-time': '2026-01-31T12:00:00Z',
+      'ce-subject': 'o-1',
+      'ce-partitionkey': 'customer-42',
+      'ce-region': 'eu',
+      'content-type': 'application/json; charset=utf-8',
+    };
     expect(eventOf(headers, '{"orderId":"o-1","amount":25}')).toEqual({
-      specversion: '1.0', id: 'order-1', source: 'shop', type: 'order.created', time: '2026-01-31T12:00:00Z', subject: 'o-1',
-      partitionkey: 'customer-42', region: 'eu', datacontenttype: 'application/json; charset=utf-8', data: { orderId: 'o-1', amount: 25 },
+      specversion: '1.0',
+      id: 'order-1',
+      source: 'shop',
+      type: 'order.created',
+      time: '2026-01-31T12:00:00Z',
+      subject: 'o-1',
+      partitionkey: 'customer-42',
+      region: 'eu',
+      datacontenttype: 'application/json; charset=utf-8',
+      data: { orderId: 'o-1', amount: 25 },
     });
   });
 
   it('parses any +json content type, and a body without content type, as JSON', () => {
-    expect(eventOf({ ...attributes, 'content-type': 'application/vnd.shop+json' }, '[1,2]')).toMatchObject({ data: [1, 2], datacontenttype: 'application/vnd.shop+json' });
+    expect(eventOf({ ...attributes, 'content-type': 'application/vnd.shop+json' }, '[1,2]')).toMatchObject({
+      data: [1, 2],
+      datacontenttype: 'application/vnd.shop+json',
+    });
     const bare = eventOf({ ...attributes }, '{"amount":3}') as Record<string, unknown>;
     expect(bare.data).toEqual({ amount: 3 });
     expect(bare).not.toHaveProperty('datacontenttype');
@@ -42,7 +60,10 @@ describe('binaryModeEvent', () => {
     expect(eventOf({ ...attributes, 'content-type': 'text/plain' }, 'hello, world')).toMatchObject({ data: 'hello, world', datacontenttype: 'text/plain' });
     const bytes = Buffer.from([0, 1, 2, 250, 255]);
     const result = binaryModeEvent({ ...attributes, 'content-type': 'application/octet-stream' }, bytes);
-    expect(result.ok && JSON.parse(result.body.toString())).toMatchObject({ data_base64: bytes.toString('base64'), datacontenttype: 'application/octet-stream' });
+    expect(result.ok && JSON.parse(result.body.toString())).toMatchObject({
+      data_base64: bytes.toString('base64'),
+      datacontenttype: 'application/octet-stream',
+    });
   });
 
   it('carries no data for an empty body', () => {
@@ -85,7 +106,11 @@ describe('binaryModeEvent', () => {
 describe('structuredRequest', () => {
   it('passes a structured or batch request on as it came', () => {
     const body = Buffer.from('[]');
-    expect(structuredRequest({ 'content-type': 'application/cloudevents-batch+json' }, body)).toEqual({ ok: true, contentType: 'application/cloudevents-batch+json', body });
+    expect(structuredRequest({ 'content-type': 'application/cloudevents-batch+json' }, body)).toEqual({
+      ok: true,
+      contentType: 'application/cloudevents-batch+json',
+      body,
+    });
   });
 
   it('answers a binary-mode request that carries no readable event with its problem', () => {

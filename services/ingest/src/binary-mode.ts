@@ -25,8 +25,7 @@ const SpecVersionHeader = 'ce-specversion';
 const Prefix = 'ce-';
 
 export type BinaryModeResult =
-  | { ok: true; contentType: 'application/cloudevents+json'; body: Buffer }
-  | { ok: false; status: 400 | 415; error: string; problems?: EventProblem[] };
+  { ok: true; contentType: 'application/cloudevents+json'; body: Buffer } | { ok: false; status: 400 | 415; error: string; problems?: EventProblem[] };
 
 /**
  * What `accept` takes from an HTTP request: a binary-mode one as its event in
@@ -107,7 +106,11 @@ export function binaryModeEvent(headers: IncomingHttpHeaders, body: Buffer): Bin
         try {
           event.data = JSON.parse(text);
         } catch (err) {
-          return { ok: false, status: 400, error: `the body is not valid JSON, as its content type ${JSON.stringify(contentType ?? '(none: JSON)')} says it is: ${(err as Error).message}` };
+          return {
+            ok: false,
+            status: 400,
+            error: `the body is not valid JSON, as its content type ${JSON.stringify(contentType ?? '(none: JSON)')} says it is: ${(err as Error).message}`,
+          };
         }
       } else {
         event.data = text;

@@ -1,6 +1,14 @@
 import { serviceInboxPrefix } from '@mesh/contracts';
 import {
-  envelopeSchema, ingestSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
+  envelopeSchema,
+  ingestSchema,
+  instanceSchema,
+  loadConfig,
+  logSchema,
+  meshSchema,
+  natsSchema,
+  httpSchema,
+  shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
 import { apiKeysSchema, httpTlsSchema, inFlightSchema, rateLimitSchema } from '@mesh/config';

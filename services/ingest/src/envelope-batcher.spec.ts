@@ -13,10 +13,13 @@ describe('EnvelopeBatcher', () => {
     const published: EnvelopeOut[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const batcher = new EnvelopeBatcher(async (e) => {
-      published.push(e);
-      await gate;
-    }, { partitions: P, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 1 });
+    const batcher = new EnvelopeBatcher(
+      async (e) => {
+        published.push(e);
+        await gate;
+      },
+      { partitions: P, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 1 },
+    );
 
     const first = [ev('a1', 'k')];
     const p1 = batcher.submit(first, sizes(first));
@@ -33,9 +36,12 @@ describe('EnvelopeBatcher', () => {
   });
 
   it('rejects only the requests whose events were in an envelope that could not be stored', async () => {
-    const batcher = new EnvelopeBatcher(async (e) => {
-      if (e.events.some((x) => x.partitionkey === 'bad')) throw new Error('503 no responders');
-    }, { partitions: 1, maxEvents: 1, maxBytes: 1 << 20, maxInFlight: 1 });
+    const batcher = new EnvelopeBatcher(
+      async (e) => {
+        if (e.events.some((x) => x.partitionkey === 'bad')) throw new Error('503 no responders');
+      },
+      { partitions: 1, maxEvents: 1, maxBytes: 1 << 20, maxInFlight: 1 },
+    );
     const good = [ev('g', 'good')];
     const bad = [ev('x', 'bad')];
     const results = await Promise.allSettled([batcher.submit(good, sizes(good)), batcher.submit(bad, sizes(bad))]);
@@ -45,10 +51,13 @@ describe('EnvelopeBatcher', () => {
 
   it('resolves a request only after every envelope holding its events is stored', async () => {
     const stored = new Set<string>();
-    const batcher = new EnvelopeBatcher(async (e) => {
-      await new Promise((r) => setTimeout(r, e.events[0].partitionkey === 'slow' ? 30 : 1));
-      for (const x of e.events) stored.add(x.id);
-    }, { partitions: 8, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 2 });
+    const batcher = new EnvelopeBatcher(
+      async (e) => {
+        await new Promise((r) => setTimeout(r, e.events[0].partitionkey === 'slow' ? 30 : 1));
+        for (const x of e.events) stored.add(x.id);
+      },
+      { partitions: 8, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 2 },
+    );
     const events = [ev('1', 'fast'), ev('2', 'slow')];
     await batcher.submit(events, sizes(events));
     expect([...stored].sort()).toEqual(['1', '2']);
@@ -56,9 +65,12 @@ describe('EnvelopeBatcher', () => {
 
   it('makes envelope bodies from the JSON the events were serialized to, when it is given', async () => {
     const published: EnvelopeOut[] = [];
-    const batcher = new EnvelopeBatcher(async (e) => {
-      published.push(e);
-    }, { partitions: 1, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 1 });
+    const batcher = new EnvelopeBatcher(
+      async (e) => {
+        published.push(e);
+      },
+      { partitions: 1, maxEvents: 100, maxBytes: 1 << 20, maxInFlight: 1 },
+    );
     const a = [ev('a', 'k')];
     const b = [ev('b', 'k')];
     // Serialized as the request's own text would be, not as JSON.stringify would lay it out.

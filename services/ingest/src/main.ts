@@ -6,8 +6,17 @@
 import { IngestQueueGroup, ServiceNeeds, Subjects } from '@mesh/contracts';
 import { contextFromTraceHeaders } from '@mesh/telemetry';
 import {
-  BodyTooLargeError, EndpointStats, RateLimiter, readBody, refusedEvents, runService, sendError, sendJson,
-  type Caller, type RunningService, type ServiceContext,
+  BodyTooLargeError,
+  EndpointStats,
+  RateLimiter,
+  readBody,
+  refusedEvents,
+  runService,
+  sendError,
+  sendJson,
+  type Caller,
+  type RunningService,
+  type ServiceContext,
 } from '@mesh/runtime';
 import { accept, type AcceptAnswer, type AcceptDeps, type Admit } from './accept';
 import { forbiddenEvents, InFlightFullError, overloaded, tooManyRequests } from './admission';
@@ -59,58 +68,76 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
   const limiter = new RateLimiter({ eventsPerSecond: config.rateLimit.events, bytesPerSecond: config.rateLimit.bytes, burstMs: config.rateLimit.burst });
 
   /** Admission once the events are valid: the key's permissions, the events bound, then the rate limit (all or nothing). */
-  const admitFor = (ticket: InFlightTicket, caller: Caller | undefined, bodyBytes: number, rateHeaders: Record<string, string>): Admit => (events) => {
-    if (caller?.key) {
-      const refused = refusedEvents(caller.key, events);
-      if (refused.length > 0) return forbiddenEvents(caller.key.name, refused);
-    }
-    if (!ticket.addEvents(events.length)) return overloaded(budget, 'events');
-    if (!caller) return undefined;
-    const rate = limiter.take(clientOf(caller), events.length, bodyBytes);
-    Object.assign(rateHeaders, rate.headers);
-    return rate.ok ? undefined : tooManyRequests(rate);
-  };
+  const admitFor =
+    (ticket: InFlightTicket, caller: Caller | undefined, bodyBytes: number, rateHeaders: Record<string, string>): Admit =>
+    (events) => {
+      if (caller?.key) {
+        const refused = refusedEvents(caller.key, events);
+        if (refused.length > 0) return forbiddenEvents(caller.key.name, refused);
+      }
+      if (!ticket.addEvents(events.length)) return overloaded(budget, 'events');
+      if (!caller) return undefined;
+      const rate = limiter.take(clientOf(caller), events.length, bodyBytes);
+      Object.assign(rateHeaders, rate.headers);
+      return rate.ok ? undefined : tooManyRequests(rate);
+    };
   const reply = (res: Parameters<typeof sendJson>[0], answer: AcceptAnswer) => sendJson(res, answer.status, answer.body, answer.headers);
 
-  http.route('POST', '/v1/events', async (req, res, _params, caller) => {
-    if (draining) return sendError(res, 503, 'shutting down; retry on another instance', {}, { 'retry-after': '1', connection: 'close' });
-    // Refuse what can be refused from the headers alone before reading a byte of the body.
-    const declared = Number(req.headers['content-length']);
-    const known = Number.isFinite(declared) && declared <= config.ingest.maxBodyBytes ? declared : undefined;
-    // A request carries at least one event, so an empty events bucket refuses it unread too.
-    const early = limiter.check(clientOf(caller), 1, known ?? 0);
-    if (!early.ok) return reply(res, tooManyRequests(early));
-    const ticket = budget.open();
-    inFlight++;
-    try {
-      if (known !== undefined && !ticket.addBytes(known)) return reply(res, overloaded(budget, 'bytes'));
-      let body: Buffer;
+  http.route(
+    'POST',
+    '/v1/events',
+    async (req, res, _params, caller) => {
+      if (draining) return sendError(res, 503, 'shutting down; retry on another instance', {}, { 'retry-after': '1', connection: 'close' });
+      // Refuse what can be refused from the headers alone before reading a byte of the body.
+      const declared = Number(req.headers['content-length']);
+      const known = Number.isFinite(declared) && declared <= config.ingest.maxBodyBytes ? declared : undefined;
+      // A request carries at least one event, so an empty events bucket refuses it unread too.
+      const early = limiter.check(clientOf(caller), 1, known ?? 0);
+      if (!early.ok) return reply(res, tooManyRequests(early));
+      const ticket = budget.open();
+      inFlight++;
       try {
-        // Without a content-length the bytes are counted as they arrive.
-        body = await readBody(req, config.ingest.maxBodyBytes, known !== undefined ? undefined : (n) => (ticket.addBytes(n) ? undefined : new InFlightFullError()));
-      } catch (err) {
-        if (err instanceof InFlightFullError) return reply(res, overloaded(budget, 'bytes'));
-        if (err instanceof BodyTooLargeError) {
-          // No `connection: close`: Node reads and discards the rest of the body, so a
-          // client still sending it receives this answer instead of a reset.
-          return sendError(res, 413, `${err.message} (MESH_MAX_BODY_BYTES); split the events over several requests`, { limit: err.limit });
+        if (known !== undefined && !ticket.addBytes(known)) return reply(res, overloaded(budget, 'bytes'));
+        let body: Buffer;
+        try {
+          // Without a content-length the bytes are counted as they arrive.
+          body = await readBody(
+            req,
+            config.ingest.maxBodyBytes,
+            known !== undefined ? undefined : (n) => (ticket.addBytes(n) ? undefined : new InFlightFullError()),
+          );
+        } catch (err) {
+          if (err instanceof InFlightFullError) return reply(res, overloaded(budget, 'bytes'));
+          if (err instanceof BodyTooLargeError) {
+            // No `connection: close`: Node reads and discards the rest of the body, so a
+            // client still sending it receives this answer instead of a reset.
+            return sendError(res, 413, `${err.message} (MESH_MAX_BODY_BYTES); split the events over several requests`, { limit: err.limit });
+          }
+          return sendError(res, 400, `could not read the request body: ${(err as Error).message}`);
         }
-        return sendError(res, 400, `could not read the request body: ${(err as Error).message}`);
+        const started = performance.now();
+        const headers = { get: (k: string) => req.headers[k.toLowerCase()] as string | undefined, set: () => undefined };
+        const rateHeaders: Record<string, string> = {};
+        const request = structuredRequest(req.headers, body);
+        const answer = request.ok
+          ? await accept(
+              deps,
+              request.contentType,
+              request.body,
+              undefined,
+              contextFromTraceHeaders(headers),
+              admitFor(ticket, caller, body.length, rateHeaders),
+            )
+          : request.answer;
+        httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
+        sendJson(res, answer.status, answer.body, { ...rateHeaders, ...answer.headers });
+      } finally {
+        ticket.release();
+        inFlight--;
       }
-      const started = performance.now();
-      const headers = { get: (k: string) => req.headers[k.toLowerCase()] as string | undefined, set: () => undefined };
-      const rateHeaders: Record<string, string> = {};
-      const request = structuredRequest(req.headers, body);
-      const answer = request.ok
-        ? await accept(deps, request.contentType, request.body, undefined, contextFromTraceHeaders(headers), admitFor(ticket, caller, body.length, rateHeaders))
-        : request.answer;
-      httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
-      sendJson(res, answer.status, answer.body, { ...rateHeaders, ...answer.headers });
-    } finally {
-      ticket.release();
-      inFlight--;
-    }
-  }, 'ingest');
+    },
+    'ingest',
+  );
 
   const sub = nc.subscribe(Subjects.inboundAll, {
     queue: QUEUE,

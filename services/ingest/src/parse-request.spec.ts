@@ -126,15 +126,12 @@ describe('parseRequest', () => {
       expect(failure(parseRequest('application/json', bytes)).status).toBe(400);
     });
 
-    it.each([['application/json'], ['application/cloudevents-batch+json'], ['application/x-ndjson']])(
-      'rejects an empty or blank %s body with 400',
-      (type) => {
-        for (const text of ['', '  \n\t ']) {
-          const f = failure(parseRequest(type, body(text)));
-          expect(f.status).toBe(400);
-          expect(f.error).toMatch(/empty/);
-        }
-      },
-    );
+    it.each([['application/json'], ['application/cloudevents-batch+json'], ['application/x-ndjson']])('rejects an empty or blank %s body with 400', (type) => {
+      for (const text of ['', '  \n\t ']) {
+        const f = failure(parseRequest(type, body(text)));
+        expect(f.status).toBe(400);
+        expect(f.error).toMatch(/empty/);
+      }
+    });
   });
 });

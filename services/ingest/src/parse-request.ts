@@ -5,16 +5,9 @@
  */
 import type { EventProblem } from '@mesh/contracts';
 
-export const AcceptedContentTypes = [
-  'application/cloudevents+json',
-  'application/json',
-  'application/cloudevents-batch+json',
-  'application/x-ndjson',
-] as const;
+export const AcceptedContentTypes = ['application/cloudevents+json', 'application/json', 'application/cloudevents-batch+json', 'application/x-ndjson'] as const;
 
-export type ParseResult =
-  | { ok: true; candidates: unknown[] }
-  | { ok: false; status: 400 | 415; error: string; problems?: EventProblem[] };
+export type ParseResult = { ok: true; candidates: unknown[] } | { ok: false; status: 400 | 415; error: string; problems?: EventProblem[] };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -27,7 +20,11 @@ function mediaType(contentType: string | undefined): { type: string; charset?: s
 export function parseRequest(contentType: string | undefined, body: Uint8Array): ParseResult {
   const { type, charset } = mediaType(contentType);
   if (!(AcceptedContentTypes as readonly string[]).includes(type)) {
-    return { ok: false, status: 415, error: `content type ${JSON.stringify(type || '(none)')} is not accepted; send one of ${AcceptedContentTypes.join(', ')}` };
+    return {
+      ok: false,
+      status: 415,
+      error: `content type ${JSON.stringify(type || '(none)')} is not accepted; send one of ${AcceptedContentTypes.join(', ')}`,
+    };
   }
   if (charset && charset !== 'utf-8' && charset !== 'utf8') {
     return { ok: false, status: 415, error: `charset ${JSON.stringify(charset)} is not accepted; send UTF-8` };

@@ -125,12 +125,7 @@ describe('prepareEvents', () => {
     });
 
     it('assigns partition fnv1a32(partitionkey) % P, falling back to subject, then source', () => {
-      const r = accepted(
-        prepareEvents(
-          [event('1', { partitionkey: 'alice' }), event('2', { subject: 'bob' }), event('3', { source: 'carol-shop' })],
-          options,
-        ),
-      );
+      const r = accepted(prepareEvents([event('1', { partitionkey: 'alice' }), event('2', { subject: 'bob' }), event('3', { source: 'carol-shop' })], options));
       const partitionOfId = new Map(r.envelopes.flatMap((env) => env.events.map((e) => [e.id, Number(env.subject.split('.')[2])])));
       expect(partitionOfId.get('1')).toBe(partitionOf('alice', P));
       expect(partitionOfId.get('2')).toBe(partitionOf('bob', P));
@@ -161,12 +156,9 @@ describe('prepareEvents', () => {
     });
 
     it('differs when the events differ', () => {
-      const ids = [
-        [event('1'), event('2')],
-        [event('1'), event('3')],
-        [event('1')],
-        [event('1', { source: 'other' }), event('2')],
-      ].map((events) => accepted(prepareEvents(events, options)).envelopes[0].msgId);
+      const ids = [[event('1'), event('2')], [event('1'), event('3')], [event('1')], [event('1', { source: 'other' }), event('2')]].map(
+        (events) => accepted(prepareEvents(events, options)).envelopes[0].msgId,
+      );
       expect(new Set(ids).size).toBe(ids.length);
     });
 

@@ -5,9 +5,7 @@
  * or the problems do and nothing is to be stored.
  */
 import { createHash } from 'node:crypto';
-import {
-  chunkEvents, encodeEnvelopeParts, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem,
-} from '@mesh/contracts';
+import { chunkEvents, encodeEnvelopeParts, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem } from '@mesh/contracts';
 import type { EnvelopeOut } from '@mesh/messaging';
 
 export interface PrepareOptions {
@@ -116,10 +114,20 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
   }
   if (o.maxEventBytes !== undefined) {
     const large = accepted.flatMap((e, index) =>
-      sizes.get(e)! > o.maxEventBytes! ? [{ index, attribute: '', problem: `the event is ${sizes.get(e)} bytes; at most ${o.maxEventBytes} bytes are accepted per event` }] : [],
+      sizes.get(e)! > o.maxEventBytes!
+        ? [{ index, attribute: '', problem: `the event is ${sizes.get(e)} bytes; at most ${o.maxEventBytes} bytes are accepted per event` }]
+        : [],
     );
     if (large.length > 0) return { ok: false, problems: large, tooLarge: true };
   }
-  const envelopes = o.pack === false ? [] : packEnvelopes(accepted, (e) => sizes.get(e)!, o, (e) => json.get(e)!);
+  const envelopes =
+    o.pack === false
+      ? []
+      : packEnvelopes(
+          accepted,
+          (e) => sizes.get(e)!,
+          o,
+          (e) => json.get(e)!,
+        );
   return { ok: true, envelopes, events: accepted, sizes, json };
 }

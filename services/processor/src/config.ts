@@ -1,6 +1,15 @@
 import { serviceInboxPrefix } from '@mesh/contracts';
 import {
-  consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, processorSchema, shutdownSchema,
+  consumerSchema,
+  envelopeSchema,
+  instanceSchema,
+  loadConfig,
+  logSchema,
+  meshSchema,
+  natsSchema,
+  httpSchema,
+  processorSchema,
+  shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
 import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';

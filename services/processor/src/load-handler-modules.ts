@@ -12,7 +12,10 @@ import { defineHandler, DefinitionError, type AnyHandlerDefinition } from '@mesh
 import { resolveLikeProcessor } from './handler-module-resolution';
 
 export function loadHandlerModules(list: string): AnyHandlerDefinition[] {
-  const paths = list.split(',').map((p) => p.trim()).filter(Boolean);
+  const paths = list
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const handlers: AnyHandlerDefinition[] = [];
   for (const path of paths) {
     let loaded: unknown;

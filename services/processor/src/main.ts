@@ -26,8 +26,11 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0, retried: 0 };
   const checkpoints = await new Kvm(nc).open(Buckets.checkpoints);
   const jsm = await jetstreamManager(nc);
-  http.route('GET', '/v1/handlers', (_req, res) =>
-    sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
+  http.route(
+    'GET',
+    '/v1/handlers',
+    (_req, res) =>
+      sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
     'query',
   );
 
@@ -35,8 +38,19 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
     const ledger = await RetryLedger.load(checkpoints, jsm, partition, resume.ackFloor);
     if (ledger.size() > 0) log.info('partition has events waiting for a retry', { partition, envelopes: ledger.size() });
     return processorWorker({
-      js, partition, partitions: config.mesh.partitions, handlers: byName, keyConcurrency: config.processor.keyConcurrency,
-      maxEvents: config.envelope.maxEvents, maxBytes: config.envelope.maxBytes, counters, ledger, resume, epoch, log, metrics: ctx.metrics,
+      js,
+      partition,
+      partitions: config.mesh.partitions,
+      handlers: byName,
+      keyConcurrency: config.processor.keyConcurrency,
+      maxEvents: config.envelope.maxEvents,
+      maxBytes: config.envelope.maxBytes,
+      counters,
+      ledger,
+      resume,
+      epoch,
+      log,
+      metrics: ctx.metrics,
     });
   });
   await stage.start();

@@ -19,12 +19,30 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
-  chunkEvents, encodeEnvelope, epochMsgId, encodeEnvelopeParts, partitionKeyOf, partitionOf, Streams, subjectTail, Subjects, type CloudEvent,
+  chunkEvents,
+  encodeEnvelope,
+  epochMsgId,
+  encodeEnvelopeParts,
+  partitionKeyOf,
+  partitionOf,
+  Streams,
+  subjectTail,
+  Subjects,
+  type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import {
-  backoffDelay, deadLetter, endEventSpan, errorMessage, startEventSpan, type AnyHandlerDefinition, type Disposition, type InputEnvelope, type Logger,
-  type PartitionWorker, type Resume,
+  backoffDelay,
+  deadLetter,
+  endEventSpan,
+  errorMessage,
+  startEventSpan,
+  type AnyHandlerDefinition,
+  type Disposition,
+  type InputEnvelope,
+  type Logger,
+  type PartitionWorker,
+  type Resume,
 } from '@mesh/runtime';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
@@ -144,7 +162,11 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           }
           // Before the handler runs, so what it emits continues this span.
           spans[k] = startEventSpan(item.event, {
-            destination: env.subject, messageId: item.event.id, partition: d.partition, batchSize: env.events.length, consumerGroup,
+            destination: env.subject,
+            messageId: item.event.id,
+            partition: d.partition,
+            batchSize: env.events.length,
+            consumerGroup,
           });
           const def = handlerOf(item);
           if (!def) {
@@ -157,7 +179,13 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             const delay = backoffDelay(retryPolicy(def), run.attempts);
             d.counters.retried++;
             d.metrics?.handlerRetries.add(1, { stage: 'processor', handler: def.name });
-            log.debug('handler failed; retrying', { handler: def.name, id: item.event.id, attempt: run.attempts, delay_ms: delay, error: (run as { error: unknown }).error });
+            log.debug('handler failed; retrying', {
+              handler: def.name,
+              id: item.event.id,
+              attempt: run.attempts,
+              delay_ms: delay,
+              error: (run as { error: unknown }).error,
+            });
             if (splittable[item.env]) {
               endEventSpan(spans[k], (run as { error: unknown }).error);
               spans[k] = undefined;
@@ -171,7 +199,12 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           outcomes[k] = { kind: 'done', run };
         }
       };
-      await lastValueFrom(from(lanes.values()).pipe(mergeMap((lane) => from(runLane(lane)), d.keyConcurrency), defaultIfEmpty(null)));
+      await lastValueFrom(
+        from(lanes.values()).pipe(
+          mergeMap((lane) => from(runLane(lane)), d.keyConcurrency),
+          defaultIfEmpty(null),
+        ),
+      );
 
       // Per envelope: what waits, what is finished.
       const byEnv = batch.map(() => ({ done: [] as number[], waiting: [] as WaitingEvent[] }));
@@ -205,8 +238,15 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             log.warn('event dead-lettered', { handler: item.handler, id: item.event.id, attempts: r.attempts, error: errorMessage(r.error) });
             dead.push(
               deadLetter(d.js, {
-                stage: 'processor', partition: d.partition, handler: item.handler, error: r.error, attempts: r.attempts,
-                originalStream: Streams.routed, originalSubject: env.subject, originalSequence: env.seq, index: item.index,
+                stage: 'processor',
+                partition: d.partition,
+                handler: item.handler,
+                error: r.error,
+                attempts: r.attempts,
+                originalStream: Streams.routed,
+                originalSubject: env.subject,
+                originalSequence: env.seq,
+                index: item.index,
                 payload: encodeEnvelope([item.event]),
               }),
             );

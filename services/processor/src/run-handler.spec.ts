@@ -1,7 +1,5 @@
 import { validateEvent, type CloudEvent } from '@mesh/contracts';
-import {
-  createLogger, defineHandler, fields, PermanentError, RetryableError, type EmittedEvent, type HandlerOutput, type RetryPolicy,
-} from '@mesh/runtime';
+import { createLogger, defineHandler, fields, PermanentError, RetryableError, type EmittedEvent, type HandlerOutput, type RetryPolicy } from '@mesh/runtime';
 import { completeEmitted, runHandler, type HandlerRun, type RunOptions } from './run-handler';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -228,7 +226,14 @@ describe('completeEmitted', () => {
       jest.restoreAllMocks();
     }
     // And only that: another handler, position or input gives another id.
-    expect(new Set([first.id, completeEmitted('other', input, { type: 'a.b' }, 2).id, completeEmitted('enrich', input, { type: 'a.b' }, 1).id, completeEmitted('enrich', { ...input, id: 'order-8' }, { type: 'a.b' }, 2).id]).size).toBe(4);
+    expect(
+      new Set([
+        first.id,
+        completeEmitted('other', input, { type: 'a.b' }, 2).id,
+        completeEmitted('enrich', input, { type: 'a.b' }, 1).id,
+        completeEmitted('enrich', { ...input, id: 'order-8' }, { type: 'a.b' }, 2).id,
+      ]).size,
+    ).toBe(4);
   });
 
   it('fills specversion, source, time, partitionkey and traceparent from the handler and the input', () => {

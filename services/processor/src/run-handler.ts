@@ -6,7 +6,14 @@
  */
 import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
 import {
-  backoffDelay, defaultRetryPolicy, isRetryable, PermanentError, type AnyHandlerDefinition, type EmittedEvent, type Logger, type RetryPolicy,
+  backoffDelay,
+  defaultRetryPolicy,
+  isRetryable,
+  PermanentError,
+  type AnyHandlerDefinition,
+  type EmittedEvent,
+  type Logger,
+  type RetryPolicy,
 } from '@mesh/runtime';
 
 export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
@@ -55,7 +62,12 @@ function toList(output: unknown): EmittedEvent[] {
  * One attempt of a handler on an event (the `attempt`-th). A failure is
  * returned, not thrown; whether to try again is the caller's choice.
  */
-export async function attemptHandler(def: AnyHandlerDefinition, event: CloudEvent, attempt: number, o: Pick<RunOptions, 'partition' | 'log'>): Promise<HandlerRun> {
+export async function attemptHandler(
+  def: AnyHandlerDefinition,
+  event: CloudEvent,
+  attempt: number,
+  o: Pick<RunOptions, 'partition' | 'log'>,
+): Promise<HandlerRun> {
   const schemaProblems = def.schema?.problems(event.data) ?? [];
   if (schemaProblems.length > 0) {
     return { ok: false, attempts: attempt, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };

@@ -1,6 +1,14 @@
 import { serviceInboxPrefix } from '@mesh/contracts';
 import {
-  consumerSchema, envelopeSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, httpSchema, shutdownSchema,
+  consumerSchema,
+  envelopeSchema,
+  instanceSchema,
+  loadConfig,
+  logSchema,
+  meshSchema,
+  natsSchema,
+  httpSchema,
+  shutdownSchema,
   type LoadOptions,
 } from '@mesh/config';
 import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';

@@ -152,7 +152,15 @@ describe('RouteTable', () => {
     });
 
     it('split sequential ids as the weights say from the first hundred events (a canary gets its share at once)', () => {
-      const t = tableWith({}, [rule('seq', { match: 'order.*', to: [{ handler: 'stable', weight: 3 }, { handler: 'canary', weight: 1 }] })]);
+      const t = tableWith({}, [
+        rule('seq', {
+          match: 'order.*',
+          to: [
+            { handler: 'stable', weight: 3 },
+            { handler: 'canary', weight: 1 },
+          ],
+        }),
+      ]);
       const counts: Record<string, number> = {};
       for (let i = 0; i < 100; i++) {
         const d = t.route(event('order.created', { id: `canary-${i}` }));
@@ -200,7 +208,10 @@ describe('parseRule', () => {
         match: 'order.*',
         where: { source: 'shop' },
         priority: 10,
-        to: [{ handler: 'orders', weight: 90 }, { handler: 'orders-v2', weight: 10 }],
+        to: [
+          { handler: 'orders', weight: 90 },
+          { handler: 'orders-v2', weight: 10 },
+        ],
       }),
     ).toEqual({
       problems: [],
@@ -209,7 +220,10 @@ describe('parseRule', () => {
         match: 'order.*',
         where: { source: 'shop' },
         priority: 10,
-        to: [{ handler: 'orders', weight: 90 }, { handler: 'orders-v2', weight: 10 }],
+        to: [
+          { handler: 'orders', weight: 90 },
+          { handler: 'orders-v2', weight: 10 },
+        ],
         drop: false,
       },
     });
@@ -222,7 +236,13 @@ describe('parseRule', () => {
   });
 
   it('refuses weights that are all zero, which would route nowhere', () => {
-    const { rule, problems } = parseRule('zero', { match: 'order.*', to: [{ handler: 'a', weight: 0 }, { handler: 'b', weight: 0 }] });
+    const { rule, problems } = parseRule('zero', {
+      match: 'order.*',
+      to: [
+        { handler: 'a', weight: 0 },
+        { handler: 'b', weight: 0 },
+      ],
+    });
     expect(rule).toBeUndefined();
     expect(problems).toEqual(['at least one weight must be above 0']);
   });
@@ -281,7 +301,15 @@ describe('parseRule', () => {
     });
 
     it('picks a weighted target per event, not once per type', () => {
-      const t = tableWith({}, [rule('canary', { match: 'order.created', to: [{ handler: 'v1', weight: 50 }, { handler: 'v2', weight: 50 }] })]);
+      const t = tableWith({}, [
+        rule('canary', {
+          match: 'order.created',
+          to: [
+            { handler: 'v1', weight: 50 },
+            { handler: 'v2', weight: 50 },
+          ],
+        }),
+      ]);
       const counts = split(t, 400);
       expect(counts.v1).toBeGreaterThan(100);
       expect(counts.v2).toBeGreaterThan(100);

@@ -71,8 +71,14 @@ export function routerWorker(deps: {
             endEventSpan(span, error);
             dead.push(
               deadLetter(js, {
-                stage: 'router', partition, error, attempts: 1,
-                originalStream: Streams.ingest, originalSubject: env.subject, originalSequence: env.seq, index,
+                stage: 'router',
+                partition,
+                error,
+                attempts: 1,
+                originalStream: Streams.ingest,
+                originalSubject: env.subject,
+                originalSequence: env.seq,
+                index,
                 payload: encodeEnvelope([event]),
               }),
             );

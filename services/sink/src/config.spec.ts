@@ -21,7 +21,14 @@ describe('sink config', () => {
 
   it('reads the URL, batch, flush and backoff settings with their defaults', () => {
     const c = loadSinkConfig({ env: { MESH_SINK_POSTGRES_URL: 'postgres://postgres@127.0.0.1:5432/mesh', MESH_SINK_RETRY_MAX: '2s' } });
-    expect(c.sink).toEqual({ postgresUrl: 'postgres://postgres@127.0.0.1:5432/mesh', batchSize: 500, flushInterval: 200, retryMin: 250, retryMax: 2000, poolSize: 4 });
+    expect(c.sink).toEqual({
+      postgresUrl: 'postgres://postgres@127.0.0.1:5432/mesh',
+      batchSize: 500,
+      flushInterval: 200,
+      retryMin: 250,
+      retryMax: 2000,
+      poolSize: 4,
+    });
     expect(c.http.port).toBe(8085);
     expect(c.nats.inboxPrefix).toBe('_INBOX_sink');
   });

@@ -1,6 +1,16 @@
 import { serviceInboxPrefix } from '@mesh/contracts';
 import {
-  apiKeysSchema, consumerSchema, httpSchema, httpTlsSchema, instanceSchema, loadConfig, logSchema, meshSchema, natsSchema, shutdownSchema, sinkSchema,
+  apiKeysSchema,
+  consumerSchema,
+  httpSchema,
+  httpTlsSchema,
+  instanceSchema,
+  loadConfig,
+  logSchema,
+  meshSchema,
+  natsSchema,
+  shutdownSchema,
+  sinkSchema,
   type LoadOptions,
 } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';

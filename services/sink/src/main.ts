@@ -15,7 +15,13 @@ import { ResultsSink } from './results-sink';
 async function start(ctx: ServiceContext<SinkConfig>): Promise<RunningService> {
   const { config, log, js, nc, http } = ctx;
   const s = config.sink;
-  const pool = new Pool({ connectionString: s.postgresUrl, max: s.poolSize, connectionTimeoutMillis: 5_000, query_timeout: 60_000, application_name: `mesh-sink:${config.instance.id}` });
+  const pool = new Pool({
+    connectionString: s.postgresUrl,
+    max: s.poolSize,
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 60_000,
+    application_name: `mesh-sink:${config.instance.id}`,
+  });
   // An idle connection that PostgreSQL closes (a restart) is an event, not a crash: the next write reconnects.
   pool.on('error', (err) => log.warn('PostgreSQL closed an idle connection', { error: redactUrl(err.message) }));
   log.info('writing results to PostgreSQL', { url: redactUrl(s.postgresUrl), batch_size: s.batchSize, flush_interval_ms: s.flushInterval });

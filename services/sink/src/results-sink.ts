@@ -135,10 +135,17 @@ export class ResultsSink {
 
   /** Pull from the durable consumer; if the pull fails (the consumer was deleted, NATS away), take it up again after a backoff. */
   private async subscribe(attempt = 0): Promise<void> {
-    await this.retrying('prepare the JetStream consumer sink', () =>
-      ensureSinkConsumer(this.o.jsm, { ackWaitMs: this.o.ackWaitMs, maxAckPending: 2 * this.o.batchSize }), [], false,
+    await this.retrying(
+      'prepare the JetStream consumer sink',
+      () => ensureSinkConsumer(this.o.jsm, { ackWaitMs: this.o.ackWaitMs, maxAckPending: 2 * this.o.batchSize }),
+      [],
+      false,
     );
-    this.source = partitionMessages(this.o.js, ResultsStream, SinkConsumer, { maxMessages: this.o.batchSize, expiresMs: 2_000, stop: this.stopPulling.signal }).subscribe({
+    this.source = partitionMessages(this.o.js, ResultsStream, SinkConsumer, {
+      maxMessages: this.o.batchSize,
+      expiresMs: 2_000,
+      stop: this.stopPulling.signal,
+    }).subscribe({
       next: (m) => {
         this.buffer.push(m);
         // The first wakes an idle loop; a full batch ends the linger.
@@ -198,7 +205,12 @@ export class ResultsSink {
         this.counters.retries++;
         if (postgres) this.setPostgres(false, err as Error);
         const delay = backoffDelay(this.retry, attempt);
-        this.o.log.warn(`cannot ${what}; retrying`, { error: redactUrl((err as Error).message), attempt, retry_in_ms: delay, held: held.length + this.buffer.length });
+        this.o.log.warn(`cannot ${what}; retrying`, {
+          error: redactUrl((err as Error).message),
+          attempt,
+          retry_in_ms: delay,
+          held: held.length + this.buffer.length,
+        });
         for (const m of [...held, ...this.buffer]) m.working();
         await this.waitForWake(delay, true);
         if (this.hardStopped) return undefined;

@@ -11,7 +11,13 @@ import type { WindowRow } from './window-rows';
 const start = '2026-01-01T00:00:00.000Z';
 const end = '2026-01-01T00:01:00.000Z';
 const update = (seq: number, count: number, closed = false, key = 'k1'): WindowRow => ({
-  name: 'totals', key, windowStart: start, windowEnd: end, closed, value: JSON.stringify({ count, sum: count * 10 }), sourceSeq: seq,
+  name: 'totals',
+  key,
+  windowStart: start,
+  windowEnd: end,
+  closed,
+  value: JSON.stringify({ count, sum: count * 10 }),
+  sourceSeq: seq,
 });
 
 describe('mesh_aggregates upsert', () => {
@@ -19,7 +25,13 @@ describe('mesh_aggregates upsert', () => {
   let pool: Pool;
 
   const rowOf = async (key = 'k1') =>
-    (await pool.query('SELECT value, closed, source_seq, updated_at FROM mesh_aggregates WHERE name = $1 AND key = $2 AND window_start = $3', ['totals', key, start])).rows[0];
+    (
+      await pool.query('SELECT value, closed, source_seq, updated_at FROM mesh_aggregates WHERE name = $1 AND key = $2 AND window_start = $3', [
+        'totals',
+        key,
+        start,
+      ])
+    ).rows[0];
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -34,10 +46,18 @@ describe('mesh_aggregates upsert', () => {
   });
 
   it('creates the table with the required columns and primary key', async () => {
-    const cols = await pool.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'mesh_aggregates' ORDER BY ordinal_position");
+    const cols = await pool.query(
+      "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'mesh_aggregates' ORDER BY ordinal_position",
+    );
     expect(cols.rows.map((r) => [r.column_name, r.data_type])).toEqual([
-      ['name', 'text'], ['key', 'text'], ['window_start', 'timestamp with time zone'], ['window_end', 'timestamp with time zone'],
-      ['closed', 'boolean'], ['value', 'jsonb'], ['updated_at', 'timestamp with time zone'], ['source_seq', 'bigint'],
+      ['name', 'text'],
+      ['key', 'text'],
+      ['window_start', 'timestamp with time zone'],
+      ['window_end', 'timestamp with time zone'],
+      ['closed', 'boolean'],
+      ['value', 'jsonb'],
+      ['updated_at', 'timestamp with time zone'],
+      ['source_seq', 'bigint'],
     ]);
     const pk = await pool.query(`SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
       WHERE i.indrelid = 'mesh_aggregates'::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`);
@@ -61,7 +81,12 @@ describe('mesh_aggregates upsert', () => {
 
   it('writes a batch of many keys in one statement, each row newer-wins on its own', async () => {
     const keys = Array.from({ length: 3000 }, (_, i) => `bulk-${i}`);
-    expect(await upsertWindows(pool, keys.map((k, i) => update(100 + i, i, false, k)))).toBe(3000);
+    expect(
+      await upsertWindows(
+        pool,
+        keys.map((k, i) => update(100 + i, i, false, k)),
+      ),
+    ).toBe(3000);
     // Half of them newer, half older: only the newer half is taken.
     const mixed = keys.map((k, i) => update(i % 2 === 0 ? 10_000 + i : 50, -1, false, k));
     expect(await upsertWindows(pool, mixed)).toBe(1500);

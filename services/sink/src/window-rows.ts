@@ -63,9 +63,7 @@ export function newestPerWindow(rows: Iterable<WindowRow>): WindowRow[] {
     const held = byWindow.get(id);
     if (!held || held.sourceSeq < row.sourceSeq) byWindow.set(id, row);
   }
-  return [...byWindow.values()].sort(
-    (a, b) => cmp(a.name, b.name) || cmp(a.key, b.key) || Date.parse(a.windowStart) - Date.parse(b.windowStart),
-  );
+  return [...byWindow.values()].sort((a, b) => cmp(a.name, b.name) || cmp(a.key, b.key) || Date.parse(a.windowStart) - Date.parse(b.windowStart));
 }
 
 function cmp(a: string, b: string): number {

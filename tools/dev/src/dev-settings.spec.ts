@@ -18,6 +18,9 @@ describe('devSettings', () => {
 
 describe('serviceEnv', () => {
   it("passes everything on but the tool's own variables, which the services would refuse", () => {
-    expect(serviceEnv({ PATH: '/bin', MESH_PARTITIONS: '8', MESH_DEV_PORT_BASE: '9100', MESH_DEV_DATA_DIR: '/tmp/x' })).toEqual({ PATH: '/bin', MESH_PARTITIONS: '8' });
+    expect(serviceEnv({ PATH: '/bin', MESH_PARTITIONS: '8', MESH_DEV_PORT_BASE: '9100', MESH_DEV_DATA_DIR: '/tmp/x' })).toEqual({
+      PATH: '/bin',
+      MESH_PARTITIONS: '8',
+    });
   });
 });

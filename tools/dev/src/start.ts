@@ -228,7 +228,11 @@ async function startSecureNats(): Promise<string> {
   const partitions = Number(process.env.MESH_PARTITIONS || 16);
   const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(serviceEnv(process.env)));
   secured = prepared;
-  say(prepared.generated ? `generated NATS identities, TLS certificates and a least-privilege config in ${shownPath(prepared.serverConfig)}` : `using the NATS identities in ${shownPath(prepared.serverConfig)}`);
+  say(
+    prepared.generated
+      ? `generated NATS identities, TLS certificates and a least-privilege config in ${shownPath(prepared.serverConfig)}`
+      : `using the NATS identities in ${shownPath(prepared.serverConfig)}`,
+  );
   // A server that is already there (unsecured, say) is left alone: take another port.
   const wanted = Number(u.port || 4222);
   const port = (await portTaken(wanted)) ? 0 : wanted;
@@ -254,7 +258,9 @@ async function main() {
     say(`  export MESH_KEY=${key}`);
     say('send an event:');
     say(`  curl -i -X POST ${ingest}/v1/events -H "authorization: Bearer $MESH_KEY" -H 'content-type: application/cloudevents+json' \\`);
-    say(`    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`);
+    say(
+      `    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`,
+    );
     say('read its aggregate:');
     say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
     say(`admin CLI: env $(cat ${shownPath(join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
@@ -268,7 +274,8 @@ async function main() {
   }
   if (state === 'none') {
     const u = new URL(natsUrl.split(',')[0].replace(/^nats:/, 'http:'));
-    if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`no NATS server answers at ${redactUrl(natsUrl)}, and it is not local, so none is started`);
+    if (!['127.0.0.1', 'localhost'].includes(u.hostname))
+      throw new Error(`no NATS server answers at ${redactUrl(natsUrl)}, and it is not local, so none is started`);
     if (!existsSync(NatsServerBinary)) {
       throw new Error(`no NATS server answers at ${redactUrl(natsUrl)} and ${NatsServerBinary} is missing: install it (Debian: apt-get install nats-server)`);
     }
@@ -289,10 +296,17 @@ async function main() {
   say('the mesh is ready.');
   say('send an event:');
   say(`  curl -i -X POST ${ingest}/v1/events -H 'content-type: application/cloudevents+json' \\`);
-  say(`    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`);
+  say(
+    `    -d '{"specversion":"1.0","id":"order-1","source":"shop","type":"order.created","partitionkey":"customer-42","data":{"orderId":"order-1","amount":25}}'`,
+  );
   say('read its aggregate:');
   say(`  curl ${aggregator}/v1/aggregates/totals/customer-42`);
-  say(`health: ${services.map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`).sort().join(' ')}`);
+  say(
+    `health: ${services
+      .map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`)
+      .sort()
+      .join(' ')}`,
+  );
   startWatching();
   say('Ctrl-C stops everything.');
 }
@@ -300,8 +314,11 @@ async function main() {
 /** tsc -b of the whole workspace (incremental: only what changed); its output when it fails. */
 function build(): Promise<{ ok: boolean; output: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(RepoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(RepoRoot, 'tsconfig.build.json')], { cwd: RepoRoot }, (err, stdout, stderr) =>
-      resolve({ ok: err === null, output: `${stdout}${stderr}`.trim() }),
+    execFile(
+      process.execPath,
+      [join(RepoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', join(RepoRoot, 'tsconfig.build.json')],
+      { cwd: RepoRoot },
+      (err, stdout, stderr) => resolve({ ok: err === null, output: `${stdout}${stderr}`.trim() }),
     );
   });
 }
@@ -330,7 +347,11 @@ function rebuildAndRestart(changed: Set<string>, files: string[]): void {
     while (queued.size > 0 && !stopped) {
       const names = services.map((s) => s.name).filter((n) => queued.has(n));
       queued = new Set();
-      const shown = files.slice(0, 3).map((f) => f.split('\\').join('/')).join(', ') + (files.length > 3 ? ', ...' : '');
+      const shown =
+        files
+          .slice(0, 3)
+          .map((f) => f.split('\\').join('/'))
+          .join(', ') + (files.length > 3 ? ', ...' : '');
       say(`changed: ${shown}; rebuilding`);
       const started = Date.now();
       const result = await build();

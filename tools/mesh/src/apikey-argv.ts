@@ -62,7 +62,8 @@ export function parseApiKeyArgs(
     case 'apikey ls':
       return { command: name, json, file };
     case 'apikey revoke': {
-      if (rest.length !== 1) throw new UsageError(`'mesh apikey revoke' takes one <name>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      if (rest.length !== 1)
+        throw new UsageError(`'mesh apikey revoke' takes one <name>, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
       return { command: name, json, file, name: keyName(rest[0], '<name>') };
     }
   }

@@ -23,7 +23,20 @@ describe('mesh apikey', () => {
   });
 
   it('creates the file with mode 0600, keeps only a hash, and prints the key once as the last line', async () => {
-    const { code, out } = await mesh(['apikey', 'create', '--name', 'shop', '--scopes', 'ingest,query', '--file', file, '--sources', 'shop,pos', '--types', 'order.*']);
+    const { code, out } = await mesh([
+      'apikey',
+      'create',
+      '--name',
+      'shop',
+      '--scopes',
+      'ingest,query',
+      '--file',
+      file,
+      '--sources',
+      'shop,pos',
+      '--types',
+      'order.*',
+    ]);
     expect(code).toBe(0);
     const key = out.stdout[out.stdout.length - 1];
     expect(key).toMatch(/^mesh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
@@ -65,8 +78,16 @@ describe('mesh apikey', () => {
     [['apikey', 'create', '--name', 'x', '--scopes', 'ingest,write'], 2, "mesh: invalid scope 'write' in --scopes: unknown scope; use ingest, query or admin"],
     [['apikey', 'create', '--scopes', 'ingest'], 2, "mesh: missing --name <name>: every key has a name (used by 'mesh apikey ls' and 'revoke')"],
     [['apikey', 'create', '--name', 'x'], 2, 'mesh: missing --scopes <list>: give one or more of ingest, query or admin, comma-separated'],
-    [['apikey', 'create', '--name', 'a b', '--scopes', 'query'], 2, "mesh: invalid key name 'a b' (--name): it must be 1 to 64 letters, digits, '_', '.' or '-'"],
-    [['apikey', 'create', '--name', 'x', '--scopes', 'query', '--types', 'order.>.x'], 2, "mesh: invalid type 'order.>.x' in --types: '>' may only be the last token"],
+    [
+      ['apikey', 'create', '--name', 'a b', '--scopes', 'query'],
+      2,
+      "mesh: invalid key name 'a b' (--name): it must be 1 to 64 letters, digits, '_', '.' or '-'",
+    ],
+    [
+      ['apikey', 'create', '--name', 'x', '--scopes', 'query', '--types', 'order.>.x'],
+      2,
+      "mesh: invalid type 'order.>.x' in --types: '>' may only be the last token",
+    ],
     [['apikey', 'ls', '--sources', 'a'], 2, "mesh: option --sources does not apply to 'mesh apikey ls'; use --file, --json or --help"],
     [['apikey', 'revoke'], 2, "mesh: 'mesh apikey revoke' takes one <name>, got none"],
   ])('refuses %j with exit code %d and one line', async (args, exitCode, line) => {

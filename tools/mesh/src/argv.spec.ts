@@ -36,8 +36,18 @@ describe('parseArgv', () => {
 
     it('takes credentials from the flags over the NATS_* env, and names where each came from', () => {
       const env = { NATS_USER: 'env-user', NATS_PASSWORD_FILE: '/run/secrets/pw', NATS_TLS_CA: '/etc/ca.pem' };
-      const inv = parseArgv(['partitions', '--user', 'admin', '--password', 'pw', '--tls-cert', '/c.pem', '--tls-key', '/c.key'], env) as Exclude<Invocation, { command: 'help' }>;
-      expect(inv.global.credentials).toMatchObject({ user: 'admin', password: 'pw', passwordFile: '', tlsCa: '/etc/ca.pem', tlsCert: '/c.pem', tlsKey: '/c.key' });
+      const inv = parseArgv(['partitions', '--user', 'admin', '--password', 'pw', '--tls-cert', '/c.pem', '--tls-key', '/c.key'], env) as Exclude<
+        Invocation,
+        { command: 'help' }
+      >;
+      expect(inv.global.credentials).toMatchObject({
+        user: 'admin',
+        password: 'pw',
+        passwordFile: '',
+        tlsCa: '/etc/ca.pem',
+        tlsCert: '/c.pem',
+        tlsKey: '/c.key',
+      });
       expect(inv.global.labels).toMatchObject({ user: '--user', password: '--password', tlsCa: 'NATS_TLS_CA', tlsCert: '--tls-cert' });
       const fromEnv = parseArgv(['partitions'], env) as Exclude<Invocation, { command: 'help' }>;
       expect(fromEnv.global.credentials).toMatchObject({ user: 'env-user', passwordFile: '/run/secrets/pw' });
@@ -84,7 +94,11 @@ describe('parseArgv', () => {
 
     it('tails a stage or a subject, with an optional type filter and count', () => {
       expect(parseArgv(['tail', 'processor'])).toMatchObject({ command: 'tail', target: 'processor', filter: undefined, count: undefined });
-      expect(parseArgv(['tail', 'mesh.routed.3.>', '--filter', 'order.*', '--count', '5'])).toMatchObject({ target: 'mesh.routed.3.>', filter: 'order.*', count: 5 });
+      expect(parseArgv(['tail', 'mesh.routed.3.>', '--filter', 'order.*', '--count', '5'])).toMatchObject({
+        target: 'mesh.routed.3.>',
+        filter: 'order.*',
+        count: 5,
+      });
     });
 
     it('shows partitions of every stage or of one', () => {
@@ -109,7 +123,10 @@ describe('parseArgv', () => {
       [['dlq', 'show', '0'], "invalid sequence '0'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'"],
       [['dlq', 'show'], "'mesh dlq show' takes one <seq>, got none"],
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
-      [[], "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, replay, tail, routes ls, routes set, routes rm, send, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')"],
+      [
+        [],
+        "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, replay, tail, routes ls, routes set, routes rm, send, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')",
+      ],
       [['dlc'], "unknown command 'dlc'; use dlq, partitions, replay, tail, routes, send, provision, nats-config or apikey (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
       [['routes'], "missing command after 'mesh routes'; use ls, set or rm"],
@@ -118,8 +135,14 @@ describe('parseArgv', () => {
       [['routes', 'rm'], "'mesh routes rm' takes one rule name, got none"],
       [['dlq', 'list'], "unknown command 'mesh dlq list'; use ls, show, redrive or rm"],
       [['dlq', 'ls', 'extra'], "unexpected argument 'extra' for 'mesh dlq ls'; it takes none"],
-      [['dlq', 'ls', '--verbose'], "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
-      [['dlq', 'show', '1', '--limit', '3'], "option --limit does not apply to 'mesh dlq show'; use --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help"],
+      [
+        ['dlq', 'ls', '--verbose'],
+        "unknown option '--verbose' for 'mesh dlq ls'; use --stage, --partition, --limit, --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help",
+      ],
+      [
+        ['dlq', 'show', '1', '--limit', '3'],
+        "option --limit does not apply to 'mesh dlq show'; use --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help",
+      ],
       [['dlq', 'ls', '--stage'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
       [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],
@@ -133,14 +156,20 @@ describe('parseArgv', () => {
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
       [['tail'], "'mesh tail' takes one stage (ingest, router, processor or aggregator) or subject, got none"],
-      [['tail', 'mesh..x'], "invalid subject 'mesh..x': a subject is dot-separated tokens without spaces, such as mesh.processed.>; or give a stage: ingest, router, processor or aggregator"],
+      [
+        ['tail', 'mesh..x'],
+        "invalid subject 'mesh..x': a subject is dot-separated tokens without spaces, such as mesh.processed.>; or give a stage: ingest, router, processor or aggregator",
+      ],
       [['tail', 'mesh.>.x'], "invalid subject 'mesh.>.x': '>' may only be the last token; or give a stage: ingest, router, processor or aggregator"],
       [['tail', 'router', '--count', '0'], "invalid --count '0'; use a whole number from 1"],
       [['tail', 'router', '--filter', 'order..x'], "invalid --filter 'order..x': token '' must be letters, digits, '_' or '-', or a wildcard '*' or '>'"],
       [['nats-config'], 'missing --out <dir>: the directory to write the config and credentials into'],
       [['nats-config', '--out', 'd', '--partitions', '0'], "invalid --partitions '0'; use a whole number from 1 to 1024"],
       [['nats-config', '--out', 'd', '--hosts', 'a.b'], '--hosts names the hosts of the server certificate; it needs --tls'],
-      [['nats-config', '--out', 'd', '--tls', '--hosts', 'a.b,has space'], "invalid host 'has space' in --hosts 'a.b,has space'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5"],
+      [
+        ['nats-config', '--out', 'd', '--tls', '--hosts', 'a.b,has space'],
+        "invalid host 'has space' in --hosts 'a.b,has space'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5",
+      ],
       [['nats-config', '--out', 'd', 'extra'], "unexpected argument 'extra' for 'mesh nats-config'; it takes none"],
     ])('%j', (argv, message) => {
       expect(usageError(argv)).toBe(message);
@@ -157,10 +186,16 @@ describe('parseArgv', () => {
       expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false });
       expect(options([], { MESH_PARTITIONS: '4' }).partitions).toBe(4);
       expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
-      expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({ tls: true, hosts: ['nats.internal', '10.0.0.5'], force: true });
+      expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({
+        tls: true,
+        hosts: ['nats.internal', '10.0.0.5'],
+        force: true,
+      });
       expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
       // It writes files only: no NATS options.
-      expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe("option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help");
+      expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe(
+        "option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help",
+      );
     });
   });
 

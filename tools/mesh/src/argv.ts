@@ -36,8 +36,13 @@ export interface GlobalOpts {
 
 /** The credential flags and the settings they stand for; env variables fill what they leave. */
 const CredentialFlags: [string, keyof NatsCredentials][] = [
-  ['--user', 'user'], ['--password', 'password'], ['--creds', 'creds'], ['--nkey', 'nkeySeedFile'],
-  ['--tls-ca', 'tlsCa'], ['--tls-cert', 'tlsCert'], ['--tls-key', 'tlsKey'],
+  ['--user', 'user'],
+  ['--password', 'password'],
+  ['--creds', 'creds'],
+  ['--nkey', 'nkeySeedFile'],
+  ['--tls-ca', 'tlsCa'],
+  ['--tls-cert', 'tlsCert'],
+  ['--tls-key', 'tlsKey'],
 ];
 
 export interface ProvisionArgs {
@@ -187,7 +192,8 @@ export function parseLimit(text: string): number {
 
 export function parseSeq(text: string): number {
   const n = wholeNumber(text);
-  if (n === undefined || n < 1) throw new UsageError(`invalid sequence '${text}'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'`);
+  if (n === undefined || n < 1)
+    throw new UsageError(`invalid sequence '${text}'; use a DLQ sequence number (a whole number from 1) as listed by 'mesh dlq ls'`);
   return n;
 }
 
@@ -201,7 +207,8 @@ export function parsePartitionCount(text: string, from: string): number {
 export function parseHosts(text: string): string[] {
   const hosts = text.split(',').map((h) => h.trim());
   const bad = hosts.find((h) => !/^[A-Za-z0-9._:-]+$/.test(h));
-  if (bad !== undefined) throw new UsageError(`invalid host '${bad}' in --hosts '${text}'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5`);
+  if (bad !== undefined)
+    throw new UsageError(`invalid host '${bad}' in --hosts '${text}'; use host names or IP addresses separated by commas, such as nats.internal,10.0.0.5`);
   return hosts;
 }
 
@@ -233,12 +240,19 @@ function parseNatsUrl(text: string, from: string): string {
 }
 
 /** The dead letters a redrive or rm names: one or more sequences, or --all with optional --stage and --partition. */
-function dlqSelection(name: CommandName, rest: readonly string[], has: (flag: string) => boolean, stage: DlqStage | undefined, partition: string | undefined): DlqSelection {
+function dlqSelection(
+  name: CommandName,
+  rest: readonly string[],
+  has: (flag: string) => boolean,
+  stage: DlqStage | undefined,
+  partition: string | undefined,
+): DlqSelection {
   if (has('--all')) {
     if (rest.length > 0) throw new UsageError(`give either <seq> or --all, not both (got '${rest[0]}' and --all)`);
     return { all: true, stage, partition: partition === undefined ? undefined : parsePartition(partition) };
   }
-  if (rest.length === 0) throw new UsageError(`missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh ${name}'`);
+  if (rest.length === 0)
+    throw new UsageError(`missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh ${name}'`);
   for (const flag of ['--stage', '--partition']) {
     if (has(flag)) throw new UsageError(`${flag} selects the dead letters of --all; with a <seq> leave it out`);
   }
@@ -258,7 +272,9 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
   if (lexed.version) return { command: 'version', text: `mesh ${MeshVersion}` };
   if (lexed.words[0] === 'completion') {
     if (lexed.words[1] !== 'bash' || lexed.words.length !== 2) {
-      throw new UsageError(`'mesh completion' takes the shell: bash (zsh: load bashcompinit, then the bash script); got ${lexed.words.slice(1).join(' ') || 'none'}`);
+      throw new UsageError(
+        `'mesh completion' takes the shell: bash (zsh: load bashcompinit, then the bash script); got ${lexed.words.slice(1).join(' ') || 'none'}`,
+      );
     }
     return { command: 'completion', text: bashCompletion() };
   }
@@ -325,14 +341,19 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       const file = value('--file');
       const want = file === undefined ? 2 : 1;
       if (rest.length !== want) {
-        throw new UsageError(`'mesh routes set' takes <name> and the rule as JSON, or <name> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`);
+        throw new UsageError(
+          `'mesh routes set' takes <name> and the rule as JSON, or <name> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`,
+        );
       }
       return { command: name, global, name: checkRuleName(rest[0]), rule: rest[1], file };
     }
     case 'send': {
       const file = value('--file');
       const want = file === undefined ? 2 : 1;
-      if (rest.length !== want) throw new UsageError(`'mesh send' takes <type> and the event as JSON, or <type> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`);
+      if (rest.length !== want)
+        throw new UsageError(
+          `'mesh send' takes <type> and the event as JSON, or <type> and --file <path>; got ${rest.length === 0 ? 'nothing' : rest.join(' ')}`,
+        );
       const timeoutText = value('--timeout');
       const timeoutMs = timeoutText === undefined ? 5_000 : wholeNumber(timeoutText);
       if (timeoutMs === undefined || timeoutMs < 1) throw new UsageError(`invalid --timeout '${timeoutText}'; use a whole number of milliseconds from 1`);
@@ -356,7 +377,10 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       };
     }
     case 'tail': {
-      if (rest.length !== 1) throw new UsageError(`'mesh tail' takes one stage (${oneOf(Object.keys(StageOutputs))}) or subject, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`);
+      if (rest.length !== 1)
+        throw new UsageError(
+          `'mesh tail' takes one stage (${oneOf(Object.keys(StageOutputs))}) or subject, got ${rest.length === 0 ? 'none' : `${rest.length}: ${rest.join(' ')}`}`,
+        );
       const problem = StageOutputs[rest[0]] ? undefined : subjectProblem(rest[0]);
       if (problem) throw new UsageError(`invalid subject '${rest[0]}': ${problem}; or give a stage: ${oneOf(Object.keys(StageOutputs))}`);
       const filter = value('--filter');
@@ -369,4 +393,3 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
     }
   }
 }
-

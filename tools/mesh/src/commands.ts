@@ -12,7 +12,21 @@ export interface OptionSpec {
   help: string;
 }
 
-export type CommandName = 'dlq ls' | 'dlq show' | 'dlq redrive' | 'dlq rm' | 'partitions' | 'replay' | 'tail' | 'routes ls' | 'routes set' | 'routes rm' | 'send' | 'provision' | 'nats-config' | ApiKeyCommandName;
+export type CommandName =
+  | 'dlq ls'
+  | 'dlq show'
+  | 'dlq redrive'
+  | 'dlq rm'
+  | 'partitions'
+  | 'replay'
+  | 'tail'
+  | 'routes ls'
+  | 'routes set'
+  | 'routes rm'
+  | 'send'
+  | 'provision'
+  | 'nats-config'
+  | ApiKeyCommandName;
 
 export interface CommandSpec {
   name: CommandName;
@@ -29,7 +43,11 @@ export interface CommandSpec {
 export const GlobalOptions: OptionSpec[] = [
   { flag: '--nats', value: '<url>', help: 'NATS server URL(s), comma-separated (default: $NATS_URL, else nats://127.0.0.1:4222)' },
   { flag: '--user', value: '<name>', help: 'NATS user name (default: $NATS_USER)' },
-  { flag: '--password', value: '<secret>', help: 'NATS password (default: $NATS_PASSWORD or the file $NATS_PASSWORD_FILE; visible to other local users: prefer the env)' },
+  {
+    flag: '--password',
+    value: '<secret>',
+    help: 'NATS password (default: $NATS_PASSWORD or the file $NATS_PASSWORD_FILE; visible to other local users: prefer the env)',
+  },
   { flag: '--creds', value: '<file>', help: 'NATS .creds file, JWT and nkey seed (default: $NATS_CREDS)' },
   { flag: '--nkey', value: '<file>', help: 'file with an nkey user seed (default: $NATS_NKEY_SEED_FILE)' },
   { flag: '--tls-ca', value: '<file>', help: 'CA certificate to verify the NATS server; turns TLS on (default: $NATS_TLS_CA)' },
@@ -123,7 +141,7 @@ export const Commands: CommandSpec[] = [
       { flag: '--count', value: '<n>', help: 'stop after n events (default: run until Ctrl-C)' },
     ],
     details: [
-      "A stage prints its output: ingest mesh.ingest.>, router mesh.routed.>, processor mesh.processed.>, aggregator mesh.aggregates.> (closed windows). " +
+      'A stage prints its output: ingest mesh.ingest.>, router mesh.routed.>, processor mesh.processed.>, aggregator mesh.aggregates.> (closed windows). ' +
         'Anything else is a subject, wildcards allowed. A core NATS subscription: it creates nothing and shows only what arrives from now on. ' +
         'With --json, one JSON object per line.',
     ],
@@ -133,7 +151,9 @@ export const Commands: CommandSpec[] = [
     args: '',
     summary: 'the route table: handler declarations and rules, each rule checked as the router checks it',
     options: [],
-    details: ["Reads KV mesh_routes: handler.<name> (the types a hosted handler declares) and rule.<name> (operators' rules). A rule the router ignores shows why."],
+    details: [
+      "Reads KV mesh_routes: handler.<name> (the types a hosted handler declares) and rule.<name> (operators' rules). A rule the router ignores shows why.",
+    ],
   },
   {
     name: 'routes set',
@@ -151,7 +171,7 @@ export const Commands: CommandSpec[] = [
     args: '<name>',
     summary: 'remove a routing rule',
     options: [],
-    details: ['Removes rule.<name> from mesh_routes; the handlers\' own declarations are not rules and stay.'],
+    details: ["Removes rule.<name> from mesh_routes; the handlers' own declarations are not rules and stay."],
   },
   {
     name: 'send',

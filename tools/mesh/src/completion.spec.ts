@@ -12,7 +12,11 @@ function complete(script: string, words: string[]): string[] {
     const file = join(dir, 'mesh.bash');
     writeFileSync(file, script);
     const array = words.map((w) => `'${w}'`).join(' ');
-    const out = execFileSync('bash', ['-c', `source ${file}; COMP_WORDS=(mesh ${array}); COMP_CWORD=${words.length}; _mesh; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+    const out = execFileSync(
+      'bash',
+      ['-c', `source ${file}; COMP_WORDS=(mesh ${array}); COMP_CWORD=${words.length}; _mesh; printf '%s\\n' "\${COMPREPLY[@]}"`],
+      { encoding: 'utf8' },
+    );
     return out.split('\n').filter(Boolean).sort();
   } finally {
     rmSync(dir, { recursive: true, force: true });

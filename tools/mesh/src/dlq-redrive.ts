@@ -125,7 +125,8 @@ async function redriveAll(ctx: CommandContext, o: { stage?: DlqStage; partition?
   else ctx.out.out(`redrove ${redriven.length}, refused ${refused.length} (refused ones stay in ${Streams.dlq})`);
 
   if (failure) throw new CliError(`stopped after redriving ${redriven.length}: ${failure.message}`);
-  if (refused.length > 0) throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
+  if (refused.length > 0)
+    throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
 }
 
 /** Redrive the dead letters given by sequence, in turn; one that fails is reported and the others go on. */
@@ -146,7 +147,8 @@ async function redriveEach(ctx: CommandContext, seqs: readonly number[]): Promis
   }
   if (ctx.json) ctx.out.out(JSON.stringify({ redriven, refused }, null, 2));
   else if (seqs.length > 1) ctx.out.out(`redrove ${redriven.length}, refused ${refused.length} (refused ones stay in ${Streams.dlq})`);
-  if (refused.length > 0) throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
+  if (refused.length > 0)
+    throw new CliError(`refused ${refused.length} dead letter${refused.length === 1 ? '' : 's'}: ${refused.map((r) => r.seq).join(', ')}`);
 }
 
 export async function dlqRedrive(ctx: CommandContext, target: DlqSelection): Promise<void> {

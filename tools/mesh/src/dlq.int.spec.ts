@@ -54,8 +54,15 @@ describe('mesh dlq (real nats-server)', () => {
     const payload = encodeEnvelope([event]);
     const subject = Subjects.ingest(partition, event.type);
     const ack = await deadLetter(js, {
-      stage: 'router', partition, error: new Error('no handler or rule takes order.unknown'), attempts: 1,
-      originalStream: Streams.ingest, originalSubject: subject, originalSequence: origin, index: 0, payload,
+      stage: 'router',
+      partition,
+      error: new Error('no handler or rule takes order.unknown'),
+      attempts: 1,
+      originalStream: Streams.ingest,
+      originalSubject: subject,
+      originalSequence: origin,
+      index: 0,
+      payload,
     });
     return { seq: ack.seq, payload, subject, event };
   }
@@ -65,8 +72,16 @@ describe('mesh dlq (real nats-server)', () => {
     const payload = encodeEnvelope([event]);
     const subject = Subjects.routed(partition, handler);
     const ack = await deadLetter(js, {
-      stage: 'processor', partition, handler, error: new PermanentError('amount must be positive'), attempts: 3,
-      originalStream: Streams.routed, originalSubject: subject, originalSequence: origin, index: 0, payload,
+      stage: 'processor',
+      partition,
+      handler,
+      error: new PermanentError('amount must be positive'),
+      attempts: 3,
+      originalStream: Streams.routed,
+      originalSubject: subject,
+      originalSequence: origin,
+      index: 0,
+      payload,
     });
     return { seq: ack.seq, payload, subject, event };
   }
@@ -75,8 +90,15 @@ describe('mesh dlq (real nats-server)', () => {
     const payload = Buffer.from('not json{');
     const subject = Subjects.processed(partition, 'order.approved');
     const ack = await deadLetter(js, {
-      stage, partition, error: new Error('malformed envelope: not JSON'), attempts: 1,
-      originalStream: Streams.processed, originalSubject: subject, originalSequence: ++origin, index: -1, payload,
+      stage,
+      partition,
+      error: new Error('malformed envelope: not JSON'),
+      attempts: 1,
+      originalStream: Streams.processed,
+      originalSubject: subject,
+      originalSequence: ++origin,
+      index: -1,
+      payload,
     });
     return { seq: ack.seq, payload, subject };
   }
@@ -125,7 +147,9 @@ describe('mesh dlq (real nats-server)', () => {
       await dlqList(ctx, { limit: 100 });
       expect(out.stdout[0]).toMatch(/^SEQ\s+TIME\s+STAGE\s+P\s+HANDLER\s+ATTEMPTS\s+ERROR\s+ORIGINAL \(subject #seq\)\s+EVENT\s+TYPE$/);
       expect(out.stdout[1]).toMatch(
-        new RegExp(`^${b.seq}\\s+\\S+Z\\s+processor\\s+2\\s+orders\\s+3\\s+amount must be positive\\s+mesh\\.routed\\.2\\.orders #\\d+\\s+${b.event!.id}\\s+order\\.created$`),
+        new RegExp(
+          `^${b.seq}\\s+\\S+Z\\s+processor\\s+2\\s+orders\\s+3\\s+amount must be positive\\s+mesh\\.routed\\.2\\.orders #\\d+\\s+${b.event!.id}\\s+order\\.created$`,
+        ),
       );
       expect(out.stdout[2]).toMatch(/processor\s+1\s+-\s+1\s+malformed envelope: not JSON .*\(malformed\)\s+-$/);
       expect(out.stdout).toHaveLength(3);
@@ -229,9 +253,7 @@ describe('mesh dlq (real nats-server)', () => {
       expect(again!.header.get(Headers.msgId)).toBe(`redrive:${b.seq}`);
       expect(await stored(b.subject)).toBe(1);
       expect(await inDlq(b.seq)).toBe(false);
-      expect(out.stdout).toEqual([
-        `redrove dead letter ${b.seq} to ${b.subject} (${Streams.routed} sequence ${again!.seq}); deleted it from ${Streams.dlq}`,
-      ]);
+      expect(out.stdout).toEqual([`redrove dead letter ${b.seq} to ${b.subject} (${Streams.routed} sequence ${again!.seq}); deleted it from ${Streams.dlq}`]);
     });
 
     it('stores the event once when a redrive that lost its delete is run again', async () => {
@@ -288,8 +310,15 @@ describe('mesh dlq (real nats-server)', () => {
 
     it('refuses a dead letter whose original subject no stage consumes, and keeps it', async () => {
       const ack = await deadLetter(js, {
-        stage: 'ingest', partition: 0, error: new Error('x'), attempts: 1, originalStream: Streams.ingest,
-        originalSubject: Subjects.inbound('order.created'), originalSequence: ++origin, index: 0, payload: encodeEnvelope([orderEvent('gina', 1, 1)]),
+        stage: 'ingest',
+        partition: 0,
+        error: new Error('x'),
+        attempts: 1,
+        originalStream: Streams.ingest,
+        originalSubject: Subjects.inbound('order.created'),
+        originalSequence: ++origin,
+        index: 0,
+        payload: encodeEnvelope([orderEvent('gina', 1, 1)]),
       });
       const { ctx } = await cli();
       await expect(dlqRedrive(ctx, { seqs: [ack.seq] })).rejects.toThrow(
@@ -362,7 +391,9 @@ describe('mesh dlq (real nats-server)', () => {
     it('removes those it finds and fails naming the sequences it did not find', async () => {
       const a = await unroutable(0, 'lee');
       const { ctx, out } = await cli({ json: true });
-      await expect(dlqRemove(ctx, { seqs: [a.seq + 50, a.seq] })).rejects.toThrow(`found no dead letter with sequence ${a.seq + 50}; list them with 'mesh dlq ls'`);
+      await expect(dlqRemove(ctx, { seqs: [a.seq + 50, a.seq] })).rejects.toThrow(
+        `found no dead letter with sequence ${a.seq + 50}; list them with 'mesh dlq ls'`,
+      );
       expect(await inDlq(a.seq)).toBe(false);
       const report = out.json<{ removed: { seq: number; subject: string }[]; missing: { seq: number }[] }>();
       expect(report.removed).toEqual([expect.objectContaining({ seq: a.seq, subject: 'mesh.dlq.router.0' })]);

@@ -46,7 +46,14 @@ export function helpText(topic: string): string {
   }
   const group = Commands.filter((c) => c.name.startsWith(`${topic} `));
   if (topic !== '' && group.length > 0) {
-    return [`usage: mesh ${topic} <command> [options]`, '', 'commands:', ...commandLines(group), '', `Run 'mesh ${topic} <command> --help' for its options.`].join('\n');
+    return [
+      `usage: mesh ${topic} <command> [options]`,
+      '',
+      'commands:',
+      ...commandLines(group),
+      '',
+      `Run 'mesh ${topic} <command> --help' for its options.`,
+    ].join('\n');
   }
   return [
     'usage: mesh <command> [options]',

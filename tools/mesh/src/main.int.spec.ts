@@ -61,7 +61,7 @@ describe('the mesh binary', () => {
     expect(run.stdout).toMatch(/^usage: mesh <command> \[options\]/);
   });
 
-  it('runs as the workspace package\'s bin (what `npx mesh` executes), and prints the mesh version', async () => {
+  it("runs as the workspace package's bin (what `npx mesh` executes), and prints the mesh version", async () => {
     const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { bin: Record<string, string> };
     const bin = join(__dirname, '..', pkg.bin.mesh);
     const run = await mesh(['--version'], {}, [bin]);

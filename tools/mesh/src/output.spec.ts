@@ -2,7 +2,15 @@ import { clip, formatTable, oneOf, printable } from './output';
 
 describe('output helpers', () => {
   it('pads table columns to the widest cell', () => {
-    expect(formatTable(['A', 'LONG'], [['1234', 'x'], ['1', 'yy']])).toEqual(['A     LONG', '1234  x', '1     yy']);
+    expect(
+      formatTable(
+        ['A', 'LONG'],
+        [
+          ['1234', 'x'],
+          ['1', 'yy'],
+        ],
+      ),
+    ).toEqual(['A     LONG', '1234  x', '1     yy']);
   });
 
   it('clips long cells and escapes control characters', () => {

@@ -91,8 +91,17 @@ describe('mesh partitions (real nats-server)', () => {
     const { partitions } = out.json<{ partitions: Record<string, unknown>[] }>();
     expect(partitions).toHaveLength(4);
     expect(partitions[2]).toEqual({
-      stage: 'processor', partition: 2, stream: Streams.routed, consumer: 'processor-p02', exists: false,
-      lag: null, pending: null, ackPending: null, ackFloor: null, owner: null, retrying: 2,
+      stage: 'processor',
+      partition: 2,
+      stream: Streams.routed,
+      consumer: 'processor-p02',
+      exists: false,
+      lag: null,
+      pending: null,
+      ackPending: null,
+      ackFloor: null,
+      owner: null,
+      retrying: 2,
     });
     expect(partitions.map((r) => r.retrying)).toEqual([0, 0, 2, 0]);
   });

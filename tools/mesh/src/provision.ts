@@ -52,7 +52,11 @@ export async function provision(ctx: CommandContext, args: ProvisionArgs, env: R
   const rows = done.filter((d) => d.kind !== 'consumer').map((d) => [d.kind, d.name, d.action]);
   const consumers = done.filter((d) => d.kind === 'consumer');
   const created = consumers.filter((c) => c.action === 'created').length;
-  rows.push(['consumers', `${consumers.length} (${Stages.join(', ')} x ${partitions} partitions)`, `${created} created, ${consumers.length - created} updated`]);
+  rows.push([
+    'consumers',
+    `${consumers.length} (${Stages.join(', ')} x ${partitions} partitions)`,
+    `${created} created, ${consumers.length - created} updated`,
+  ]);
   for (const line of formatTable(['KIND', 'NAME', 'DONE'], rows)) ctx.out.out(line);
   ctx.out.err(`the mesh is provisioned at ${ctx.natsUrl} with ${partitions} partitions`);
 }

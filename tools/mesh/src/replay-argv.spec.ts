@@ -22,7 +22,10 @@ describe('mesh replay arguments', () => {
   it('takes --from beginning or an RFC 3339 time (normalised to UTC), with --yes or --dry-run', () => {
     expect(parseArgv(['replay', '--from', 'beginning', '--yes'])).toMatchObject({ command: 'replay', from: 'beginning', dryRun: false, timeoutMs: 60_000 });
     expect(parseArgv(['replay', '--from=2026-11-30T09:00:00+01:00', '--dry-run'])).toMatchObject({ from: '2026-11-30T08:00:00.000Z', dryRun: true });
-    expect(parseArgv(['replay', '--from', '2026-11-30T08:00:00.250Z', '--yes', '--timeout', '5000'])).toMatchObject({ from: '2026-11-30T08:00:00.250Z', timeoutMs: 5000 });
+    expect(parseArgv(['replay', '--from', '2026-11-30T08:00:00.250Z', '--yes', '--timeout', '5000'])).toMatchObject({
+      from: '2026-11-30T08:00:00.250Z',
+      timeoutMs: 5000,
+    });
   });
 
   it('without --yes refuses, says what it would do and how to go on', () => {
@@ -45,7 +48,9 @@ describe('mesh replay arguments', () => {
   it('names a missing or malformed --from, a bad --timeout and stray arguments', () => {
     expect(usageError(['replay', '--yes'])).toMatch(/needs --from: 'beginning' or an RFC 3339 time/);
     for (const bad of ['yesterday', '2026-11-30', '2026-11-30T08:00:00', '2026-13-30T08:00:00Z', '1700000000']) {
-      expect(usageError(['replay', '--from', bad, '--yes'])).toBe(`invalid --from '${bad}'; use 'beginning' or an RFC 3339 time with its offset, e.g. 2026-11-30T08:00:00Z`);
+      expect(usageError(['replay', '--from', bad, '--yes'])).toBe(
+        `invalid --from '${bad}'; use 'beginning' or an RFC 3339 time with its offset, e.g. 2026-11-30T08:00:00Z`,
+      );
     }
     expect(usageError(['replay', '--from', 'beginning', '--yes', '--timeout', '0'])).toBe("invalid --timeout '0'; use a whole number of milliseconds from 1");
     expect(usageError(['replay', 'now', '--from', 'beginning', '--yes'])).toMatch(/unexpected argument 'now' for 'mesh replay'/);

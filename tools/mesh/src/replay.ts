@@ -28,8 +28,19 @@ import { DeliverPolicy, JetStreamApiCodes, type ConsumerConfig, type ConsumerInf
 import { nanos } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
-  Buckets, checkpointPrefix, consumerName, kvStream, kvSubject, parseReplaySignal, ReplayEpochKey, replayAckKey, StageInput, Stages, Streams,
-  type ReplaySignal, type Stage,
+  Buckets,
+  checkpointPrefix,
+  consumerName,
+  kvStream,
+  kvSubject,
+  parseReplaySignal,
+  ReplayEpochKey,
+  replayAckKey,
+  StageInput,
+  Stages,
+  Streams,
+  type ReplaySignal,
+  type Stage,
 } from '@mesh/contracts';
 import { partitionConsumerConfig } from '@mesh/messaging';
 import type { ReplayArgs } from './replay-argv';
@@ -123,7 +134,10 @@ function planLines(args: ReplayArgs, plan: Plan): string[] {
     const c = plan.consumers.find((x) => x.stage === stage)!;
     lines.push(`recreate consumers: ${c.stream}/${stage}-p00..p${String(plan.partitions - 1).padStart(2, '0')} (${plan.partitions}) ${c.describe}`);
   }
-  for (const stage of Stages) lines.push(`purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'processor' ? ' (checkpoints and retry records)' : stage === 'aggregator' ? ' (checkpoints and their chunks)' : ''}`);
+  for (const stage of Stages)
+    lines.push(
+      `purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'processor' ? ' (checkpoints and retry records)' : stage === 'aggregator' ? ' (checkpoints and their chunks)' : ''}`,
+    );
   lines.push(`purge ${Buckets.aggregates}: ${plan.results} result(s)${args.from === 'beginning' ? '' : `; windows before ${args.from} are not rebuilt`}`);
   lines.push(`resume: outputs of the replay carry message ids e${plan.epoch}:...; ${Streams.aggregates} and ${Streams.dlq} are kept`);
   return lines;
@@ -191,7 +205,14 @@ export async function replay(ctx: CommandContext, args: ReplayArgs): Promise<voi
   const lines = planLines(args, plan);
   const say = (line: string) => (ctx.json ? undefined : ctx.out.out(line));
   if (args.dryRun) {
-    if (ctx.json) ctx.out.out(JSON.stringify({ dryRun: true, from: args.from, epoch: plan.epoch, members: plan.members, checkpointKeys: plan.checkpointKeys, results: plan.results, plan: lines }, null, 2));
+    if (ctx.json)
+      ctx.out.out(
+        JSON.stringify(
+          { dryRun: true, from: args.from, epoch: plan.epoch, members: plan.members, checkpointKeys: plan.checkpointKeys, results: plan.results, plan: lines },
+          null,
+          2,
+        ),
+      );
     else lines.forEach((l) => ctx.out.out(l));
     ctx.out.err('dry run: nothing was changed');
     return;

@@ -34,7 +34,14 @@ describe('mesh routes (real nats-server)', () => {
   };
 
   it('stores a rule the router accepts, lists it beside the handlers, and removes it', async () => {
-    const rule = { match: 'order.*', where: { source: 'shop' }, to: [{ handler: 'orders', weight: 90 }, { handler: 'orders-v2', weight: 10 }] };
+    const rule = {
+      match: 'order.*',
+      where: { source: 'shop' },
+      to: [
+        { handler: 'orders', weight: 90 },
+        { handler: 'orders-v2', weight: 10 },
+      ],
+    };
     const set = await cli();
     await routesSet(set.ctx, { name: 'canary', rule: JSON.stringify(rule) });
     expect(set.out.stdout).toEqual([expect.stringMatching(/^stored rule 'canary' \(mesh_routes rule\.canary, revision \d+\)/)]);

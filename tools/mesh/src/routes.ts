@@ -75,7 +75,12 @@ export async function routesList(ctx: CommandContext): Promise<void> {
   }
   const rows = all.map((r) => {
     const shown = printable(JSON.stringify(r.value));
-    return [r.kind, r.name, r.problems.length > 0 ? `ignored: ${r.problems.join('; ')} (a router keeps the last valid version of this rule, if any)` : 'ok', shown];
+    return [
+      r.kind,
+      r.name,
+      r.problems.length > 0 ? `ignored: ${r.problems.join('; ')} (a router keeps the last valid version of this rule, if any)` : 'ok',
+      shown,
+    ];
   });
   for (const line of formatTable(['KIND', 'NAME', 'STATE', 'VALUE'], rows)) ctx.out.out(line);
 }

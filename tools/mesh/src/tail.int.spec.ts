@@ -60,7 +60,10 @@ describe('mesh tail (real nats-server)', () => {
   it('keeps only the types --filter matches, on any subject given', async () => {
     const out = await tailing({ target: 'mesh.ingest.*.>', filter: 'payment.*', count: 1 }, async () => {
       await js.publish(Subjects.ingest(0, 'order.created'), encodeEnvelope([at(orderEvent('carol', 1, 1), '2026-01-31T12:00:02.000Z')]));
-      await js.publish(Subjects.ingest(3, 'payment.received'), encodeEnvelope([at(orderEvent('dave', 4, 1, { type: 'payment.received' }), '2026-01-31T12:00:03.000Z')]));
+      await js.publish(
+        Subjects.ingest(3, 'payment.received'),
+        encodeEnvelope([at(orderEvent('dave', 4, 1, { type: 'payment.received' }), '2026-01-31T12:00:03.000Z')]),
+      );
     });
     expect(out.stdout).toEqual(['2026-01-31T12:00:03.000Z  mesh.ingest.3.payment.received  payment.received  dave  dave-4']);
   });
@@ -74,6 +77,8 @@ describe('mesh tail (real nats-server)', () => {
       },
       stop,
     );
-    expect(out.stdout).toEqual([expect.stringMatching(/^\S+Z {2}mesh\.aggregates\.totals {2}- {2}erin {2}\{"name":"totals","key":"erin","start":"a","end":"b","count":2,"sum":9\}$/)]);
+    expect(out.stdout).toEqual([
+      expect.stringMatching(/^\S+Z {2}mesh\.aggregates\.totals {2}- {2}erin {2}\{"name":"totals","key":"erin","start":"a","end":"b","count":2,"sum":9\}$/),
+    ]);
   });
 });

@@ -7,10 +7,7 @@
 /** Longest Authorization header looked at; a mesh key is 66 characters. */
 export const MaxAuthorizationBytes = 4096;
 
-export type BearerToken =
-  | { kind: 'none' }
-  | { kind: 'token'; token: string }
-  | { kind: 'bad'; status: 400 | 401; error: string; challenge: string };
+export type BearerToken = { kind: 'none' } | { kind: 'token'; token: string } | { kind: 'bad'; status: 400 | 401; error: string; challenge: string };
 
 /** token68 of RFC 7235: the characters a bearer token may have. */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;

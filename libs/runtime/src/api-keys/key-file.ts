@@ -70,7 +70,8 @@ function parseEntry(raw: unknown, i: number): ApiKeyEntry {
   const known = new Set(['id', 'name', 'scopes', 'sources', 'types', 'hash', 'created']);
   const unknown = Object.keys(e).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new KeyFileError(`${at} has unknown field(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
-  if (typeof e.name !== 'string' || keyNameProblem(e.name)) throw new KeyFileError(`${at}.name ${JSON.stringify(e.name)} ${keyNameProblem(String(e.name)) ?? 'must be a string'}`);
+  if (typeof e.name !== 'string' || keyNameProblem(e.name))
+    throw new KeyFileError(`${at}.name ${JSON.stringify(e.name)} ${keyNameProblem(String(e.name)) ?? 'must be a string'}`);
   const named = `${at} (${e.name})`;
   if (typeof e.id !== 'string' || !isKeyId(e.id)) throw new KeyFileError(`${named}.id must be 16 hex digits`);
   if (typeof e.hash !== 'string' || !isKeyHash(e.hash)) throw new KeyFileError(`${named}.hash must be "sha256:" and 64 hex digits`);

@@ -106,7 +106,9 @@ describe('batchWhileBusy', () => {
           handed.push(...batch);
           return cold(`${'-'.repeat(durations[batches++ % durations.length])}|`);
         }).pipe(tap({ complete: () => running-- }));
-      cold('abcd-ef-g-hij---k|').pipe(batchWhileBusy(work, 3)).subscribe({ complete: () => (completed = true) });
+      cold('abcd-ef-g-hij---k|')
+        .pipe(batchWhileBusy(work, 3))
+        .subscribe({ complete: () => (completed = true) });
       scheduler.flush();
       expect(completed).toBe(true);
       expect(mostRunning).toBe(1);

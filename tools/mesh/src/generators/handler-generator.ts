@@ -110,23 +110,34 @@ function register(index: string, name: string): string {
   const last = imports[imports.length - 1];
   const at = last.index! + last[0].length;
   const withImport = `${index.slice(0, at)}\nimport ${id} from './${name}.handler';${index.slice(at)}`;
-  const entries = list[1].split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = list[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return withImport.replace(list[0], `export const handlers: readonly AnyHandlerDefinition[] = [${[...entries, id].join(', ')}];`);
 }
 
 export function addHandler(tree: GeneratorTree, options: HandlerGeneratorOptions): string[] {
   const name = options.name?.trim() ?? '';
   if (!NAME.test(name)) {
-    throw new GeneratorError(`handler name ${JSON.stringify(options.name)} is not valid: use lowercase letters and digits in words joined by '-', such as 'refunds' or 'fraud-check'`);
+    throw new GeneratorError(
+      `handler name ${JSON.stringify(options.name)} is not valid: use lowercase letters and digits in words joined by '-', such as 'refunds' or 'fraud-check'`,
+    );
   }
-  const types = (options.types ?? `${name}.requested`).split(',').map((t) => t.trim()).filter(Boolean);
+  const types = (options.types ?? `${name}.requested`)
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   if (types.length === 0) throw new GeneratorError(`--types is empty: give one or more event type patterns, such as 'refund.requested' or 'refund.*'`);
   for (const t of types) {
     const problem = typePatternProblem(t);
     if (problem) throw new GeneratorError(`--types: ${JSON.stringify(t)} ${problem}`);
   }
   const emits = options.emits ?? `${name}.done`;
-  if (!TYPE.test(emits)) throw new GeneratorError(`--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`);
+  if (!TYPE.test(emits))
+    throw new GeneratorError(
+      `--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`,
+    );
 
   const file = `${HandlersDir}/${name}.handler.ts`;
   if (tree.exists(file)) throw new GeneratorError(`${file} exists already: choose another name`);

@@ -12,7 +12,9 @@ describe('certificates', () => {
   });
 
   it('issues a server certificate for its hosts, IPv4, IPv6 and names, signed by the CA, usable by routes too', () => {
-    const server = new X509Certificate(issueCertificate(ca, { commonName: 'nats-server', usage: 'server', hosts: ['127.0.0.1', 'localhost', '::1', 'nats.internal'] }).certPem);
+    const server = new X509Certificate(
+      issueCertificate(ca, { commonName: 'nats-server', usage: 'server', hosts: ['127.0.0.1', 'localhost', '::1', 'nats.internal'] }).certPem,
+    );
     const caCert = new X509Certificate(ca.certPem);
     expect(server.ca).toBe(false);
     expect(server.checkIssued(caCert)).toBe(true);

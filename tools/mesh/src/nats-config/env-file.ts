@@ -8,4 +8,3 @@ export function renderEnvFile(vars: Readonly<Record<string, string>>): string {
     })
     .join('');
 }
-

@@ -13,8 +13,24 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  Buckets, checkpointKey, consumerName, JsApi, kvStream, kvSubject, MeshServices, retryRecordPrefix, RouteKeyPrefix, serviceInboxPrefix,
-  ReplayEpochKey, replayAckKey, SinkConsumer, Stages, StageInput, Streams, Subjects, type MeshService,
+  Buckets,
+  checkpointKey,
+  consumerName,
+  JsApi,
+  kvStream,
+  kvSubject,
+  MeshServices,
+  retryRecordPrefix,
+  RouteKeyPrefix,
+  serviceInboxPrefix,
+  ReplayEpochKey,
+  replayAckKey,
+  SinkConsumer,
+  Stages,
+  StageInput,
+  Streams,
+  Subjects,
+  type MeshService,
 } from '@mesh/contracts';
 import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
 import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
@@ -275,13 +291,19 @@ describe('mesh nats-config --tls under nats-server', () => {
     });
 
     it('cannot write results, publish closed windows, nor touch any other consumer', async () => {
-      await expect((await kvOf('sink', Buckets.aggregates)).put('totals.by-sink', '{}')).rejects.toThrow(refused(kvSubject(Buckets.aggregates, 'totals.by-sink')));
+      await expect((await kvOf('sink', Buckets.aggregates)).put('totals.by-sink', '{}')).rejects.toThrow(
+        refused(kvSubject(Buckets.aggregates, 'totals.by-sink')),
+      );
       expect(await (await adminKv(Buckets.aggregates)).get('totals.by-sink')).toBeNull();
       await expect(jsOf('sink').publish(Subjects.aggregates('totals'), '{}')).rejects.toThrow(refused(Subjects.aggregates('totals')));
       const jsm = await jsmOf('sink');
-      await expect(jsm.consumers.add(results, { durable_name: 'other', filter_subject: kvSubject(Buckets.aggregates, '>'), ack_policy: AckPolicy.Explicit })).rejects.toThrow(anyRefusal);
+      await expect(
+        jsm.consumers.add(results, { durable_name: 'other', filter_subject: kvSubject(Buckets.aggregates, '>'), ack_policy: AckPolicy.Explicit }),
+      ).rejects.toThrow(anyRefusal);
       await expect(jsm.consumers.add(Streams.processed, { durable_name: SinkConsumer, ack_policy: AckPolicy.Explicit })).rejects.toThrow(anyRefusal);
-      await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(refused(JsApi.consumerInfo(Streams.processed, consumerName('aggregator', 0))));
+      await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(
+        refused(JsApi.consumerInfo(Streams.processed, consumerName('aggregator', 0))),
+      );
       await expect(as('sink').request(JsApi.consumerNext(Streams.processed, consumerName('aggregator', 0)), '{"batch":1}')).rejects.toThrow(anyRefusal);
       await expect((await kvOf('sink', Buckets.checkpoints)).get(checkpointKey('aggregator', 0))).rejects.toThrow(anyRefusal);
     });
@@ -328,7 +350,9 @@ describe('mesh nats-config --tls under nats-server', () => {
       }
       await kv.put(replayAckKey(stage, 'i1'), '{"epoch":3,"phase":"pause"}');
       expect((await (await adminKv(Buckets.checkpoints)).get(replayAckKey(stage, 'i1')))?.string()).toBe('{"epoch":3,"phase":"pause"}');
-      await expect(kv.put(ReplayEpochKey, '{"epoch":4,"from":"beginning","phase":"run"}')).rejects.toThrow(refused(kvSubject(Buckets.checkpoints, ReplayEpochKey)));
+      await expect(kv.put(ReplayEpochKey, '{"epoch":4,"from":"beginning","phase":"run"}')).rejects.toThrow(
+        refused(kvSubject(Buckets.checkpoints, ReplayEpochKey)),
+      );
       const other = Stages.find((s) => s !== stage)!;
       await expect(kv.put(replayAckKey(other, 'i1'), '{}')).rejects.toThrow(refused(kvSubject(Buckets.checkpoints, replayAckKey(other, 'i1'))));
       expect((await (await adminKv(Buckets.checkpoints)).get(ReplayEpochKey))?.string()).toContain('"epoch":3');
