@@ -40,7 +40,7 @@ case "${1:-}" in
   *) echo "make-secrets.sh: unknown argument '$1'; use no argument (apply the Secrets) or --print (write them to stdout)" >&2; exit 2 ;;
 esac
 
-partitions="${MESH_PARTITIONS:-$(sed -n 's/^  MESH_PARTITIONS: "\([0-9]*\)"$/\1/p' "$here/mesh-config.yaml")}"
+partitions="${MESH_PARTITIONS:-$(sed -n "s/^  MESH_PARTITIONS: [\"']\([0-9]*\)[\"']$/\1/p" "$here/mesh-config.yaml")}"
 if [[ ! "$partitions" =~ ^[0-9]+$ ]]; then
   echo "make-secrets.sh: no MESH_PARTITIONS (read '$partitions' from $here/mesh-config.yaml); set MESH_PARTITIONS to the mesh's partition count" >&2
   exit 2
