@@ -151,7 +151,9 @@ describe('ingest under overload', () => {
 
     expect(unexpected.slice(0, 10)).toEqual([]);
     expect(Math.max(hwm, peakRss)).toBeLessThan(RSS_LIMIT_KB);
-    // It was an overload: most of what was offered was refused, and the limit let work through.
+    // It was an overload: at least 20 times the load this ingest is configured to sustain (its rate limit) was
+    // offered, most of it was refused, and the limit let work through.
+    expect(offered / (LOAD_MS / 1000)).toBeGreaterThanOrEqual(20 * RATE_EVENTS);
     expect(statuses.get('429') ?? 0).toBeGreaterThan(statuses.get('202') ?? 0);
     expect(accepted).toBeGreaterThan(0);
     expect(accepted).toBeLessThanOrEqual(RATE_EVENTS * (LOAD_MS / 1000 + 2));
