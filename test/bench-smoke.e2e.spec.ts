@@ -9,18 +9,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RepoRoot } from '@mesh/testing';
 
+/** Run the built bench to its end; its exit code and everything it printed. */
+async function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(RepoRoot, 'bench', 'dist', 'main.js'), ...args], {
+    env: { PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, output };
+}
+
 describe('npm run bench -- --smoke', () => {
   it('runs the raw baseline and the mesh, finds every total exact and writes results', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
     try {
-      const child = spawn(process.execPath, [join(RepoRoot, 'bench', 'dist', 'main.js'), '--smoke', '--out', out], {
-        env: { PATH: process.env.PATH ?? '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const { code, output } = await runBench(['--smoke', '--out', out]);
       expect({ code, tail: output.slice(-1500) }).toEqual({ code: 0, tail: expect.stringContaining('Totals exact for every key after every step.') });
       const files = readdirSync(out);
       const json = files.find((f) => f.endsWith('.json'));
@@ -46,14 +52,7 @@ describe('npm run bench -- --smoke', () => {
   it('--secure runs the services as their own NATS users over TLS, and finds every total exact', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-smoke-secure-'));
     try {
-      const child = spawn(process.execPath, [join(RepoRoot, 'bench', 'dist', 'main.js'), '--smoke', '--secure', '--skip-baseline', '--out', out], {
-        env: { PATH: process.env.PATH ?? '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const { code, output } = await runBench(['--smoke', '--secure', '--skip-baseline', '--out', out]);
       expect({ code, tail: output.slice(-1500) }).toEqual({ code: 0, tail: expect.stringContaining('Totals exact for every key after every step.') });
       expect(output).toMatch(/nats-server pid \d+ at tls:\/\/127\.0\.0\.1:\d+/);
       const json = readdirSync(out).find((f) => f.endsWith('.json'));

@@ -6,26 +6,19 @@
  * partition count that disagrees with the provisioned mesh, or handler
  * modules that cannot work, exit 1 naming what is wrong.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { Buckets, PartitionCountKey } from '@mesh/contracts';
-import { RepoRoot, startNatsServer, startService, type NatsServer, type ServiceName } from '@mesh/testing';
+import { runServiceToExit, type Exit } from './support/run-to-exit';
+import { startNatsServer, startService, type NatsServer, type ServiceName } from '@mesh/testing';
 
 const SERVICES: ServiceName[] = ['ingest', 'router', 'processor', 'aggregator'];
 /** "Within a few seconds": a refused start-up does no work. */
 const EXIT_WITHIN_MS = 8_000;
-
-interface Exit {
-  /** null when the process had to be killed: it did not stop by itself. */
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 describe('a service refuses to start with a configuration that cannot work', () => {
   let server: NatsServer;
@@ -33,26 +26,8 @@ describe('a service refuses to start with a configuration that cannot work', () 
   const children = new Set<ChildProcess>();
 
   /** Run a service with `env` over a sane base environment; kill it if it is still running after `EXIT_WITHIN_MS`. */
-  function run(name: ServiceName, env: Record<string, string>): Promise<Exit> {
-    const started = Date.now();
-    const child = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
-      env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', NATS_URL: server.url, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_WITHIN_MS);
-    return new Promise((resolve) => {
-      child.once('close', (code) => {
-        clearTimeout(timer);
-        children.delete(child);
-        resolve({ code, stdout, stderr, ms: Date.now() - started });
-      });
-    });
-  }
+  const run = (name: ServiceName, env: Record<string, string>): Promise<Exit> =>
+    runServiceToExit(name, { NATS_URL: server.url, ...env }, EXIT_WITHIN_MS, children);
 
   function file(name: string, content: string): string {
     const path = join(dir, name);

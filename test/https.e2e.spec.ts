@@ -6,13 +6,14 @@
  * variables without the other, or a file that cannot be read, stops the
  * service at start-up naming them.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { orderEvent, RepoRoot, startNatsServer, startService, stopAll, type NatsServer, type ServiceProcess } from '@mesh/testing';
 import { bearer, createKey } from './support/api-keys';
+import { makeCa, makeLeaf } from './support/openssl-certs';
 
 interface Answer {
   status: number;
@@ -58,31 +59,11 @@ describe('HTTPS on the service listeners', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mesh-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    ca = readFileSync(join(dir, 'cert.pem'));
-    tlsEnv = { HTTP_TLS_CERT: join(dir, 'cert.pem'), HTTP_TLS_KEY: join(dir, 'key.pem') };
+    // A CA the client trusts, and the listener's certificate for 127.0.0.1 and localhost signed by it.
+    const authority = makeCa(dir, 'https-ca');
+    const leaf = makeLeaf(dir, 'https-server', authority);
+    ca = readFileSync(authority.cert);
+    tlsEnv = { HTTP_TLS_CERT: leaf.cert, HTTP_TLS_KEY: leaf.key };
     server = await startNatsServer();
   }, 30_000);
   afterAll(async () => {
@@ -120,7 +101,7 @@ describe('HTTPS on the service listeners', () => {
     expect(noKey.status).toBe(401);
 
     // A client that does not trust the certificate fails the handshake; plain HTTP gets no answer.
-    await expect(https(`${base}/healthz`)).rejects.toThrow(/self[- ]signed certificate/);
+    await expect(https(`${base}/healthz`)).rejects.toThrow(/unable to verify the first certificate/);
     await expect(fetch(`http://127.0.0.1:${ingest.port}/healthz`)).rejects.toThrow();
   }, 60_000);
 

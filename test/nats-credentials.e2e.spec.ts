@@ -8,27 +8,21 @@
  * secret appears in anything the service writes or serves. A permission
  * the server refuses at run time is logged with its subject and counted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
-import { RepoRoot, startNatsServer, startService, orderEvent, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { startNatsServer, startService, orderEvent, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { runCli } from '../tools/mesh/src/cli';
 import { MemoryOutput } from '../tools/mesh/src/output';
 import { makeCa, makeLeaf, type CertFiles } from './support/openssl-certs';
+import { runServiceToExit, type Exit } from './support/run-to-exit';
 
 const EXIT_WITHIN_MS = 10_000;
 const PASSWORD = 'pw-Zq81-never-shown';
 const TOKEN = 'tok-Xy77-never-shown';
-
-interface Exit {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 let dir: string;
 const children = new Set<ChildProcess>();
@@ -48,26 +42,7 @@ async function natsWith(config: string): Promise<NatsServer> {
 }
 
 /** Run a service to its exit (killed, code null, if it runs past the limit). */
-function runToExit(name: ServiceName, env: Record<string, string>): Promise<Exit> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_WITHIN_MS + 2_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+const runToExit = (name: ServiceName, env: Record<string, string>): Promise<Exit> => runServiceToExit(name, env, EXIT_WITHIN_MS + 2_000, children);
 
 /** Exit 1 within the limit, with exactly one line on stderr that matches `cause` and is no stack trace. */
 function expectRefused(exit: Exit, cause: RegExp): void {

@@ -9,12 +9,19 @@
  *       and the third join moved about 1/3 of them,
  *   (e) no instance warned of a timer overflow (a handover that gave up at once).
  */
-import { jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { jetstream } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { Streams, type CloudEvent } from '@mesh/contracts';
+import { Streams } from '@mesh/contracts';
 import { assignPartitions } from '@mesh/messaging';
-import { eventually, orderEvent, postEvents, startNatsServer, startService, type NatsServer, type ServiceProcess } from '@mesh/testing';
+import {
+  eventually,
+  orderEvent,
+  postEvents,
+  readStreamEvents,
+  seqsByKey,
+  startNatsServer,
+  startService,
+  type NatsServer,
+  type ServiceProcess,
+} from '@mesh/testing';
 import { waitUntilDrained } from './support/mesh-state';
 
 const PARTITIONS = 16;
@@ -78,22 +85,6 @@ function intervalsOf(log: string, diedAt = Number.POSITIVE_INFINITY): Interval[]
   }
   for (const i of open.values()) out.push({ ...i, to: diedAt });
   return out;
-}
-
-async function readProcessed(js: JetStreamClient): Promise<CloudEvent[]> {
-  const jsm = await jetstreamManager((js as unknown as { nc: Parameters<typeof jetstreamManager>[0] }).nc);
-  const total = (await jsm.streams.info(Streams.processed)).state.last_seq;
-  const consumer = await js.consumers.get(Streams.processed);
-  const events: CloudEvent[] = [];
-  let last = 0;
-  while (last < total) {
-    const batch = await consumer.fetch({ max_messages: 500, expires: 2_000 });
-    for await (const m of batch) {
-      last = m.seq;
-      events.push(...m.json<CloudEvent[]>());
-    }
-  }
-  return events;
 }
 
 describe.each(['processor', 'aggregator'] as const)('scaling out the %s', (stage) => {
@@ -181,20 +172,9 @@ describe.each(['processor', 'aggregator'] as const)('scaling out the %s', (stage
     expect(Object.fromEntries(await totals())).toEqual(Object.fromEntries(expected));
 
     // (b) per-key order in MESH_PROCESSED, each event once.
-    const nc = await connect({ servers: server.url });
-    try {
-      const processed = await readProcessed(jetstream(nc));
-      const seqs = new Map<string, number[]>();
-      for (const e of processed) {
-        const list = seqs.get(e.partitionkey!) ?? [];
-        list.push((e.data as { seq: number }).seq);
-        seqs.set(e.partitionkey!, list);
-      }
-      const inOrder = Array.from({ length: PER_KEY }, (_, n) => n);
-      for (const k of keys) expect({ key: k, seqs: seqs.get(k) }).toEqual({ key: k, seqs: inOrder });
-    } finally {
-      await nc.close();
-    }
+    const seqs = seqsByKey(await readStreamEvents(server.url, Streams.processed));
+    const inOrder = Array.from({ length: PER_KEY }, (_, n) => n);
+    for (const k of keys) expect({ key: k, seqs: seqs.get(k) }).toEqual({ key: k, seqs: inOrder });
 
     // (c) no partition had two live owners at once.
     const intervals = [...intervalsOf(a.output()), ...intervalsOf(b.output(), bDiedAt), ...intervalsOf(c.output())];

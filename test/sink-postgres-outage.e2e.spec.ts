@@ -9,8 +9,6 @@ import { Pool } from 'pg';
 import {
   createTestDatabase,
   eventually,
-  orderEvent,
-  postEvents,
   startMesh,
   startNatsServer,
   startPrivatePostgres,
@@ -23,6 +21,7 @@ import {
   type ServiceProcess,
   type TestDatabase,
 } from '@mesh/testing';
+import { pacedEvents } from './support/paced-events';
 import { expectedTotals, tableTotals } from './support/sink-table';
 
 const OUTAGE_MS = 10_000;
@@ -60,20 +59,8 @@ describe('sink: PostgreSQL away for 10 s mid-stream', () => {
     const keyOf = (n: number) => `outage-${n % 50}`;
     const amountOf = (n: number) => (n % 11) + 1;
     const TOTAL = 5000;
-    let sent = 0;
-    const produce = (async () => {
-      for (let first = 0; first < TOTAL; first += 100) {
-        await postEvents(
-          mesh!.ingest.url,
-          Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))),
-          'batch',
-          120_000,
-        );
-        sent += 100;
-        await new Promise((r) => setTimeout(r, 30));
-      }
-    })();
-    expect(await eventually(async () => sent >= TOTAL * 0.3, 120_000, 20)).toBe(true);
+    const produce = pacedEvents(mesh!.ingest.url, { total: TOTAL, keyOf, amountOf, format: 'batch', pauseMs: 30 });
+    expect(await eventually(async () => produce.sent() >= TOTAL * 0.3, 120_000, 20)).toBe(true);
     expect((await readiness()).checks.postgres).toBe(true);
 
     await postgres.stop();
@@ -87,7 +74,7 @@ describe('sink: PostgreSQL away for 10 s mid-stream', () => {
 
     // Everything is sent and aggregated while PostgreSQL is still away: the
     // last results exist only in JetStream and in what the sink holds.
-    await produce;
+    await produce.done;
     const expected = expectedTotals(TOTAL, keyOf, amountOf);
     expect(
       await eventually(async () => JSON.stringify(await totalsFor(mesh!.aggregator.url, Object.keys(expected))) === JSON.stringify(expected), 60_000),

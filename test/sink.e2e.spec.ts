@@ -21,6 +21,7 @@ import {
   type ServiceProcess,
   type TestDatabase,
 } from '@mesh/testing';
+import { pacedEvents } from './support/paced-events';
 import { expectedTotals, sinkConsumerState, tableTotals } from './support/sink-table';
 
 describe('sink: results in PostgreSQL', () => {
@@ -79,23 +80,11 @@ describe('sink: results in PostgreSQL', () => {
     const keyOf = (n: number) => `kill-${n % 40}`;
     const amountOf = (n: number) => (n % 13) + 1;
     const TOTAL = 6000;
-    let sent = 0;
-    const produce = (async () => {
-      for (let first = 0; first < TOTAL; first += 100) {
-        await postEvents(
-          mesh!.ingest.url,
-          Array.from({ length: 100 }, (_, i) => orderEvent(keyOf(first + i), first + i, amountOf(first + i))),
-          'ndjson',
-          120_000,
-        );
-        sent += 100;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    expect(await eventually(async () => sent >= TOTAL * 0.4, 120_000, 20)).toBe(true);
+    const produce = pacedEvents(mesh!.ingest.url, { total: TOTAL, keyOf, amountOf, format: 'ndjson', pauseMs: 20 });
+    expect(await eventually(async () => produce.sent() >= TOTAL * 0.4, 120_000, 20)).toBe(true);
     await sink!.kill();
     await startSink();
-    await produce;
+    await produce.done;
     let expected = expectedTotals(TOTAL, keyOf, amountOf);
     expect(await eventually(async () => JSON.stringify(await tableTotals(pool, 'kill-')) === JSON.stringify(expected), 60_000)).toBe(true);
 

@@ -14,7 +14,7 @@ export {
 } from './names';
 export type { StreamName, Stage, DlqStage } from './names';
 export { Subjects, subjectToken, subjectTail } from './subjects';
-export { fnv1a32, partitionOf, partitionKeyOf } from './partition';
+export { fnv1a32, mix32, partitionOf, partitionKeyOf } from './partition';
 export { typeMatches, typePatternProblem } from './type-pattern';
 export { encodeKvToken, decodeKvToken, aggregateKvKey } from './kv-key';
 export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, MaxSourceLength, MaxPartitionKeyLength, MaxDataDepth } from './cloud-event';

@@ -41,3 +41,17 @@ export function partitionOf(key: string, partitions: number): number {
 export function partitionKeyOf(event: Pick<CloudEvent, 'partitionkey' | 'subject' | 'source'>): string {
   return event.partitionkey ?? event.subject ?? event.source;
 }
+
+/**
+ * murmur3's 32-bit finalizer: spreads every input bit over the whole result.
+ * FNV-1a's high bits barely move with a key's last characters; where a hash
+ * is scaled to a range (weighted routes) or used as a fingerprint, mix it.
+ */
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

@@ -20,6 +20,8 @@
  * in 30 million for a million ids); the later of the two would be taken for
  * a duplicate.
  */
+import { mix32 } from '@mesh/contracts';
+
 export class DedupWindow {
   private hi: Uint32Array;
   private lo: Uint32Array;
@@ -183,14 +185,5 @@ export function fingerprint(key: string): [number, number] {
     b = (b << 11) | (b >>> 21);
     b = (Math.imul(b, 9) + 0x3c6ef372) | 0;
   }
-  return [fmix32(a ^ key.length), fmix32(b ^ key.length)];
-}
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return [mix32(a ^ key.length), mix32(b ^ key.length)];
 }

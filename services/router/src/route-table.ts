@@ -12,7 +12,7 @@
  *   matches decides. Weighted targets pick one handler per event, by a hash of
  *   its `source` + `id`, so a replay picks the same one.
  */
-import { fnv1a32, RouteKeyPrefix, typeMatches, type CloudEvent, type RouteRule } from '@mesh/contracts';
+import { fnv1a32, mix32, RouteKeyPrefix, typeMatches, type CloudEvent, type RouteRule } from '@mesh/contracts';
 
 // The rule format is shared with the `mesh routes` CLI, which validates a rule before storing it.
 export { parseRule } from '@mesh/contracts';
@@ -81,16 +81,6 @@ export class RouteTable {
     for (const [name, types] of this.handlers) if (types.some((t) => typeMatches(t, event.type))) handlers.push(name);
     return handlers.length > 0 ? { kind: 'handlers', handlers: handlers.sort() } : { kind: 'unroutable' };
   }
-}
-
-/** murmur3's fmix32: spreads every input bit over the whole 32-bit result. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 function pickTargets(rule: RouteRule, event: CloudEvent): string[] {
