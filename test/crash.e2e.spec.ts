@@ -6,17 +6,8 @@
  * would (retries on 503 and dropped connections, same event ids). Every
  * key's totals must equal the exact expected values.
  */
-import {
-  eventually,
-  orderEvent,
-  postEvents,
-  startNatsServer,
-  startService,
-  totalsFor,
-  type NatsServer,
-  type ServiceName,
-  type ServiceProcess,
-} from '@mesh/testing';
+import { eventually, orderEvent, postEvents, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
+import { expectExactTotalsOnceDrained } from './support/exact-totals';
 import { waitUntilDrained } from './support/mesh-state';
 
 const KEYS = 120;
@@ -88,17 +79,10 @@ describe('effectively once under crashes', () => {
       t.sum += amountOf(n);
       expected.set(keyOf(n), t);
     }
-    const url = () => live.get('aggregator')!.url;
-    await eventually(
-      async () => {
-        const now = await totalsFor(url(), expected.keys());
-        return [...expected].every(([k, t]) => now[k].count >= t.count);
-      },
-      120_000,
-      500,
+    await expectExactTotalsOnceDrained(
+      () => live.get('aggregator')!.url,
+      expected,
+      () => waitUntilDrained(server.url, 16, 60_000),
     );
-    // Once drained nothing more can be counted: a duplicate would show in the comparison.
-    expect(await waitUntilDrained(server.url, 16, 60_000)).toBe(true);
-    expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));
   }, 300_000);
 });

@@ -29,13 +29,13 @@ import {
   RepoRoot,
   startNatsServer,
   startService,
-  totalsFor,
   type NatsServer,
   type ServiceName,
   type ServiceProcess,
   type Totals,
 } from '@mesh/testing';
 import { createCertificateAuthority, issueCertificate } from '../tools/mesh/src/nats-config/certificates';
+import { expectExactTotalsOnceDrained } from './support/exact-totals';
 import { consumingPartitions, waitUntilDrained } from './support/mesh-state';
 
 const P = 16;
@@ -114,18 +114,7 @@ describe('the mesh secured with mesh nats-config --tls', () => {
   async function expectExactTotals(events: readonly CloudEvent[], record = true) {
     if (record) checked.push(...events);
     const expected = expectedTotals(events);
-    const url = () => live.get('aggregator')!.url;
-    await eventually(
-      async () => {
-        const now = await totalsFor(url(), expected.keys());
-        return [...expected].every(([k, t]) => now[k].count >= t.count);
-      },
-      120_000,
-      500,
-    );
-    // Once drained nothing more can be counted: a duplicate would show in the comparison.
-    expect(await drained()).toBe(true);
-    expect(await totalsFor(url(), expected.keys())).toEqual(Object.fromEntries(expected));
+    await expectExactTotalsOnceDrained(() => live.get('aggregator')!.url, expected, drained);
   }
 
   beforeAll(async () => {
