@@ -230,6 +230,8 @@ function mismatch(o: Outcome, e: Expectation): string | undefined {
 // Events and the ledger of what must be stored
 
 type Ev = Record<string, unknown>;
+// The CloudEvents attributes written out here on purpose, not imported from
+// @mesh/contracts: the test's oracle must not share a mistake with the code it checks.
 const KNOWN = [
   'specversion',
   'id',
