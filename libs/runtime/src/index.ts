@@ -26,3 +26,4 @@ export { EndpointStats } from './endpoint-stats';
 export { isSampled, startEventSpan, endEventSpan } from './event-spans';
 export { armFaultPoint, faultPoint, FaultPointMessage, FaultPointStopMessage } from './fault-point';
 export type { FaultPointName } from './fault-point';
+export * from './handler-service';

@@ -6,12 +6,20 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Buckets, RouteKeyPrefix, ServiceNeeds } from '@mesh/contracts';
-import { createStage, registry, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
+import {
+  createStage,
+  loadHandlerModules,
+  processorWorker,
+  registry,
+  RetryLedger,
+  runService,
+  sendJson,
+  type ProcessorCounters,
+  type RunningService,
+  type ServiceContext,
+} from '@mesh/runtime';
 import { loadProcessorConfig, type ProcessorConfig } from './config';
 import { handlers } from './handlers';
-import { loadHandlerModules } from './load-handler-modules';
-import { processorWorker, type ProcessorCounters } from './processor-worker';
-import { RetryLedger } from './retry-ledger';
 
 async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningService> {
   const { config, nc, js, log, http } = ctx;

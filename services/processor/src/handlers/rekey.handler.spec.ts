@@ -1,6 +1,5 @@
 import type { CloudEvent } from '@mesh/contracts';
-import { createLogger, handlerTakes, type AnyHandlerDefinition } from '@mesh/runtime';
-import { runHandler, type HandlerRun } from '../run-handler';
+import { createLogger, handlerTakes, runHandler, type AnyHandlerDefinition, type HandlerRun } from '@mesh/runtime';
 import paymentsByCustomer from './rekey.handler';
 
 function event(type: string, data: unknown, extra: Partial<CloudEvent> = {}): CloudEvent {

@@ -67,8 +67,7 @@ export default defineHandler({
 function specFile(name: string, types: string[], emits: string): string {
   const example = types[0].replace(/\*/g, 'example').replace(/>/g, 'example');
   return `import type { CloudEvent } from '@mesh/contracts';
-import { createLogger, handlerTakes, PermanentError } from '@mesh/runtime';
-import { runHandler } from '../run-handler';
+import { createLogger, handlerTakes, PermanentError, runHandler } from '@mesh/runtime';
 import ${camel(name)} from './${name}.handler';
 
 const options = { partition: 0, log: createLogger({}, 'error', () => {}), sleep: async () => {} };

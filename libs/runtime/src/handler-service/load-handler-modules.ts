@@ -8,7 +8,8 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { defineHandler, DefinitionError, type AnyHandlerDefinition } from '@mesh/runtime';
+import { DefinitionError } from '../errors';
+import { defineHandler, type AnyHandlerDefinition } from '../handler';
 import { resolveLikeProcessor } from './handler-module-resolution';
 
 export function loadHandlerModules(list: string): AnyHandlerDefinition[] {

@@ -1,5 +1,9 @@
 import { validateEvent, type CloudEvent } from '@mesh/contracts';
-import { createLogger, defineHandler, fields, PermanentError, RetryableError, type EmittedEvent, type HandlerOutput, type RetryPolicy } from '@mesh/runtime';
+import { PermanentError, RetryableError } from '../errors';
+import { defineHandler, type EmittedEvent, type HandlerOutput } from '../handler';
+import { createLogger } from '../logger';
+import type { RetryPolicy } from '../retry';
+import { fields } from '../schema';
 import { completeEmitted, runHandler, type HandlerRun, type RunOptions } from './run-handler';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';

@@ -5,16 +5,10 @@
  * (processor-worker) or, where that is not safe, in process (runHandler).
  */
 import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
-import {
-  backoffDelay,
-  defaultRetryPolicy,
-  isRetryable,
-  PermanentError,
-  type AnyHandlerDefinition,
-  type EmittedEvent,
-  type Logger,
-  type RetryPolicy,
-} from '@mesh/runtime';
+import { isRetryable, PermanentError } from '../errors';
+import type { AnyHandlerDefinition, EmittedEvent } from '../handler';
+import type { Logger } from '../logger';
+import { backoffDelay, defaultRetryPolicy, type RetryPolicy } from '../retry';
 
 export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
 

@@ -31,19 +31,12 @@ import {
   type CloudEvent,
 } from '@mesh/contracts';
 import { publishAll, type EnvelopeOut } from '@mesh/messaging';
-import {
-  backoffDelay,
-  deadLetter,
-  endEventSpan,
-  errorMessage,
-  startEventSpan,
-  type AnyHandlerDefinition,
-  type Disposition,
-  type InputEnvelope,
-  type Logger,
-  type PartitionWorker,
-  type Resume,
-} from '@mesh/runtime';
+import type { AnyHandlerDefinition } from '../handler';
+import { deadLetter, errorMessage } from '../dead-letter';
+import { endEventSpan, startEventSpan } from '../event-spans';
+import type { Logger } from '../logger';
+import { backoffDelay } from '../retry';
+import type { Disposition, InputEnvelope, PartitionWorker, Resume } from '../stage-runner';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
 import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
