@@ -128,3 +128,34 @@ describe('createMetrics and renderPrometheus', () => {
     }
   });
 });
+
+describe('runtime metrics of Node', () => {
+  it('exposes event-loop delay, heap and GC series beside the mesh metrics', async () => {
+    const metrics = createMetrics('processor');
+    try {
+      // The delay histogram reports once it has 5 samples (one per 10 ms).
+      await new Promise((r) => setTimeout(r, 150));
+      const text = await metrics.renderPrometheus();
+      expect(text).toMatch(/^nodejs_eventloop_delay_p99(\{[^}]*\})? [0-9.e+-]+$/m);
+      expect(text).toMatch(/^nodejs_eventloop_utilization(\{[^}]*\})? [0-9.e+-]+$/m);
+      expect(text).toMatch(/^v8js_memory_heap_used\{[^}]*v8js_heap_space_name="new_space"[^}]*\} [0-9.e+-]+$/m);
+      expectValidExposition(text);
+    } finally {
+      await metrics.shutdown();
+    }
+  });
+
+  it('stops its collectors at shutdown: a later registry still renders them', async () => {
+    const first = createMetrics('router');
+    await first.shutdown();
+    const second = createMetrics('router');
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      const text = await second.renderPrometheus();
+      expect(text).toMatch(/^nodejs_eventloop_delay_p99 [0-9.e+-]+$/m);
+      expect(text).toMatch(/^nodejs_eventloop_utilization [0-9.e+-]+$/m);
+    } finally {
+      await second.shutdown();
+    }
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { diag } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createMeshInstruments } from './mesh-instruments';
@@ -41,6 +42,11 @@ export function createMetrics(serviceName: string, identity: Partial<Omit<Servic
     readers: [reader],
   });
   const meter = provider.getMeter(MeterName);
+  // Node's own health beside the mesh's: event-loop delay and utilization,
+  // heap spaces, GC durations (nodejs_eventloop_*, v8js_*), on this registry.
+  const runtime = new RuntimeNodeInstrumentation({ enabled: false });
+  runtime.setMeterProvider(provider);
+  runtime.enable();
 
   return {
     ...createMeshInstruments(meter),
@@ -52,6 +58,7 @@ export function createMetrics(serviceName: string, identity: Partial<Omit<Servic
       return serializer.serialize(resourceMetrics);
     },
     shutdown() {
+      runtime.disable();
       return provider.shutdown();
     },
   };
