@@ -13,7 +13,7 @@ import { typeMatches, typePatternProblem, type CloudEvent } from '@mesh/contract
 import { DefinitionError, DuplicateNameError } from './errors';
 import type { Logger } from './logger';
 import type { RetryPolicy } from './retry';
-import type { DataSchema } from './schema';
+import { schemaProblem, type HandlerSchema } from './schema';
 
 /** An event a handler emits; the runtime fills what is left out. */
 export interface EmittedEvent {
@@ -48,8 +48,12 @@ export interface HandlerDefinition<T = unknown> {
   /** Event types it takes, with `*` and `>` wildcards; the router's default routes. */
   types: readonly string[];
   description?: string;
-  /** Checked before `handle`; an event whose data fails it is dead-lettered at once. */
-  schema?: DataSchema<T>;
+  /**
+   * Checked before `handle`; an event whose data fails it is dead-lettered at
+   * once. `fields({...})` or any Standard Schema (zod, valibot, ...), whose
+   * output is the `data` the handler gets.
+   */
+  schema?: HandlerSchema<T>;
   retry?: Partial<RetryPolicy>;
   handle(event: CloudEvent<T>, ctx: HandlerContext): HandlerOutput | Promise<HandlerOutput>;
 }
@@ -67,6 +71,8 @@ export function defineHandler<T>(definition: HandlerDefinition<T>): HandlerDefin
     if (problem) throw new DefinitionError('handler', definition.name, `type pattern ${JSON.stringify(pattern)} ${problem}`);
   }
   if (typeof definition.handle !== 'function') throw new DefinitionError('handler', definition.name, 'handle must be a function');
+  const problem = schemaProblem(definition.schema);
+  if (problem) throw new DefinitionError('handler', definition.name, problem);
   return definition;
 }
 

@@ -9,6 +9,7 @@ import { isRetryable, PermanentError } from '../errors';
 import type { AnyHandlerDefinition, EmittedEvent } from '../handler';
 import type { Logger } from '../logger';
 import { backoffDelay, defaultRetryPolicy, type RetryPolicy } from '../retry';
+import { checkData, type DataCheck } from '../schema';
 
 export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
 
@@ -62,12 +63,22 @@ export async function attemptHandler(
   attempt: number,
   o: Pick<RunOptions, 'partition' | 'log'>,
 ): Promise<HandlerRun> {
-  const schemaProblems = def.schema?.problems(event.data) ?? [];
-  if (schemaProblems.length > 0) {
-    return { ok: false, attempts: attempt, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };
+  let input = event;
+  if (def.schema) {
+    let check: DataCheck;
+    try {
+      check = await checkData(def.schema, event.data);
+    } catch (err) {
+      // A schema that throws is the handler's bug, not the event's: retried like one.
+      return { ok: false, attempts: attempt, error: err };
+    }
+    if (!check.ok) {
+      return { ok: false, attempts: attempt, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${check.problems.join('; ')}`) };
+    }
+    if (check.data !== event.data) input = { ...event, data: check.data };
   }
   try {
-    const emitted = toList(await def.handle(event, { handler: def.name, partition: o.partition, attempt, log: o.log }));
+    const emitted = toList(await def.handle(input, { handler: def.name, partition: o.partition, attempt, log: o.log }));
     const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
     for (let i = 0; i < outputs.length; i++) {
       const out = outputs[i];
