@@ -230,7 +230,14 @@ describe('aggregate queries and session windows with real processes', () => {
     const bad = await query(`/v1/aggregates/totals/${key}?from=yesterday`);
     expect(bad).toEqual({
       status: 400,
-      body: { parameter: 'from', error: 'from "yesterday" is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"' },
+      body: {
+        type: 'about:blank',
+        title: 'Bad Request',
+        status: 400,
+        parameter: 'from',
+        detail: 'from "yesterday" is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"',
+        error: 'from "yesterday" is not accepted: give an RFC 3339 time such as "2026-01-31T12:00:00Z"',
+      },
     });
     const reversed = await query(`/v1/aggregates/totals/${key}?from=${minute(2)}&to=${minute(1)}`);
     expect(reversed.status).toBe(400);
@@ -289,7 +296,14 @@ describe('aggregate queries and session windows with real processes', () => {
     expect(await query('/v1/aggregates/nope/k/events')).toMatchObject({ status: 404 });
     expect(await query('/v1/aggregates/totals/k/events?from=2026-01-01T00:00:00Z')).toEqual({
       status: 400,
-      body: { parameter: 'from', error: "unknown query parameter 'from'; this route takes none" },
+      body: {
+        type: 'about:blank',
+        title: 'Bad Request',
+        status: 400,
+        parameter: 'from',
+        detail: "unknown query parameter 'from'; this route takes none",
+        error: "unknown query parameter 'from'; this route takes none",
+      },
     });
   });
 });

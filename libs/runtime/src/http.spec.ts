@@ -1,4 +1,5 @@
-import { HttpApp, sendJson } from './http';
+import { request } from 'node:http';
+import { HttpApp, readBody, sendError, sendJson } from './http';
 
 describe('HttpApp', () => {
   let app: HttpApp;
@@ -8,7 +9,25 @@ describe('HttpApp', () => {
   beforeAll(async () => {
     app = new HttpApp();
     app.onInternalError = (err, id, what) => reported.push({ message: err.message, id, what });
-    app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
+    app.describe({ title: 'test service', version: '1.2.3' });
+    app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open', { summary: 'status', responses: { 200: { description: 'fine' } } });
+    app.route(
+      'POST',
+      '/echo/:name',
+      async (req, res, params) => {
+        const body = await readBody(req, 16);
+        if (body.length === 0) return sendError(res, 400, 'empty body; send 1 to 16 bytes', { field: 'body' });
+        sendJson(res, 200, { name: params.name, bytes: body.length, type: req.headers['content-type'] ?? null });
+      },
+      'ingest',
+      {
+        summary: 'echo',
+        params: { name: 'who to greet' },
+        query: { loud: { description: 'shout', schema: { type: 'boolean' } } },
+        body: { content: { 'text/plain': { type: 'string' } } },
+        responses: { 200: { description: 'the size of the body', content: { 'application/json': { type: 'object' } } } },
+      },
+    );
     app.route(
       'GET',
       '/boom',
@@ -41,5 +60,89 @@ describe('HttpApp', () => {
     const res = await fetch(`${base}/status`, { method: 'DELETE' });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET');
+  });
+
+  const post = (path: string, headers: Record<string, string | number>, body: string) =>
+    new Promise<{ status: number; type?: string; body: string }>((resolve, reject) => {
+      const req = request(`${base}${path}`, { method: 'POST', headers }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, type: res.headers['content-type'], body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('hands the body to the handler unread, whatever its content type, or none', async () => {
+    for (const type of [undefined, '', 'application/json', 'text/weird; x=1', 'application/cloudevents-batch+json']) {
+      const headers: Record<string, string | number> = { 'content-length': 5, ...(type === undefined ? {} : { 'content-type': type }) };
+      const res = await post('/echo/ann', headers, type === 'application/json' ? '{oops' : 'hello');
+      expect({ type, status: res.status, body: JSON.parse(res.body) }).toEqual({ type, status: 200, body: { name: 'ann', bytes: 5, type: type ?? null } });
+    }
+  });
+
+  it('answers errors as RFC 9457 problem details, keeping the error field', async () => {
+    const res = await post('/echo/ann', { 'content-length': 0 }, '');
+    expect(res.status).toBe(400);
+    expect(res.type).toBe('application/problem+json');
+    expect(JSON.parse(res.body)).toEqual({
+      type: 'about:blank',
+      title: 'Bad Request',
+      status: 400,
+      detail: 'empty body; send 1 to 16 bytes',
+      error: 'empty body; send 1 to 16 bytes',
+      field: 'body',
+    });
+    const missing = await fetch(`${base}/nowhere`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toBe('application/problem+json');
+    expect(await missing.json()).toMatchObject({ status: 404, title: 'Not Found', detail: 'no route for GET /nowhere', instance: '/nowhere' });
+  });
+
+  it('decodes path parameters up to a long partition key, and refuses bad percent-encoding with 400', async () => {
+    const long = 'k'.repeat(1024);
+    const ok = await post(`/echo/${encodeURIComponent('a/b ' + long)}`, { 'content-length': 1 }, 'x');
+    expect(JSON.parse(ok.body).name).toBe('a/b ' + long);
+    const bad = await post('/echo/%E0%A4%A', { 'content-length': 1 }, 'x');
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ status: 400, detail: 'the path /echo/%E0%A4%A is not valid percent-encoding' });
+  });
+
+  it('serves an OpenAPI 3.1 document of its routes at /openapi.json', async () => {
+    const res = await fetch(`${base}/openapi.json`);
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as {
+      openapi: string;
+      info: { title: string; version: string };
+      paths: Record<string, Record<string, { summary: string; parameters?: { name: string; in: string; description?: string }[]; security?: unknown[] }>>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.info).toMatchObject({ title: 'test service', version: '1.2.3' });
+    expect(Object.keys(doc.paths).sort()).toEqual(['/boom', '/echo/{name}', '/status']);
+    expect(doc.paths['/status'].get.summary).toBe('status');
+    expect(doc.paths['/status'].get.security).toEqual([]);
+    const echo = doc.paths['/echo/{name}'].post;
+    expect(echo.security).toEqual([{ apiKey: [] }]);
+    expect(echo.parameters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'name', in: 'path', description: 'who to greet' }),
+        expect.objectContaining({ name: 'loud', in: 'query' }),
+      ]),
+    );
+    expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('serves a route added after it started listening (a service adds its API once started), and documents it', async () => {
+    expect((await fetch(`${base}/late`)).status).toBe(404);
+    app.route('GET', '/late', (_req, res) => sendJson(res, 200, { late: true }), 'query', {
+      summary: 'added late',
+      responses: { 200: { description: 'late' } },
+    });
+    const res = await fetch(`${base}/late`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ late: true });
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, { get?: { summary: string } }> };
+    expect(doc.paths['/late'].get?.summary).toBe('added late');
   });
 });

@@ -99,11 +99,19 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   const state = { connected: false, provisioned: false, stopping: false };
   let running: RunningService | undefined;
 
-  const http = new HttpApp();
+  const http = new HttpApp().describe({ title: `mesh ${def.name}`, version: MeshVersion, description: `The HTTP API of the mesh's ${def.name} service.` });
   http.onInternalError = (err, id, what) => log.error('internal error answering a request', { id, request: what, error: err, stack: err.stack });
   guardRoutes(http, security);
   security.keys?.watch(log);
-  http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }), 'open');
+  http.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', service: def.name, instance: config.instance.id }), 'open', {
+    summary: 'the process is up (liveness)',
+    responses: {
+      200: {
+        description: 'up',
+        content: { 'application/json': { type: 'object', properties: { status: { const: 'ok' }, service: { type: 'string' }, instance: { type: 'string' } } } },
+      },
+    },
+  });
   http.route(
     'GET',
     '/readyz',
@@ -113,6 +121,14 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
       sendJson(res, ready ? 200 : 503, { ready, service: def.name, instance: config.instance.id, checks });
     },
     'open',
+    {
+      summary: 'whether the service does its work now (readiness)',
+      description: 'NATS connected, the mesh provisioned, the service started and its own checks (partitions consuming, PostgreSQL reachable, ...).',
+      responses: {
+        200: { description: 'ready', content: { 'application/json': ReadinessSchema } },
+        503: { description: 'not ready; `checks` says which check fails', content: { 'application/json': ReadinessSchema } },
+      },
+    },
   );
   http.route(
     'GET',
@@ -123,6 +139,10 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
       res.end(body);
     },
     security.metricsAccess,
+    {
+      summary: 'metrics in the Prometheus text format',
+      responses: { 200: { description: 'mesh_*, nodejs_* and v8js_* series', content: { [PrometheusContentType]: { type: 'string' } } } },
+    },
   );
   let httpPort: number;
   try {
@@ -247,3 +267,14 @@ export async function runService<C extends CommonConfig>(def: ServiceDefinition<
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
+
+const ReadinessSchema = {
+  type: 'object',
+  required: ['ready', 'service', 'instance', 'checks'],
+  properties: {
+    ready: { type: 'boolean' },
+    service: { type: 'string' },
+    instance: { type: 'string' },
+    checks: { type: 'object', additionalProperties: { type: 'boolean' } },
+  },
+};

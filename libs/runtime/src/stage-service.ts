@@ -90,6 +90,29 @@ export async function createStage<C extends StageConfig>(
         replay: gate.signal ?? null,
       }),
     'query',
+    {
+      summary: 'which partitions this instance is assigned, consumes and holds leases for',
+      description: 'The whole picture across instances: `npm run mesh -- partitions`.',
+      responses: {
+        200: {
+          description: "this instance's view",
+          content: {
+            'application/json': {
+              type: 'object',
+              properties: {
+                stage: { type: 'string' },
+                instance: { type: 'string' },
+                assigned: { type: 'array', items: { type: 'integer' } },
+                consuming: { type: 'array', items: { type: 'integer' } },
+                leases: { type: 'array', items: { type: 'integer' } },
+                members: { type: 'array', items: { type: 'string' } },
+                replay: { description: 'the replay under way, or null' },
+              },
+            },
+          },
+        },
+      },
+    },
   );
   return {
     runner,

@@ -67,6 +67,15 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
         counters: d.counters,
       }),
     'query',
+    {
+      summary: 'the aggregations this aggregator runs',
+      responses: {
+        200: {
+          description: 'each aggregation with its window and the event types it takes, and the counters',
+          content: { 'application/json': AggregationListSchema },
+        },
+      },
+    },
   );
 
   http.route(
@@ -89,6 +98,19 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
       );
     },
     'query',
+    {
+      summary: "an aggregation's keys, page by page",
+      params: { name: 'the aggregation (totals, ...)' },
+      query: {
+        prefix: { description: 'only keys starting with this' },
+        limit: { description: 'keys per page, 1 to 1000 (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+        cursor: { description: 'where the next page starts: `next` of the page before' },
+      },
+      responses: {
+        200: { description: 'keys in order; `next` is null on the last page', content: { 'application/json': KeyPageSchema } },
+        404: { description: 'no aggregation of that name (the answer lists the known ones)' },
+      },
+    },
   );
 
   http.route(
@@ -114,6 +136,18 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
       );
     },
     'query',
+    {
+      summary: "a key's windowed results",
+      params: { name: 'the aggregation (totals, ...)', key: 'the grouping key (the partition key for totals)' },
+      query: {
+        from: { description: 'only windows ending after this RFC 3339 time', schema: { type: 'string', format: 'date-time' } },
+        to: { description: 'only windows starting before this RFC 3339 time', schema: { type: 'string', format: 'date-time' } },
+      },
+      responses: {
+        200: { description: 'the windows of the key, oldest first (none for a key never seen)', content: { 'application/json': WindowResultSchema } },
+        404: { description: 'no aggregation of that name' },
+      },
+    },
   );
 
   http.route(
@@ -135,5 +169,41 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
       );
     },
     'query',
+    {
+      summary: "a key's result as it changes (Server-Sent Events)",
+      description: 'The current result first, then one `data:` line per change, with a comment line as heartbeat (MESH_UPDATES_HEARTBEAT).',
+      params: { name: 'the aggregation', key: 'the grouping key' },
+      responses: {
+        200: { description: 'an event stream of results', content: { 'text/event-stream': { type: 'string' } } },
+        404: { description: 'no aggregation of that name' },
+      },
+    },
   );
 }
+
+const WindowSchema = {
+  type: 'object',
+  required: ['start', 'end', 'closed'],
+  properties: { start: { type: 'string', format: 'date-time' }, end: { type: 'string', format: 'date-time' }, closed: { type: 'boolean' } },
+  additionalProperties: { description: "the aggregation's fields (count and sum for totals)" },
+};
+const WindowResultSchema = {
+  type: 'object',
+  required: ['name', 'key', 'windows'],
+  properties: { name: { type: 'string' }, key: { type: 'string' }, windows: { type: 'array', items: WindowSchema } },
+};
+const KeyPageSchema = {
+  type: 'object',
+  required: ['name', 'keys', 'next'],
+  properties: { name: { type: 'string' }, keys: { type: 'array', items: { type: 'string' } }, next: { type: ['string', 'null'] } },
+};
+const AggregationListSchema = {
+  type: 'object',
+  properties: {
+    aggregations: {
+      type: 'array',
+      items: { type: 'object', properties: { name: { type: 'string' }, window: { type: 'object' }, types: { type: 'array', items: { type: 'string' } } } },
+    },
+    counters: { type: 'object', additionalProperties: { type: 'integer' } },
+  },
+};

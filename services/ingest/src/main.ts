@@ -81,7 +81,13 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
       Object.assign(rateHeaders, rate.headers);
       return rate.ok ? undefined : tooManyRequests(rate);
     };
-  const reply = (res: Parameters<typeof sendJson>[0], answer: AcceptAnswer) => sendJson(res, answer.status, answer.body, answer.headers);
+  // Refusals as problem details (RFC 9457), with ingest's `problems` and limits as members.
+  const reply = (res: Parameters<typeof sendJson>[0], answer: AcceptAnswer, extra: Record<string, string> = {}) => {
+    const headers = { ...extra, ...answer.headers };
+    if (answer.status < 400) return sendJson(res, answer.status, answer.body, headers);
+    const { error, ...members } = answer.body;
+    sendError(res, answer.status, String(error), members, headers);
+  };
 
   http.route(
     'POST',
@@ -130,13 +136,38 @@ async function start(ctx: ServiceContext<IngestConfig>): Promise<RunningService>
             )
           : request.answer;
         httpStats.record(1, performance.now() - started, answer.status >= 400 ? 1 : 0, answer.status >= 400 ? String(answer.body.error) : undefined);
-        sendJson(res, answer.status, answer.body, { ...rateHeaders, ...answer.headers });
+        reply(res, answer, rateHeaders);
       } finally {
         ticket.release();
         inFlight--;
       }
     },
     'ingest',
+    {
+      summary: 'store CloudEvents',
+      description:
+        'One event (structured mode, `application/cloudevents+json` or `application/json`), a batch (`application/cloudevents-batch+json`), NDJSON (`application/x-ndjson`), or binary mode (attributes as `ce-*` headers, the body as data). 202 means every event is stored in JetStream; a refused request stores nothing.',
+      body: {
+        content: {
+          'application/cloudevents+json': CloudEventSchema,
+          'application/cloudevents-batch+json': { type: 'array', items: CloudEventSchema },
+          'application/x-ndjson': { type: 'string', description: 'one CloudEvent per line' },
+        },
+      },
+      responses: {
+        202: {
+          description: 'stored (an event whose source and id were stored before is stored once)',
+          content: { 'application/json': { type: 'object', properties: { accepted: { type: 'integer' }, ids: { type: 'array', items: { type: 'string' } } } } },
+        },
+        400: { description: 'malformed events; `problems` names each event, attribute and problem' },
+        401: { description: 'no or a wrong API key (while keys are on)' },
+        403: { description: 'the key may not send events of this source or type' },
+        413: { description: 'the body is over MESH_MAX_BODY_BYTES' },
+        415: { description: 'a content type ingest does not take' },
+        429: { description: 'over the rate limit; Retry-After says when to come back' },
+        503: { description: 'overloaded or shutting down; retry (Retry-After)' },
+      },
+    },
   );
 
   const sub = nc.subscribe(Subjects.inboundAll, {
@@ -191,3 +222,21 @@ void runService({
   loadConfig: () => loadIngestConfig(),
   start,
 });
+
+/** A CloudEvent as ingest takes it (the full rules are in the README: ids, lengths, the partition key). */
+const CloudEventSchema = {
+  type: 'object',
+  required: ['specversion', 'id', 'source', 'type'],
+  properties: {
+    specversion: { const: '1.0' },
+    id: { type: 'string', minLength: 1 },
+    source: { type: 'string', minLength: 1 },
+    type: { type: 'string', minLength: 1 },
+    time: { type: 'string', format: 'date-time' },
+    subject: { type: 'string' },
+    partitionkey: { type: 'string', description: 'events of one key keep their order; default subject, else source' },
+    datacontenttype: { type: 'string' },
+    data: {},
+  },
+  additionalProperties: { description: 'extension attributes' },
+};

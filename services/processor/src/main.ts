@@ -40,6 +40,10 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
     (_req, res) =>
       sendJson(res, 200, { handlers: [...byName.values()].map((h) => ({ name: h.name, types: h.types, description: h.description ?? '' })), counters }),
     'query',
+    {
+      summary: 'the handlers this instance hosts, and its counters',
+      responses: { 200: { description: 'each handler with the event types it takes; events processed, emitted, failed and retried since start' } },
+    },
   );
 
   const stage = await createStage(ctx, 'processor', async (partition, resume, _ensureLease, { epoch }) => {

@@ -59,7 +59,16 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
   })();
 
   const counters: RouterCounters = { routed: 0, duplicates: 0, dropped: 0, unroutable: 0 };
-  http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }), 'query');
+  http.route('GET', '/v1/routes', (_req, res) => sendJson(res, 200, { counters }), 'query', {
+    summary: "the router's counters: events routed, duplicates dropped, dropped by a rule, unroutable",
+    description: 'The route table itself is in the KV bucket mesh_routes (`npm run mesh -- routes ls`).',
+    responses: {
+      200: {
+        description: 'counters since start',
+        content: { 'application/json': { type: 'object', properties: { counters: { type: 'object', additionalProperties: { type: 'integer' } } } } },
+      },
+    },
+  });
 
   const stage = await createStage(ctx, 'router', async (partition, { ackFloor }, _ensureLease, { epoch }) => {
     const { window, scanned } = await rebuildDedup(js, jsm, partition, config.mesh.duplicateWindow, ackFloor);

@@ -37,7 +37,20 @@ async function start(ctx: ServiceContext<SinkConfig>): Promise<RunningService> {
     retryMaxMs: s.retryMax,
     ackWaitMs: config.consumer.ackWait,
   });
-  http.route('GET', '/v1/sink', (_req, res) => sendJson(res, 200, { postgres: sink.postgresReady, counters: sink.counters }), 'query');
+  http.route('GET', '/v1/sink', (_req, res) => sendJson(res, 200, { postgres: sink.postgresReady, counters: sink.counters }), 'query', {
+    summary: 'whether PostgreSQL takes writes, and what the sink has written',
+    responses: {
+      200: {
+        description: 'PostgreSQL reachable, and counters since start',
+        content: {
+          'application/json': {
+            type: 'object',
+            properties: { postgres: { type: 'boolean' }, counters: { type: 'object', additionalProperties: { type: 'integer' } } },
+          },
+        },
+      },
+    },
+  });
   sink.start();
   return {
     readiness: () => ({ postgres: sink.postgresReady }),
