@@ -44,11 +44,29 @@ describe('createLogger', () => {
     expect(records().map((r) => r.level)).toEqual(written);
   });
 
-  it('writes an Error field as its name and message', () => {
+  it('writes an Error field with its type, message, stack and cause', () => {
     const { log, records } = capture();
-    const err = new TypeError('x is undefined');
+    const err = new TypeError('x is undefined', { cause: new RangeError('index 9 of 3') });
     log.error('handler failed', { error: err, attempt: 2 });
-    expect(records()[0]).toMatchObject({ error: { name: 'TypeError', message: 'x is undefined' }, attempt: 2 });
+    const written = records()[0] as { error: { type: string; message: string; stack: string; cause: { type: string; message: string } }; attempt: number };
+    expect(written).toMatchObject({
+      error: { type: 'TypeError', message: 'x is undefined', cause: { type: 'RangeError', message: 'index 9 of 3' } },
+      attempt: 2,
+    });
+    expect(written.error.stack).toMatch(/^TypeError: x is undefined\n\s+at /);
+  });
+
+  it("keeps a field named time, level or msg beside the record's own, never over it", () => {
+    const { log, records } = capture();
+    log.info('real', { msg: 'fake', level: 'fatal', time: 'then' });
+    expect(records()[0]).toMatchObject({ level: 'info', msg: 'real', field_msg: 'fake', field_level: 'fatal', field_time: 'then' });
+    expect(Date.parse(records()[0].time as string)).not.toBeNaN();
+  });
+
+  it('puts the message before the fields, so a line reads "msg":"...","field":...', () => {
+    const { log, lines } = capture();
+    log.info('http listening', { port: 8080, tls: false });
+    expect(lines[0]).toMatch(/^\{"level":"info","time":"[^"]+","service":"processor","msg":"http listening","port":8080,"tls":false\}\n$/);
   });
 
   it('gives a child the fields of its parent and its own, and the same level', () => {

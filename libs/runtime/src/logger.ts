@@ -1,7 +1,12 @@
-/** Structured JSON logs, one object per line on stdout. */
+/**
+ * Structured JSON logs through pino, one object per line on stdout:
+ * `{"level":"info","time":"<ISO>",<base>,<trace ids>,"msg":...,<fields>}`.
+ * An Error in the fields is written with its type, message, stack and
+ * cause chain. `npm start` renders the lines readably (pino-pretty).
+ */
+import pino, { type Logger as PinoLogger } from 'pino';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export type LogFields = Record<string, unknown>;
 
@@ -13,37 +18,46 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-function errorFields(fields: LogFields | undefined): LogFields | undefined {
-  if (!fields) return fields;
-  const out: LogFields = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? { name: v.name, message: v.message } : v;
+/** Keys of the record itself: a field of the same name is kept under `field_<name>`, never overwriting them. */
+const RESERVED = new Set(['time', 'level', 'msg']);
+
+function record(msg: string, fields: LogFields | undefined): LogFields {
+  // msg first, so a line reads `"msg":"partition opened","partition":3`.
+  const out: LogFields = { msg };
+  if (!fields) return out;
+  for (const [k, v] of Object.entries(fields)) {
+    const key = RESERVED.has(k) ? `field_${k}` : k;
+    out[key] = v instanceof Error ? pino.stdSerializers.errWithCause(v) : v;
+  }
   return out;
 }
 
-/**
- * `dynamic` adds fields at each call (the active trace and span ids, say).
- */
-export function createLogger(
-  base: LogFields,
-  level: LogLevel = 'info',
-  write: (line: string) => void = (l) => process.stdout.write(l),
-  dynamic?: () => LogFields,
-): Logger {
-  const min = RANK[level];
-  const log = (lvl: LogLevel, msg: string, fields?: LogFields) => {
-    if (RANK[lvl] < min) return;
-    const record: LogFields = { time: '', level: lvl, ...base, ...dynamic?.(), msg, ...errorFields(fields) };
-    // A field named time, level or msg must not overwrite the record's own.
-    record.time = new Date().toISOString();
-    record.level = lvl;
-    record.msg = msg;
-    write(`${JSON.stringify(record)}\n`);
-  };
+function wrap(p: PinoLogger): Logger {
   return {
-    debug: (m, f) => log('debug', m, f),
-    info: (m, f) => log('info', m, f),
-    warn: (m, f) => log('warn', m, f),
-    error: (m, f) => log('error', m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, level, write, dynamic),
+    debug: (m, f) => p.debug(record(m, f)),
+    info: (m, f) => p.info(record(m, f)),
+    warn: (m, f) => p.warn(record(m, f)),
+    error: (m, f) => p.error(record(m, f)),
+    child: (fields) => wrap(p.child(fields)),
   };
+}
+
+/**
+ * `write` receives each line (stdout by default, written synchronously so a
+ * line before an exit is never lost); `dynamic` adds fields at each call
+ * (the active trace and span ids, say).
+ */
+export function createLogger(base: LogFields, level: LogLevel = 'info', write?: (line: string) => void, dynamic?: () => LogFields): Logger {
+  const destination = write ? { write } : pino.destination({ fd: 1, sync: true });
+  const p = pino(
+    {
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      ...(dynamic ? { mixin: dynamic } : {}),
+    },
+    destination,
+  );
+  return wrap(p);
 }

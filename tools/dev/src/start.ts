@@ -31,6 +31,7 @@ import { connectNats, credentialsFromEnv, NatsCredentialsError, NatsRefusedError
 import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type NatsServer } from '@mesh/testing';
 import { devSettings, serviceEnv } from './dev-settings';
 import { newApiKey, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
+import { lineRenderer, logFormat } from './log-lines';
 import { hasExited, stopChild } from './stop-child';
 import { watchSources } from './watch-sources';
 
@@ -106,12 +107,15 @@ async function natsAnswers(url: string): Promise<'jetstream' | 'no-jetstream' | 
   }
 }
 
+/** Set first thing in main, where a bad MESH_LOG_FORMAT ends start-up with one line. */
+let renderLine: ReturnType<typeof lineRenderer> = lineRenderer('json', false);
+
 function prefixLines(name: string, stream: NodeJS.ReadableStream, out: NodeJS.WritableStream) {
   let rest = '';
   stream.on('data', (chunk: Buffer) => {
     const lines = (rest + chunk.toString()).split('\n');
     rest = lines.pop() ?? '';
-    for (const line of lines) out.write(`[${name.padEnd(10)}] ${line}\n`);
+    for (const line of lines) out.write(renderLine(name, line));
   });
 }
 
@@ -247,6 +251,7 @@ async function startSecureNats(): Promise<string> {
 }
 
 async function main() {
+  renderLine = lineRenderer(logFormat(process.env, process.stdout.isTTY === true), process.stdout.isTTY === true);
   if (secure) {
     natsUrl = await startSecureNats();
     const key = await newApiKey(secured!, withoutNatsCredentials(serviceEnv(process.env)));
