@@ -56,7 +56,7 @@ describe('docs/asyncapi.yaml', () => {
   });
 
   it('resolves every reference', () => {
-    const refs = [...text.matchAll(/\$ref: '#\/([^']+)'/g)].map((m) => m[1]);
+    const refs = [...text.matchAll(/\$ref: ["']#\/([^"']+)["']/g)].map((m) => m[1]);
     expect(refs.length).toBeGreaterThan(10);
     for (const ref of refs) {
       const target = ref.split('/').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], doc);
