@@ -6,16 +6,20 @@
  */
 import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
 import { isRetryable, PermanentError } from '../errors';
-import type { AnyHandlerDefinition, EmittedEvent } from '../handler';
+import type { AnyHandlerDefinition, EmittedEvent, HandlerContext } from '../handler';
 import type { Logger } from '../logger';
 import { backoffDelay, defaultRetryPolicy, type RetryPolicy } from '../retry';
+import { keyStateOver, type HandlerStateStore, type StateWrite } from './handler-state';
 
-export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
+/** A run; a successful one carries what it wrote to its key's state (`state`), for the caller to apply. */
+export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number; state?: StateWrite } | { ok: false; error: unknown; attempts: number };
 
 export interface RunOptions {
   partition: number;
   log: Logger;
   sleep(ms: number): Promise<void>;
+  /** Where `ctx.state` reads from; without it a handler starts from no state. */
+  state?: HandlerStateStore;
 }
 
 /** Attributes completeEmitted sets itself; any other a handler sets is copied as it is. */
@@ -60,14 +64,29 @@ export async function attemptHandler(
   def: AnyHandlerDefinition,
   event: CloudEvent,
   attempt: number,
-  o: Pick<RunOptions, 'partition' | 'log'>,
+  o: Pick<RunOptions, 'partition' | 'log' | 'state'>,
 ): Promise<HandlerRun> {
   const schemaProblems = def.schema?.problems(event.data) ?? [];
   if (schemaProblems.length > 0) {
     return { ok: false, attempts: attempt, error: new PermanentError(`event data rejected by the schema of '${def.name}': ${schemaProblems.join('; ')}`) };
   }
+  // Made on first use: most handlers keep no state, and this runs per event.
+  let state: ReturnType<typeof keyStateOver> | undefined;
+  const stateOf = () => {
+    const key = partitionKeyOf(event);
+    return o.state ? o.state.attempt(def.name, key) : keyStateOver(def.name, key, () => undefined);
+  };
+  const ctx: HandlerContext = {
+    handler: def.name,
+    partition: o.partition,
+    attempt,
+    log: o.log,
+    get state() {
+      return (state ??= stateOf()).state;
+    },
+  };
   try {
-    const emitted = toList(await def.handle(event, { handler: def.name, partition: o.partition, attempt, log: o.log }));
+    const emitted = toList(await def.handle(event, ctx));
     const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
     for (let i = 0; i < outputs.length; i++) {
       const out = outputs[i];
@@ -80,7 +99,7 @@ export async function attemptHandler(
         return { ok: false, attempts: attempt, error: new PermanentError(`handler '${def.name}' emitted an invalid event: ${text}`) };
       }
     }
-    return { ok: true, outputs, attempts: attempt };
+    return { ok: true, outputs, attempts: attempt, state: state?.write() };
   } catch (err) {
     return { ok: false, error: err, attempts: attempt };
   }
