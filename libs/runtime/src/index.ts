@@ -29,3 +29,5 @@ export type { FaultPointName } from './fault-point';
 export * from './handler-service';
 export { defineStreamHandler } from './stream-handler';
 export type { StreamHandlerDefinition } from './stream-handler';
+export { PartitionWindows, CheckpointChunks, chunkOf } from './window-state';
+export type { WindowCell, WindowResult, Snapshot, SnapshotMeta, SnapshotChunk, WindowOptions } from './window-state';
