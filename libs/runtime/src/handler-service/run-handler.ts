@@ -124,7 +124,7 @@ export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o
     const run = await attemptHandler(def, event, attempt, o);
     if (!retriable(def, run)) return run;
     const delay = backoffDelay(policy, attempt);
-    o.log.debug('handler failed; retrying', { handler: def.name, attempt, delay_ms: delay, error: (run as { error: unknown }).error });
+    o.log.debug('handler failed; retrying', { handler: def.name, id: event.id, attempt, delay_ms: delay, error: (run as { error: unknown }).error });
     await o.sleep(delay);
   }
 }
