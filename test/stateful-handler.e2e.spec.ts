@@ -2,8 +2,10 @@
  * Handler state (`ctx.state`) under SIGKILL, with real processes: while
  * events stream in, the processor kills itself at the fault point
  * `before-ack` (outputs stored, state committed, inputs not acked: the
- * redelivered events must be skipped, not applied again), and is later
- * killed from outside at an arbitrary moment. The handler 'tally' (from
+ * redelivered events must be skipped, not applied again), then at
+ * `before-state-commit` (outputs stored, state not committed: the events
+ * must run again from the old state and emit what they emitted), and is
+ * later killed from outside at an arbitrary moment. The handler 'tally' (from
  * MESH_HANDLER_MODULES) keeps a count and a sum per key and emits both with
  * each event. At the end, every key's state and every emitted running total
  * must be exactly those of a run in which each event ran once, in order.
@@ -21,7 +23,7 @@ import { waitUntilDrained } from './support/mesh-state';
 const P = 16;
 const KEYS = 24;
 const PER_KEY = 50;
-const PER_REQUEST = 40;
+const PER_REQUEST = 30;
 const FaultPointMessage = 'fault point reached; killing this process';
 
 const TALLY = `'use strict';
@@ -78,48 +80,59 @@ describe('a stateful handler under SIGKILL', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('keeps every key state exactly as if each event ran once, across a kill between the state commit and the ack and a kill from outside', async () => {
+  it('keeps every key state exactly as if each event ran once, across kills between the state commit and the ack, between the outputs and the state commit, and from outside', async () => {
     const armed = await startService('processor', env({ MESH_TEST_FAULT: 'before-ack:6', MESH_INSTANCE_ID: 'processor-armed' }));
     procs.push(armed);
 
+    // Round by round, every key gets its next events: each request holds many keys, each key many requests.
+    const all: CloudEvent[] = [];
+    for (let n = 0; n < PER_KEY; n++)
+      for (let k = 0; k < KEYS; k++)
+        all.push({
+          specversion: '1.0',
+          id: `${keyOf(k)}#${n}`,
+          source: 'test://tally',
+          type: 'tally.add',
+          partitionkey: keyOf(k),
+          data: { n, amount: amountOf(k, n) },
+        });
     let sent = 0;
-    const total = KEYS * PER_KEY;
-    const produce = (async () => {
-      // Round by round, every key gets its next events: each request holds many keys, each key many requests.
-      const all: CloudEvent[] = [];
-      for (let n = 0; n < PER_KEY; n++)
-        for (let k = 0; k < KEYS; k++)
-          all.push({
-            specversion: '1.0',
-            id: `${keyOf(k)}#${n}`,
-            source: 'test://tally',
-            type: 'tally.add',
-            partitionkey: keyOf(k),
-            data: { n, amount: amountOf(k, n) },
-          });
-      for (let i = 0; i < all.length; i += PER_REQUEST) {
-        await postEvents(ingest, all.slice(i, i + PER_REQUEST), 'batch', 120_000);
-        sent += Math.min(PER_REQUEST, all.length - i);
-        await new Promise((r) => setTimeout(r, 40));
+    /** Post all[from, to) in requests of PER_REQUEST; `midway` runs once half of them are sent. */
+    const send = async (from: number, to: number, midway?: () => Promise<void>) => {
+      let mid: Promise<void> | undefined;
+      for (let i = from; i < to; i += PER_REQUEST) {
+        await postEvents(ingest, all.slice(i, Math.min(to, i + PER_REQUEST)), 'batch', 120_000);
+        sent += Math.min(to, i + PER_REQUEST) - i;
+        if (midway && !mid && i + PER_REQUEST >= (from + to) / 2) mid = midway();
+        await new Promise((r) => setTimeout(r, 50));
       }
-    })();
+      await mid;
+    };
+    const killedAt = async (p: ServiceProcess, point: string) => {
+      await p.exited();
+      const [line] = logRecords(p.output(), FaultPointMessage);
+      expect({ signal: p.exitSignal(), point: line?.point, stage: line?.stage }).toEqual({ signal: 'SIGKILL', point, stage: 'processor' });
+    };
+    // Each phase sends a third of the events while the processor it has dies in the middle of them.
+    const third = Math.ceil(all.length / 3 / PER_REQUEST) * PER_REQUEST;
 
-    // 1. It kills itself after a batch's state is committed, before the batch is acked.
-    await armed.exited();
-    const [line] = logRecords(armed.output(), FaultPointMessage);
-    expect({ signal: armed.exitSignal(), point: line?.point, stage: line?.stage }).toEqual({ signal: 'SIGKILL', point: 'before-ack', stage: 'processor' });
-    expect(sent).toBeLessThan(total);
+    // 1. It kills itself after a batch's state is committed, before the batch is acked: the batch's events must be skipped.
+    await Promise.all([send(0, third), killedAt(armed, 'before-ack')]);
+    // 2. The next one kills itself after a batch's outputs are stored, before its state is committed: they must run again from the old state.
+    // Not waited for: it may reach the point on the backlog before it is ready.
+    const armedAgain = await startService('processor', env({ MESH_TEST_FAULT: 'before-state-commit:3', MESH_INSTANCE_ID: 'processor-armed-again' }), {
+      waitReady: false,
+    });
+    procs.push(armedAgain);
+    await Promise.all([send(third, 2 * third), killedAt(armedAgain, 'before-state-commit')]);
+    // 3. Killed from outside, wherever it is, halfway through the last third.
     const second = await startService('processor', env({ MESH_INSTANCE_ID: 'processor-second' }));
     procs.push(second);
-
-    // 2. Killed from outside, wherever it is.
-    const half = sent;
-    while (sent < Math.min(total, half + total / 4)) await new Promise((r) => setTimeout(r, 20));
-    await second.kill();
-    procs.push(await startService('processor', env({ MESH_INSTANCE_ID: 'processor-third' })));
-
-    await produce;
-    expect(sent).toBe(total);
+    await send(2 * third, all.length, async () => {
+      await second.kill();
+      procs.push(await startService('processor', env({ MESH_INSTANCE_ID: 'processor-third' })));
+    });
+    expect(sent).toBe(all.length);
     expect(await waitUntilDrained(server.url, P, 120_000)).toBe(true);
 
     // Every emitted running total: per key, exactly one per event, in order, from a state that saw each event once.

@@ -40,6 +40,7 @@ import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import type { AnyHandlerDefinition } from '../handler';
 import { deadLetter, errorMessage } from '../dead-letter';
 import { endEventSpan, startEventSpan } from '../event-spans';
+import { faultPoint } from '../fault-point';
 import type { Logger } from '../logger';
 import { backoffDelay } from '../retry';
 import type { Disposition, InputEnvelope, PartitionWorker, Resume } from '../stage-runner';
@@ -303,6 +304,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
         for (const span of spans) endEventSpan(span);
       }
       // After the outputs: a key's state never says an event was applied before its outputs are stored.
+      if (d.state?.changed) faultPoint('before-state-commit', { stage: 'processor', partition: d.partition, seqs: batch.map((env) => env.seq) });
       await d.state?.commit();
       return dispositions;
     },
