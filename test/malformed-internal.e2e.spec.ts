@@ -239,7 +239,7 @@ describe('malformed messages on internal subjects', () => {
       expect.objectContaining({
         [Headers.stage]: 'processor',
         [Headers.handler]: 'no-such-handler',
-        [Headers.error]: "no handler named 'no-such-handler' in this processor; it has: orders, payments-by-customer",
+        [Headers.error]: "no handler named 'no-such-handler' in this processor; it has: orders, payments-by-customer, fraud-score, shipping-quote",
         [Headers.attempts]: '1',
         [Headers.originalStream]: Streams.routed,
         [Headers.originalSequence]: String(ack.seq),

@@ -338,6 +338,8 @@ export const FaultPointNames = [
   'handover',
   /** Aggregator: the checkpoint of a batch is written; its results in mesh_aggregates are not. */
   'after-checkpoint',
+  /** Processor: a batch's outputs are stored; the handler state it changed is not committed. */
+  'before-state-commit',
 ] as const;
 
 /** Test only: never set in production, where the default (empty) turns every fault point into a no-op. */

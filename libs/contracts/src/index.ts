@@ -8,6 +8,7 @@ export {
   checkpointKey,
   checkpointPrefix,
   retryRecordPrefix,
+  handlerStatePrefix,
   PartitionCountKey,
   RouteKeyPrefix,
   SinkConsumer,

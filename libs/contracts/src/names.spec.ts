@@ -1,4 +1,4 @@
-import { checkpointKey, consumerName, retryRecordPrefix } from './names';
+import { checkpointKey, consumerName, handlerStatePrefix, retryRecordPrefix } from './names';
 
 describe('names in the JetStream layout', () => {
   it('names consumers and checkpoint keys with two-digit partitions, as the README documents', () => {
@@ -9,5 +9,10 @@ describe('names in the JetStream layout', () => {
   it('keys the processor retry records of a partition under processor.pNN.retry.<seq>', () => {
     expect(retryRecordPrefix(3)).toBe('processor.p03.retry.');
     expect(`${retryRecordPrefix(15)}42`).toBe('processor.p15.retry.42');
+  });
+
+  it('keys the handler state of a partition under <service>.pNN.state.', () => {
+    expect(handlerStatePrefix(3)).toBe('processor.p03.state.');
+    expect(handlerStatePrefix(12, 'billing')).toBe('billing.p12.state.');
   });
 });

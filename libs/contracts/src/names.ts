@@ -69,6 +69,16 @@ export function retryRecordPrefix(partition: number): string {
 }
 
 /**
+ * Prefix of the keys in `mesh_checkpoints` holding the handler state
+ * (`ctx.state`) of one partition of a service that hosts handlers:
+ * `processor.p03.state.<handler>.<key>`. `service` is the stage name of that
+ * service (its checkpoint prefix), `processor` for the processor.
+ */
+export function handlerStatePrefix(partition: number, service: string = 'processor'): string {
+  return `${service}.p${String(partition).padStart(2, '0')}.state.`;
+}
+
+/**
  * Key prefixes in `mesh_routes`: `handler.<name>` is written by the service
  * hosting the handler (its declared types), `rule.<name>` by operators.
  */

@@ -6,8 +6,10 @@
  * Ordering: events of one partition key reach a handler one at a time, in
  * stream order; different keys may run concurrently.
  * Delivery: effectively once. A handler may be called again for an event it
- * already saw (after a crash), so it must be a pure function of the event,
- * and what it emits is deduplicated downstream by ids derived from the input.
+ * already saw (after a crash), so it must be a pure function of the event
+ * and its key's state (`ctx.state`), and what it emits is deduplicated
+ * downstream by ids derived from the input. State kept through `ctx.state`
+ * is exact: after a crash and a replay it is as if each event ran once.
  */
 import { typeMatches, typePatternProblem, type CloudEvent } from '@mesh/contracts';
 import { DefinitionError, DuplicateNameError } from './errors';
@@ -34,12 +36,31 @@ export interface EmittedEvent {
 
 export type HandlerOutput = EmittedEvent | readonly EmittedEvent[] | null | undefined | void;
 
+/**
+ * The state a handler keeps for the event's partition key: one JSON value
+ * per handler and key, checkpointed with the partition's commit (see
+ * handler-service/handler-state.ts). Writes count only if the handler
+ * returns normally; a throw (retry or dead letter) leaves the state as it was.
+ */
+export interface KeyState {
+  /** The partition key this state belongs to. */
+  readonly key: string;
+  /** The value (a fresh copy: mutating it changes nothing until `set`), or undefined when none was set. */
+  get<T = unknown>(): T | undefined;
+  /** Replace the value; it must be JSON, at most MaxStateBytes characters of it, or this throws a PermanentError. */
+  set(value: unknown): void;
+  /** Remove the value: `get()` gives undefined again. */
+  delete(): void;
+}
+
 export interface HandlerContext {
   readonly handler: string;
   readonly partition: number;
   /** 1 on the first try, then 2, 3, ... while retrying. */
   readonly attempt: number;
   readonly log: Logger;
+  /** This handler's state for the event's partition key. */
+  readonly state: KeyState;
 }
 
 export interface HandlerDefinition<T = unknown> {

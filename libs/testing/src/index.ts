@@ -12,3 +12,7 @@ export type { SecureNats, SecureIdentity } from './secure-nats';
 export { createTestDatabase, startPrivatePostgres, postgresBinDir, withDatabase, TestPostgresUrl } from './postgres';
 export type { TestDatabase, PrivatePostgres } from './postgres';
 export { readStreamEvents, seqsByKey, leaseOwner } from './stream-reads';
+export { createHandlerHarness } from './handler-harness/handler-harness';
+export type { HandlerHarness, HandlerHarnessOptions, HarnessEvent, HarnessRetry, HarnessDeadLetter, SendOptions } from './handler-harness/handler-harness';
+export { MemoryCheckpoints, MemoryStreams, WrongRevisionError } from './handler-harness/memory-jetstream';
+export type { StoredMessage } from './handler-harness/memory-jetstream';

@@ -16,12 +16,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey } from '@mesh/contracts';
-import { sendError, sendJson, type AggregationDefinition, type HttpApp } from '@mesh/runtime';
+import { sendError, sendJson, type AggregationDefinition, type HttpApp, type WindowResult } from '@mesh/runtime';
 import type { AggregatorCounters } from './aggregator-worker';
 import { keyPage } from './key-pages';
 import { overlaps, parseNoParams, parsePageQuery, parseTimeRange, QueryParamError } from './query-params';
 import { streamResultUpdates } from './result-updates';
-import type { WindowResult } from './window-state';
 
 export interface AggregateRoutesDeps {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

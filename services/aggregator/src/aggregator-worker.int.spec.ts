@@ -4,11 +4,10 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, encodeEnvelope } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
-import type { InputEnvelope } from '@mesh/runtime';
+import { chunkOf, PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
-import { chunkOf, PartitionWindows } from './window-state';
 
 const time = '2026-01-05T10:00:30.000Z';
 

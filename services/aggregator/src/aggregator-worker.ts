@@ -9,11 +9,10 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { aggregateKvKey, encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
-import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWorker } from '@mesh/runtime';
+import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWindows, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
-import type { PartitionWindows } from './window-state';
 
 export interface AggregatorCounters {
   applied: number;

@@ -24,7 +24,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { checkpointKey } from '@mesh/contracts';
-import { CheckpointChunks, type PartitionWindows, type Snapshot, type SnapshotChunk, type SnapshotMeta } from './window-state';
+import { CheckpointChunks, type PartitionWindows, type Snapshot, type SnapshotChunk, type SnapshotMeta } from '@mesh/runtime';
 
 /** Above this size (JSON characters) the state is checkpointed in chunks. */
 export const InlineMaxBytes = 256 * 1024;

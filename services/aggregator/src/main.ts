@@ -7,13 +7,12 @@
  */
 import { Kvm } from '@nats-io/kv';
 import { Buckets, ServiceNeeds } from '@mesh/contracts';
-import { createStage, registry, runService, type RunningService, type ServiceContext } from '@mesh/runtime';
+import { createStage, PartitionWindows, registry, runService, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { aggregateRoutes } from './aggregate-routes';
 import { aggregations as builtIn } from './aggregations';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import { loadAggregatorConfig, type AggregatorConfig } from './config';
 import { loadAggregationModules } from './load-aggregation-modules';
-import { PartitionWindows } from './window-state';
 
 async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningService> {
   const { config, nc, js, http } = ctx;

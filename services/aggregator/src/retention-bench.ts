@@ -26,10 +26,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { checkpointKey, kvStream, type CloudEvent } from '@mesh/contracts';
 import { parseDuration } from '@mesh/config';
-import type { InputEnvelope } from '@mesh/runtime';
+import { PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
-import { PartitionWindows } from './window-state';
 
 const MINUTE = 60_000;
 const T0 = Date.parse('2026-03-02T00:00:00.000Z');

@@ -19,12 +19,11 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, type CloudEvent } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
-import type { InputEnvelope } from '@mesh/runtime';
+import { PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
 import type { RetentionReport, RetentionSample } from './retention-bench';
-import { PartitionWindows } from './window-state';
 
 /** Built by `npm run build` (as the e2e tests need the services' dist). */
 const BenchJs = join(__dirname, '..', 'dist', 'retention-bench.js');

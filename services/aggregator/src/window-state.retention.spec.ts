@@ -6,7 +6,7 @@
  */
 import type { CloudEvent } from '@mesh/contracts';
 import totals from './aggregations/totals.aggregation';
-import { CheckpointChunks, chunkOf, PartitionWindows, type SnapshotChunk, type WindowOptions } from './window-state';
+import { CheckpointChunks, chunkOf, PartitionWindows, type SnapshotChunk, type WindowOptions } from '@mesh/runtime';
 
 const MINUTE = 60_000;
 const T0 = Date.parse('2026-02-01T10:00:00.000Z');

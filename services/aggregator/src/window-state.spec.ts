@@ -1,5 +1,4 @@
 import type { CloudEvent } from '@mesh/contracts';
-import { defineAggregation } from '@mesh/runtime';
 import totals from './aggregations/totals.aggregation';
 import {
   CheckpointChunks,
@@ -10,7 +9,8 @@ import {
   type SnapshotMeta,
   type WindowOptions,
   type WindowResult,
-} from './window-state';
+  defineAggregation,
+} from '@mesh/runtime';
 
 const MINUTE = 60_000;
 const T0 = Date.parse('2026-02-01T10:00:00.000Z');

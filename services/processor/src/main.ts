@@ -5,9 +5,10 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, RouteKeyPrefix, ServiceNeeds } from '@mesh/contracts';
+import { Buckets, handlerStatePrefix, RouteKeyPrefix, ServiceNeeds } from '@mesh/contracts';
 import {
   createStage,
+  HandlerStateStore,
   loadHandlerModules,
   processorWorker,
   registry,
@@ -49,6 +50,8 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
   const stage = await createStage(ctx, 'processor', async (partition, resume, _ensureLease, { epoch }) => {
     const ledger = await RetryLedger.load(checkpoints, jsm, partition, resume.ackFloor);
     if (ledger.size() > 0) log.info('partition has events waiting for a retry', { partition, envelopes: ledger.size() });
+    const state = await HandlerStateStore.load(checkpoints, jsm, handlerStatePrefix(partition));
+    if (state.size() > 0) log.info('partition has handler state', { partition, keys: state.size() });
     return processorWorker({
       js,
       partition,
@@ -63,6 +66,7 @@ async function start(ctx: ServiceContext<ProcessorConfig>): Promise<RunningServi
       epoch,
       log,
       metrics: ctx.metrics,
+      state,
     });
   });
   await stage.start();

@@ -136,7 +136,7 @@ function planLines(args: ReplayArgs, plan: Plan): string[] {
   }
   for (const stage of Stages)
     lines.push(
-      `purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'processor' ? ' (checkpoints and retry records)' : stage === 'aggregator' ? ' (checkpoints and their chunks)' : ''}`,
+      `purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'processor' ? ' (retry records and handler state)' : stage === 'aggregator' ? ' (checkpoints and their chunks)' : ''}`,
     );
   lines.push(`purge ${Buckets.aggregates}: ${plan.results} result(s)${args.from === 'beginning' ? '' : `; windows before ${args.from} are not rebuilt`}`);
   lines.push(`resume: outputs of the replay carry message ids e${plan.epoch}:...; ${Streams.aggregates} and ${Streams.dlq} are kept`);

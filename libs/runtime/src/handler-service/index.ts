@@ -5,3 +5,5 @@ export type { WaitingEvent } from './retry-ledger';
 export { runHandler, attemptHandler, completeEmitted } from './run-handler';
 export type { HandlerRun, RunOptions } from './run-handler';
 export { loadHandlerModules } from './load-handler-modules';
+export { HandlerStateStore, MaxStateBytes, StateTooLargeError, StateNotJsonError, keyStateOver } from './handler-state';
+export type { StatePosition, StateWrite, StateBucket, StateListing } from './handler-state';

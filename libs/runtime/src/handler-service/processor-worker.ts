@@ -16,6 +16,12 @@
  * envelope that may have been handled whole before (a redelivery with no
  * record) may already have its whole-envelope ids stored, so it cannot be
  * split now.
+ *
+ * Handler state (`ctx.state`, see HandlerStateStore) is written after the
+ * outputs are stored and before the runner acks. An event its key's state
+ * has applied already is skipped; an envelope not split with such an event
+ * was published whole before, so none of its outputs is published again
+ * (its other events still run, for their keys' state).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
@@ -34,12 +40,14 @@ import { publishAll, type EnvelopeOut } from '@mesh/messaging';
 import type { AnyHandlerDefinition } from '../handler';
 import { deadLetter, errorMessage } from '../dead-letter';
 import { endEventSpan, startEventSpan } from '../event-spans';
+import { faultPoint } from '../fault-point';
 import type { Logger } from '../logger';
 import { backoffDelay } from '../retry';
 import type { Disposition, InputEnvelope, PartitionWorker, Resume } from '../stage-runner';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
 import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
+import type { HandlerStateStore } from './handler-state';
 import type { RetryLedger, WaitingEvent } from './retry-ledger';
 import { attemptHandler, retriable, retryPolicy, runHandler, type HandlerRun } from './run-handler';
 
@@ -74,6 +82,10 @@ export interface ProcessorWorkerDeps {
   epoch?: number;
   log: Logger;
   metrics?: MetricsRegistry;
+  /** The partition's handler state (`ctx.state`), loaded when the partition was opened. */
+  state?: HandlerStateStore;
+  /** Time and waiting; a test harness gives a clock it controls. Default: the system's. */
+  clock?: { now(): number; sleep(ms: number): Promise<void> };
 }
 
 /** A waiting event queued behind another of its key comes back this long after it. */
@@ -97,10 +109,11 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
   const log = d.log.child({ partition: d.partition });
   const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
   const handlerOf = (item: Item) => d.handlers.get(item.handler);
+  const clock = d.clock ?? { now: () => Date.now(), sleep };
 
   return {
     async handle(batch: InputEnvelope[]) {
-      const now = Date.now();
+      const now = clock.now();
       const inBatch = new Set(batch.map((env) => env.seq));
       const items: Item[] = [];
       // Whether an envelope may be split if one of its events must wait: it is
@@ -128,6 +141,8 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       });
 
       const outcomes: Outcome[] = new Array(items.length);
+      // Envelopes with an event their key's state applied already (a replay).
+      const replayed: boolean[] = batch.map(() => false);
       const spans: (Span | undefined)[] = new Array(items.length);
 
       // Per-key lanes: one lane per key, its events in order; keys run
@@ -147,6 +162,11 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           const env = batch[item.env];
           const before = d.ledger.waiting(env.seq, item.index);
           const attempts = before?.attempts ?? 0;
+          if (d.state?.applied(item.handler, item.key, { seq: env.seq, index: item.index })) {
+            replayed[item.env] = true;
+            outcomes[k] = { kind: 'done', run: { ok: true, outputs: [], attempts } };
+            continue;
+          }
           if (!held && d.ledger.heldBackBy(item.key, env.seq, item.index, inBatch)) held = true;
           if (!held && before && before.notBefore > now) held = true;
           if (held) {
@@ -166,7 +186,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             outcomes[k] = { kind: 'done', run: { ok: false, attempts: attempts + 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) } };
             continue;
           }
-          const options = { partition: d.partition, log, sleep };
+          const options = { partition: d.partition, log, sleep: clock.sleep, state: d.state };
           let run = await attemptHandler(def, item.event, attempts + 1, options);
           if (retriable(def, run)) {
             const delay = backoffDelay(retryPolicy(def), run.attempts);
@@ -182,14 +202,15 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             if (splittable[item.env]) {
               endEventSpan(spans[k], (run as { error: unknown }).error);
               spans[k] = undefined;
-              outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts: run.attempts, notBefore: Date.now() + delay } };
+              outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts: run.attempts, notBefore: clock.now() + delay } };
               held = true;
               continue;
             }
-            await sleep(delay);
+            await clock.sleep(delay);
             run = await runHandler(def, item.event, options, run.attempts + 1);
           }
           outcomes[k] = { kind: 'done', run };
+          if (run.ok && run.state) d.state?.apply(def.name, item.key, run.state, { seq: env.seq, index: item.index });
         }
       };
       await lastValueFrom(
@@ -246,6 +267,8 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             continue;
           }
           d.counters.processed++;
+          // Published whole before (see the file's opening).
+          if (replayed[e] && !split[e]) continue;
           if (r.outputs.length > 0) emittedBy.set(item.handler, (emittedBy.get(item.handler) ?? 0) + r.outputs.length);
           for (const out of r.outputs) {
             const p = partitionOf(partitionKeyOf(out), d.partitions);
@@ -271,7 +294,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
             });
           });
         }
-        if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, Date.now()) });
+        if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, clock.now()) });
         else if (split[e]) dispositions.set(env.seq, { kind: 'ack-confirmed' });
       });
       for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage: 'processor', handler });
@@ -280,6 +303,9 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       } finally {
         for (const span of spans) endEventSpan(span);
       }
+      // After the outputs: a key's state never says an event was applied before its outputs are stored.
+      if (d.state?.changed) faultPoint('before-state-commit', { stage: 'processor', partition: d.partition, seqs: batch.map((env) => env.seq) });
+      await d.state?.commit();
       return dispositions;
     },
 

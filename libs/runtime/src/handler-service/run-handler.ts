@@ -6,17 +6,21 @@
  */
 import { MaxPartitionKeyLength, MaxTypeLength, partitionKeyOf, validateEvent, type CloudEvent } from '@mesh/contracts';
 import { isRetryable, PermanentError } from '../errors';
-import type { AnyHandlerDefinition, EmittedEvent } from '../handler';
+import type { AnyHandlerDefinition, EmittedEvent, HandlerContext } from '../handler';
 import type { Logger } from '../logger';
 import { backoffDelay, defaultRetryPolicy, type RetryPolicy } from '../retry';
 import { checkData, type DataCheck } from '../schema';
+import { keyStateOver, type HandlerStateStore, type StateWrite } from './handler-state';
 
-export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number } | { ok: false; error: unknown; attempts: number };
+/** A run; a successful one carries what it wrote to its key's state (`state`), for the caller to apply. */
+export type HandlerRun = { ok: true; outputs: CloudEvent[]; attempts: number; state?: StateWrite } | { ok: false; error: unknown; attempts: number };
 
 export interface RunOptions {
   partition: number;
   log: Logger;
   sleep(ms: number): Promise<void>;
+  /** Where `ctx.state` reads from; without it a handler starts from no state. */
+  state?: HandlerStateStore;
 }
 
 /** Attributes completeEmitted sets itself; any other a handler sets is copied as it is. */
@@ -61,7 +65,7 @@ export async function attemptHandler(
   def: AnyHandlerDefinition,
   event: CloudEvent,
   attempt: number,
-  o: Pick<RunOptions, 'partition' | 'log'>,
+  o: Pick<RunOptions, 'partition' | 'log' | 'state'>,
 ): Promise<HandlerRun> {
   let input = event;
   if (def.schema) {
@@ -77,8 +81,23 @@ export async function attemptHandler(
     }
     if (check.data !== event.data) input = { ...event, data: check.data };
   }
+  // Made on first use: most handlers keep no state, and this runs per event.
+  let state: ReturnType<typeof keyStateOver> | undefined;
+  const stateOf = () => {
+    const key = partitionKeyOf(event);
+    return o.state ? o.state.attempt(def.name, key) : keyStateOver(def.name, key, () => undefined);
+  };
+  const ctx: HandlerContext = {
+    handler: def.name,
+    partition: o.partition,
+    attempt,
+    log: o.log,
+    get state() {
+      return (state ??= stateOf()).state;
+    },
+  };
   try {
-    const emitted = toList(await def.handle(input, { handler: def.name, partition: o.partition, attempt, log: o.log }));
+    const emitted = toList(await def.handle(input, ctx));
     const outputs = emitted.map((e, i) => completeEmitted(def.name, event, e, i));
     for (let i = 0; i < outputs.length; i++) {
       const out = outputs[i];
@@ -91,7 +110,7 @@ export async function attemptHandler(
         return { ok: false, attempts: attempt, error: new PermanentError(`handler '${def.name}' emitted an invalid event: ${text}`) };
       }
     }
-    return { ok: true, outputs, attempts: attempt };
+    return { ok: true, outputs, attempts: attempt, state: state?.write() };
   } catch (err) {
     return { ok: false, error: err, attempts: attempt };
   }
@@ -116,7 +135,7 @@ export async function runHandler(def: AnyHandlerDefinition, event: CloudEvent, o
     const run = await attemptHandler(def, event, attempt, o);
     if (!retriable(def, run)) return run;
     const delay = backoffDelay(policy, attempt);
-    o.log.debug('handler failed; retrying', { handler: def.name, attempt, delay_ms: delay, error: (run as { error: unknown }).error });
+    o.log.debug('handler failed; retrying', { handler: def.name, id: event.id, attempt, delay_ms: delay, error: (run as { error: unknown }).error });
     await o.sleep(delay);
   }
 }

@@ -27,10 +27,14 @@ describe('the handler generator', () => {
     expect(handler).toContain("name: 'fraud-check',");
     expect(handler).toContain("types: ['payment.made', 'payment.retried'],");
     expect(handler).toContain("return { type: 'payment.checked'");
-    expect(tree.files.get(`${HandlersDir}/fraud-check.handler.spec.ts`)).toContain("import fraudCheck from './fraud-check.handler';");
+    const spec = tree.files.get(`${HandlersDir}/fraud-check.handler.spec.ts`)!;
+    expect(spec).toContain("import fraudCheck from './fraud-check.handler';");
+    // Its test runs through the test kit.
+    expect(spec).toContain("import { createHandlerHarness } from '@mesh/testing';");
+    expect(spec).toContain('createHandlerHarness({ handlers: [fraudCheck] })');
     const index = tree.files.get(`${HandlersDir}/index.ts`)!;
     expect(index).toContain("import fraudCheck from './fraud-check.handler';");
-    expect(index).toMatch(/= \[orders, paymentsByCustomer, fraudCheck\];/);
+    expect(index).toMatch(/= \[orders, paymentsByCustomer, fraudScore, shippingQuote, fraudCheck\];/);
   });
 
   it('defaults the types to <name>.requested and the output to <name>.done', () => {

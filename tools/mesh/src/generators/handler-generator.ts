@@ -66,31 +66,32 @@ export default defineHandler({
 
 function specFile(name: string, types: string[], emits: string): string {
   const example = types[0].replace(/\*/g, 'example').replace(/>/g, 'example');
-  return `import type { CloudEvent } from '@mesh/contracts';
-import { createLogger, handlerTakes, PermanentError, runHandler } from '@mesh/runtime';
-import ${camel(name)} from './${name}.handler';
+  const id = camel(name);
+  return `// Through the test kit (@mesh/testing): the processor's own worker, in memory, on a clock the test moves.
+import { Headers } from '@mesh/contracts';
+import { handlerTakes } from '@mesh/runtime';
+import { createHandlerHarness } from '@mesh/testing';
+import ${id} from './${name}.handler';
 
-const options = { partition: 0, log: createLogger({}, 'error', () => {}), sleep: async () => {} };
-
-function event(data: unknown): CloudEvent {
-  return { specversion: '1.0', id: 'e-1', source: 'test', type: '${example}', time: '2026-02-01T10:00:00Z', data };
-}
+const event = (data: unknown) => ({ type: '${example}', partitionkey: 'key-1', data });
 
 describe('${name} handler', () => {
   it('takes ${example}', () => {
-    expect(handlerTakes(${camel(name)}, '${example}')).toBe(true);
+    expect(handlerTakes(${id}, '${example}')).toBe(true);
   });
 
   it('emits ${emits} with the data', async () => {
-    const run = await runHandler(${camel(name)}, event({ id: 'x-1', amount: 3 }), options);
-    expect(run.ok && run.outputs.map((o) => [o.type, o.data])).toEqual([['${emits}', { id: 'x-1', amount: 3 }]]);
+    const mesh = createHandlerHarness({ handlers: [${id}] });
+    await mesh.send(event({ id: 'x-1', amount: 3 }));
+    expect(mesh.emitted().map((o) => [o.type, o.data])).toEqual([['${emits}', { id: 'x-1', amount: 3 }]]);
   });
 
   it('dead-letters a negative amount at once', async () => {
-    const run = await runHandler(${camel(name)}, event({ id: 'x-1', amount: -1 }), options);
-    expect(run.ok).toBe(false);
-    expect(!run.ok && run.error).toBeInstanceOf(PermanentError);
-    expect(run.attempts).toBe(1);
+    const mesh = createHandlerHarness({ handlers: [${id}] });
+    await mesh.send(event({ id: 'x-1', amount: -1 }));
+    expect(mesh.retries()).toEqual([]);
+    expect(mesh.deadLetters().map((d) => [d.headers[Headers.errorKind], d.headers[Headers.attempts]])).toEqual([['PermanentError', '1']]);
+    expect(mesh.emitted()).toEqual([]);
   });
 });
 `;

@@ -4,7 +4,7 @@
  * close what is due), and states the sessions that result.
  */
 import type { CloudEvent } from '@mesh/contracts';
-import { defineAggregation } from '@mesh/runtime';
+import { defineAggregation } from './aggregation';
 import { PartitionWindows, type WindowResult } from './window-state';
 
 const T0 = Date.parse('2026-02-01T10:00:00.000Z');

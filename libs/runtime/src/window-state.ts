@@ -21,7 +21,7 @@
  * restored from a checkpoint and fed the same events again is the same.
  */
 import { eventTimeMs, fnv1a32, partitionKeyOf, typeMatches, type CloudEvent } from '@mesh/contracts';
-import type { AggregationDefinition } from '@mesh/runtime';
+import type { AggregationDefinition } from './aggregation';
 
 type Acc = Record<string, unknown>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
