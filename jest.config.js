@@ -9,6 +9,7 @@ module.exports = {
     '<rootDir>/libs/runtime',
     '<rootDir>/libs/testing',
     '<rootDir>/libs/telemetry',
+    '<rootDir>/libs/operations',
     '<rootDir>/services/ingest',
     '<rootDir>/services/router',
     '<rootDir>/services/processor',
