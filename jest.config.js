@@ -15,6 +15,7 @@ module.exports = {
     '<rootDir>/services/processor',
     '<rootDir>/services/aggregator',
     '<rootDir>/services/sink',
+    '<rootDir>/services/console',
     '<rootDir>/tools/mesh',
     '<rootDir>/tools/dev',
     '<rootDir>/test',
