@@ -322,7 +322,7 @@ function consoleService(): ServicePermissions {
       ...readBucket(Buckets.aggregates, 'an aggregation key, watched live'),
       { subject: JsApi.streamMsgGet(kvStream(Buckets.checkpoints)), why: 'read the partition count' },
       { subject: '$SRV.PING', why: 'NATS service discovery: find every instance' },
-      { subject: '$SRV.STATS', why: 'NATS service discovery: every instance\'s counts' },
+      { subject: '$SRV.STATS', why: "NATS service discovery: every instance's counts" },
     ],
     subscribe: [
       ...base.subscribe,

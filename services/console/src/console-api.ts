@@ -111,7 +111,8 @@ export interface DeadLetterFilter {
 function parseTime(name: string, text: string | null): Date | undefined {
   if (text === null || text === '') return undefined;
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw new InvalidRequestError(`${name} = ${JSON.stringify(text)} is not a time; give an ISO 8601 time such as 2026-01-31T12:00:00Z`);
+  if (Number.isNaN(d.getTime()))
+    throw new InvalidRequestError(`${name} = ${JSON.stringify(text)} is not a time; give an ISO 8601 time such as 2026-01-31T12:00:00Z`);
   return d;
 }
 
@@ -140,12 +141,17 @@ export function matchesFilter(d: DeadLetterRecord, f: DeadLetterFilter): boolean
 function whole(name: string, text: string | null, min: number, max: number, fallback: number): number {
   if (text === null || text === '') return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidRequestError(`${name} = ${JSON.stringify(text)} is invalid; give a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new InvalidRequestError(`${name} = ${JSON.stringify(text)} is invalid; give a whole number from ${min} to ${max}`);
   return n;
 }
 
 /** Dead letters matching the filter, oldest first, reading at most MaxScanned (up to `upToSeq` when given). */
-async function findDeadLetters(ctx: MeshContext, f: DeadLetterFilter, upToSeq?: number): Promise<{ letters: DeadLetterRecord[]; scanned: number; more: boolean }> {
+async function findDeadLetters(
+  ctx: MeshContext,
+  f: DeadLetterFilter,
+  upToSeq?: number,
+): Promise<{ letters: DeadLetterRecord[]; scanned: number; more: boolean }> {
   const { letters, matching } = await readDeadLetters(ctx, { filter: dlqFilter(f.stage), limit: MaxScanned, upToSeq });
   return { letters: letters.filter((d) => matchesFilter(d, f)), scanned: letters.length, more: matching > letters.length };
 }
@@ -172,7 +178,9 @@ function detail(d: DeadLetterRecord) {
 
 function seqList(value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MaxScanned || !value.every((v) => Number.isInteger(v) && v > 0)) {
-    throw new InvalidRequestError(`seqs must be a list of 1 to ${MaxScanned} dead letter sequences (whole numbers above 0); got ${JSON.stringify(value)?.slice(0, 80)}`);
+    throw new InvalidRequestError(
+      `seqs must be a list of 1 to ${MaxScanned} dead letter sequences (whole numbers above 0); got ${JSON.stringify(value)?.slice(0, 80)}`,
+    );
   }
   return [...new Set(value as number[])];
 }
@@ -318,10 +326,9 @@ export function registerConsoleApi(o: ConsoleApiOptions): { stop(): void } {
     const filter = q.get('filter') || undefined;
     const problem = filter === undefined ? undefined : typePatternProblem(filter);
     if (problem) return sendError(res, 400, `filter = ${JSON.stringify(filter)} is not an event type pattern: ${problem}`);
-    let sub: Subscription | undefined;
     const stream = openEventStream(req, res, () => {
       streams.delete(stream);
-      sub?.unsubscribe();
+      sub.unsubscribe();
       clearInterval(tick);
     });
     streams.add(stream);
@@ -337,7 +344,7 @@ export function registerConsoleApi(o: ConsoleApiOptions): { stop(): void } {
       else skipped++;
     };
     stream.send('ready', { subject, filter: filter ?? null });
-    sub = ctx.nc.subscribe(subject, {
+    const sub: Subscription = ctx.nc.subscribe(subject, {
       callback: (err, m) => {
         if (err) return stream.close();
         let events: CloudEvent[] | undefined;

@@ -119,6 +119,7 @@ export class MeshPictureSource {
   private readonly rates = new CounterRates();
   private readonly smooth = new Smoothed(3);
   private readonly owners = new Map<string, string | null>();
+  private readonly lastOwners = new Map<string, string>();
   private readonly moves: OwnershipMove[] = [];
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -315,12 +316,17 @@ export class MeshPictureSource {
       });
       if (!res.ok) return undefined;
       const sums = sumByLabel(await res.text(), ['mesh_events_out_total', 'mesh_handler_retries_total'], 'stage');
-      const total = (name: string) => [...sums.get(name)!.values()].reduce((a, b) => a + b, 0);
-      return {
-        service: t.service,
-        out: this.rates.observe(`${t.id}/out`, total('mesh_events_out_total'), now),
-        retries: this.rates.observe(`${t.id}/retries`, total('mesh_handler_retries_total'), now),
+      // A counter a service does not have (ingest counts no events out, only handler hosts count retries) stays unknown.
+      const rateOf = (name: string, series: string) => {
+        const samples = sums.get(name)!;
+        if (samples.size === 0) return undefined;
+        return this.rates.observe(
+          `${t.id}/${series}`,
+          [...samples.values()].reduce((a, b) => a + b, 0),
+          now,
+        );
       };
+      return { service: t.service, out: rateOf('mesh_events_out_total', 'out'), retries: rateOf('mesh_handler_retries_total', 'retries') };
     } catch {
       return undefined;
     }
@@ -336,14 +342,24 @@ export class MeshPictureSource {
     return { total: info.state.messages, byStage };
   }
 
+  /**
+   * A partition changes hands in two steps when its owner dies (the lease
+   * lapses, then another instance takes it): both are noted, the second as
+   * a move from the last owner to the new one, which is what happened.
+   */
   private noteMoves(rows: PartitionRow[] | null, now: number): void {
     if (!rows) return;
     for (const r of rows) {
       const key = `${r.stage}/${r.partition}`;
-      const before = this.owners.get(key);
+      const seen = this.owners.has(key);
+      const before = this.owners.get(key) ?? null;
+      const lastOwner = this.lastOwners.get(key) ?? null;
       this.owners.set(key, r.owner);
-      if (before === undefined || before === r.owner) continue;
-      this.moves.push({ at: new Date(now).toISOString(), stage: r.stage, partition: r.partition, from: before, to: r.owner });
+      if (r.owner !== null) this.lastOwners.set(key, r.owner);
+      if (!seen || before === r.owner) continue;
+      const from = before ?? lastOwner;
+      if (from === r.owner) continue;
+      this.moves.push({ at: new Date(now).toISOString(), stage: r.stage, partition: r.partition, from, to: r.owner });
       if (this.moves.length > KeptMoves) this.moves.shift();
     }
   }
