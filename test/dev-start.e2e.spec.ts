@@ -125,7 +125,8 @@ describe('npm start (tools/dev/dist/start.js)', () => {
     expect(shutdowns).toEqual(['aggregator:SIGTERM', 'console:SIGTERM', 'ingest:SIGTERM', 'processor:SIGTERM', 'router:SIGTERM']);
     expect(alive(natsPid)).toBe(false);
     const stillListening = [];
-    for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.base + 4, ports.nats]) if (await listening(port)) stillListening.push(port);
+    for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.base + 4, ports.nats])
+      if (await listening(port)) stillListening.push(port);
     expect(stillListening).toEqual([]);
     // NATS was still there when they left: nothing of them is left in the store.
     expect({ leases: await keysLeft(dataDir, Buckets.leases), members: await keysLeft(dataDir, Buckets.members) }).toEqual({ leases: [], members: [] });
