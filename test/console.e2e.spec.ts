@@ -158,6 +158,20 @@ describe('the console in a browser, on a running mesh', () => {
     await postEvents(mesh.ingest.url, next, 'batch');
     await eventually(async () => (await totalsOf(mesh.aggregator.url, 'after-rule')).count >= 10, 20_000);
     expect(await totalsOf(mesh.aggregator.url, 'after-rule')).toEqual({ count: 10, sum: 55 });
+
+    // Edited on the page, then deleted after a confirmation.
+    await page.locator('[data-route="rule.imports"] button', { hasText: 'Edit' }).click();
+    expect(await page.inputValue('#rule-name')).toBe('imports');
+    await page.fill('#rule-json', '{"match": "order.imported", "to": ["orders"], "priority": 5}');
+    await page.locator('#rule-check').filter({ hasText: 'The router accepts this rule' }).waitFor();
+    await page.click('#rule-save');
+    await page.locator('[data-route="rule.imports"]').filter({ hasText: '"priority":5' }).waitFor();
+    expect((await (await new Kvm(nc).open(Buckets.routes)).get(`${RouteKeyPrefix.rule}imports`))?.json()).toMatchObject({ priority: 5 });
+    await page.locator('[data-route="rule.imports"] button', { hasText: 'Delete' }).click();
+    await page.click('dialog [data-confirm="yes"]');
+    await page.locator('[data-route="rule.imports"]').waitFor({ state: 'detached' });
+    const removed = await (await new Kvm(nc).open(Buckets.routes)).get(`${RouteKeyPrefix.rule}imports`);
+    expect(removed === null || removed.operation !== 'PUT').toBe(true);
   }, 60_000);
 
   it('redrives a dead letter chosen on the page after a confirmation, and its event is counted in its totals', async () => {

@@ -202,5 +202,15 @@ export function deadLettersView(main: HTMLElement): View {
     void load();
   });
   void load();
-  return {};
+  // New dead letters (or ones redriven elsewhere) show without a click, unless a choice is being made.
+  let total: number | undefined;
+  return {
+    picture(p) {
+      const now = p.deadLetters?.total;
+      if (now === undefined || now === total) return;
+      const first = total === undefined;
+      total = now;
+      if (!first && selected.size === 0 && !document.querySelector('dialog[open]')) void load();
+    },
+  };
 }
