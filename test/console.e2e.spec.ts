@@ -12,7 +12,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Browser, Page } from 'playwright-core';
-import { Buckets, RouteKeyPrefix, type CloudEvent } from '@mesh/contracts';
+import { Buckets, Headers, RouteKeyPrefix, type CloudEvent } from '@mesh/contracts';
 import {
   eventually,
   orderEvent,
@@ -21,6 +21,7 @@ import {
   startNatsServer,
   startService,
   stopAll,
+  totalsFor,
   totalsOf,
   type NatsServer,
   type ServiceName,
@@ -37,6 +38,7 @@ describe('the console in a browser, on a running mesh', () => {
   let server: NatsServer;
   let mesh: Record<ServiceName, ServiceProcess>;
   let second: ServiceProcess;
+  let third: ServiceProcess | undefined;
   let consoleService: ServiceProcess;
   let browser: Browser;
   let page: Page;
@@ -63,7 +65,7 @@ describe('the console in a browser, on a running mesh', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await stopAll([consoleService, second, ...Object.values(mesh ?? {})]);
+    await stopAll([consoleService, second, third, ...Object.values(mesh ?? {})]);
     await nc?.close();
     await server?.stop();
   }, 60_000);
@@ -218,7 +220,41 @@ describe('the console in a browser, on a running mesh', () => {
     expect((await deadLetters(jsm)).some((d) => d.seq === seq)).toBe(false);
   }, 90_000);
 
-  it('shows a SIGKILLed processor down within the lease TTL and its partitions moving to the survivor', async () => {
+  it('redrives every dead letter matching a filter with one confirmation', async () => {
+    const lost = [event('order.refill', 'refill-a', 2), event('order.refill', 'refill-b', 3)];
+    await postEvents(mesh.ingest.url, lost, 'batch');
+    await eventually(async () => {
+      const texts = (await deadLetters(jsm)).map((d) => d.text);
+      return lost.every((e) => texts.some((t) => t.includes(e.id)));
+    }, 20_000);
+    await (await new Kvm(nc).open(Buckets.routes)).put(`${RouteKeyPrefix.rule}refill`, JSON.stringify({ match: 'order.refill', to: ['orders'] }));
+    let probes = 0;
+    await eventually(
+      async () => {
+        await postEvents(mesh.ingest.url, [event('order.refill', `rprobe-${probes++}`, 1)], 'single');
+        await new Promise((r) => setTimeout(r, 500));
+        return (await totalsOf(mesh.aggregator.url, `rprobe-${probes - 1}`)).count === 1;
+      },
+      20_000,
+      0,
+    );
+    const waiting = (await deadLetters(jsm)).filter((d) => d.headers[Headers.stage] === 'router').length;
+    expect(waiting).toBeGreaterThanOrEqual(2);
+
+    await page.goto(`${consoleService.url}/#/dead-letters?stage=router`);
+    await page.locator('tr[data-seq]').first().waitFor();
+    await page.click('#redrive-all');
+    expect(await page.locator('dialog[open]').textContent()).toContain('matching stage router');
+    await page.click('dialog [data-confirm="yes"]');
+    await page.locator(`#redrive-outcome [data-redriven="${waiting}"][data-refused="0"]`).waitFor();
+    await page.locator('#dead-letters-list, main').filter({ hasText: 'No dead letters match' }).first().waitFor();
+
+    await eventually(async () => (await totalsOf(mesh.aggregator.url, 'refill-b')).count === 1, 20_000);
+    expect(await totalsFor(mesh.aggregator.url, ['refill-a', 'refill-b'])).toEqual({ 'refill-a': { count: 1, sum: 2 }, 'refill-b': { count: 1, sum: 3 } });
+    expect((await deadLetters(jsm)).filter((d) => d.headers[Headers.stage] === 'router')).toEqual([]);
+  }, 90_000);
+
+  it('shows a SIGKILLed processor down within the lease TTL and its partitions moving to the survivor, then a new one joining', async () => {
     await page.goto(`${consoleService.url}/#/partitions`);
     const owners = async () => page.$$eval('[data-stage-table="processor"] tr[data-partition]', (rows) => rows.map((r) => r.getAttribute('data-owner') ?? ''));
     // Both processors own some partitions.
@@ -245,6 +281,20 @@ describe('the console in a browser, on a running mesh', () => {
       expect.arrayContaining(moved.map((p) => expect.stringContaining(`processor p${p}: ${victimId} → ${survivorId}`))),
     );
     await screenshot(page, 'partitions');
+
+    // A new instance appears on the overview when it starts, and takes partitions from the survivor.
+    third = await startService('processor', { NATS_URL: server.url, MESH_LEASE_TTL: `${LEASE_TTL_MS}ms` });
+    const joinedId = /"instance":"([^"]+)"/.exec(third.output())![1];
+    await page.goto(`${consoleService.url}/#/overview`);
+    await page.locator(`[data-instance="${joinedId}"][data-status="up"]`).waitFor({ timeout: 15_000 });
+    await page.goto(`${consoleService.url}/#/partitions`);
+    await eventually(async () => (await owners()).includes(joinedId), 30_000, 250, owners);
+    const taken = (await owners()).map((o, p) => (o === joinedId ? p : -1)).filter((p) => p >= 0);
+    await page
+      .locator(`[data-move="processor/${taken[0]}"]`)
+      .filter({ hasText: `${survivorId} → ${joinedId}` })
+      .first()
+      .waitFor();
   }, 90_000);
 
   it('watches an aggregation key live and tails a stage, paused and resumed by the user', async () => {
