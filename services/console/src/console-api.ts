@@ -75,6 +75,17 @@ const MaxBody = 64 * 1024;
 const TailEventsPerSecond = 200;
 const NameToken = /^[A-Za-z0-9_-]{1,128}$/;
 
+type RouteDoc = NonNullable<Parameters<HttpApp['route']>[4]>;
+
+/** What /openapi.json says of a route: a JSON answer, or Server-Sent Events. */
+function doc(summary: string, more: Partial<RouteDoc> = {}, events = false): RouteDoc {
+  return {
+    summary,
+    responses: { 200: events ? { description: 'Server-Sent Events', content: { 'text/event-stream': { type: 'string' } } } : { description: 'OK' } },
+    ...more,
+  };
+}
+
 function query(req: IncomingMessage): URLSearchParams {
   return new URL(req.url ?? '/', 'http://console').searchParams;
 }
@@ -189,185 +200,276 @@ export function registerConsoleApi(o: ConsoleApiOptions): { stop(): void } {
   const { http, ctx, picture, log } = o;
   const streams = new Set<{ close(): void }>();
 
-  http.route('GET', '/api/session', (_req, res) => sendJson(res, 200, { apiKeys: o.apiKeys, instance: o.instance, nats: ctx.natsUrl }), 'open');
+  http.route(
+    'GET',
+    '/api/session',
+    (_req, res) => sendJson(res, 200, { apiKeys: o.apiKeys, instance: o.instance, nats: ctx.natsUrl }),
+    'open',
+    doc('Whether the console needs an API key (the page asks for one then)'),
+  );
   // Checks a key: answers 200 only with an admin key (or when keys are off).
-  http.route('GET', '/api/whoami', (_req, res, _p, caller) => sendJson(res, 200, { key: caller.key?.name ?? null, scopes: caller.key?.scopes ?? null }));
+  http.route(
+    'GET',
+    '/api/whoami',
+    (_req, res, _p, caller) => sendJson(res, 200, { key: caller.key?.name ?? null, scopes: caller.key?.scopes ?? null }),
+    'admin',
+    doc('The key the request came with: answers only an admin key (or anyone while keys are off)'),
+  );
 
-  http.route('GET', '/api/picture', (_req, res) => {
-    if (!picture.latest) return sendError(res, 503, 'the console has not read the mesh yet; try again in a second', {}, { 'retry-after': '1' });
-    sendJson(res, 200, picture.latest);
-  });
-  http.route('GET', '/api/picture/events', (req, res) => {
-    let unsubscribe = () => {};
-    const stream = openEventStream(req, res, () => {
-      unsubscribe();
-      streams.delete(stream);
-    });
-    streams.add(stream);
-    if (picture.latest) stream.send('picture', picture.latest);
-    unsubscribe = picture.subscribe((p) => stream.send('picture', p));
-  });
+  http.route(
+    'GET',
+    '/api/picture',
+    (_req, res) => {
+      if (!picture.latest) return sendError(res, 503, 'the console has not read the mesh yet; try again in a second', {}, { 'retry-after': '1' });
+      sendJson(res, 200, picture.latest);
+    },
+    'admin',
+    doc('The latest picture of the mesh: services, instances, rates, partitions, moves, dead letters'),
+  );
+  http.route(
+    'GET',
+    '/api/picture/events',
+    (req, res) => {
+      let unsubscribe = () => {};
+      const stream = openEventStream(req, res, () => {
+        unsubscribe();
+        streams.delete(stream);
+      });
+      streams.add(stream);
+      if (picture.latest) stream.send('picture', picture.latest);
+      unsubscribe = picture.subscribe((p) => stream.send('picture', p));
+    },
+    'admin',
+    doc('Every new picture of the mesh, as it is read (event `picture`)', {}, true),
+  );
 
-  http.route('GET', '/api/dead-letters', (req, res) =>
-    answer(res, async () => {
-      const q = query(req);
-      const f = parseFilter((n) => q.get(n));
-      const limit = whole('limit', q.get('limit'), 1, 1000, 200);
-      const { letters, scanned, more } = await findDeadLetters(ctx, f);
-      return { deadLetters: letters.slice(0, limit).map(summaryJson), matching: letters.length, scanned, more };
+  http.route(
+    'GET',
+    '/api/dead-letters',
+    (req, res) =>
+      answer(res, async () => {
+        const q = query(req);
+        const f = parseFilter((n) => q.get(n));
+        const limit = whole('limit', q.get('limit'), 1, 1000, 200);
+        const { letters, scanned, more } = await findDeadLetters(ctx, f);
+        return { deadLetters: letters.slice(0, limit).map(summaryJson), matching: letters.length, scanned, more };
+      }),
+    'admin',
+    doc('Dead letters, oldest first, by stage, handler, error kind and time', {
+      query: {
+        stage: { description: 'router, processor, aggregator or ingest' },
+        handler: { description: 'the handler that failed' },
+        kind: { description: 'the error kind' },
+        since: { description: 'ISO 8601 time' },
+        until: { description: 'ISO 8601 time' },
+        limit: { description: '1 to 1000 (default 200)' },
+      },
     }),
   );
-  http.route('GET', '/api/dead-letters/:seq', (_req, res, params) =>
-    answer(res, async () => {
-      const seq = whole('seq', params.seq, 1, Number.MAX_SAFE_INTEGER, 0);
-      return detail(await getDeadLetter(ctx, seq));
-    }),
+  http.route(
+    'GET',
+    '/api/dead-letters/:seq',
+    (_req, res, params) =>
+      answer(res, async () => {
+        const seq = whole('seq', params.seq, 1, Number.MAX_SAFE_INTEGER, 0);
+        return detail(await getDeadLetter(ctx, seq));
+      }),
+    'admin',
+    doc('One dead letter: every header, its body, and whether it can be redriven', { params: { seq: 'its sequence in MESH_DLQ' } }),
   );
   // {"seqs": [..]} redrives those; {"all": true, "filter": {...}} every dead letter matching the filter, as MESH_DLQ is now.
-  http.route('POST', '/api/dead-letters/redrive', (req, res) =>
-    answer(res, async () => {
-      const body = (await jsonBody(req)) as { seqs?: unknown; all?: unknown; filter?: Record<string, string> };
-      if (typeof body !== 'object' || body === null) throw new InvalidRequestError('give {"seqs": [sequences]} or {"all": true, "filter": {...}}');
-      const redriven: Redriven[] = [];
-      const refused: { seq: number; problem: string }[] = [];
-      let targets: (() => Promise<DeadLetterRecord>)[];
-      if (body.all === true) {
-        const f = parseFilter((n) => body.filter?.[n]);
-        const upToSeq = (await requireStream(ctx, Streams.dlq)).state.last_seq;
-        targets = (await findDeadLetters(ctx, f, upToSeq)).letters.map((d) => async () => d);
-      } else {
-        targets = seqList(body.seqs).map((seq) => () => getDeadLetter(ctx, seq));
-      }
-      for (const next of targets) {
-        let seq = 0;
-        try {
-          const d = await next();
-          seq = d.seq;
-          redriven.push(await redriveOne(ctx, d));
-        } catch (err) {
-          if (!(err instanceof OperationError)) throw err;
-          refused.push({ seq, problem: err.message });
+  http.route(
+    'POST',
+    '/api/dead-letters/redrive',
+    (req, res) =>
+      answer(res, async () => {
+        const body = (await jsonBody(req)) as { seqs?: unknown; all?: unknown; filter?: Record<string, string> };
+        if (typeof body !== 'object' || body === null) throw new InvalidRequestError('give {"seqs": [sequences]} or {"all": true, "filter": {...}}');
+        const redriven: Redriven[] = [];
+        const refused: { seq: number; problem: string }[] = [];
+        let targets: (() => Promise<DeadLetterRecord>)[];
+        if (body.all === true) {
+          const f = parseFilter((n) => body.filter?.[n]);
+          const upToSeq = (await requireStream(ctx, Streams.dlq)).state.last_seq;
+          targets = (await findDeadLetters(ctx, f, upToSeq)).letters.map((d) => async () => d);
+        } else {
+          targets = seqList(body.seqs).map((seq) => () => getDeadLetter(ctx, seq));
         }
-      }
-      log.info('redrove dead letters', { redriven: redriven.length, refused: refused.length });
-      return { redriven, refused };
+        for (const next of targets) {
+          let seq = 0;
+          try {
+            const d = await next();
+            seq = d.seq;
+            redriven.push(await redriveOne(ctx, d));
+          } catch (err) {
+            if (!(err instanceof OperationError)) throw err;
+            refused.push({ seq, problem: err.message });
+          }
+        }
+        log.info('redrove dead letters', { redriven: redriven.length, refused: refused.length });
+        return { redriven, refused };
+      }),
+    'admin',
+    doc('Redrive dead letters where they failed: {"seqs": [...]}, or {"all": true, "filter": {...}} as MESH_DLQ is now', {
+      body: { content: { 'application/json': { type: 'object' } } },
     }),
   );
 
-  http.route('GET', '/api/routes', (_req, res) => answer(res, async () => ({ routes: await routeEntries(ctx) })));
+  http.route(
+    'GET',
+    '/api/routes',
+    (_req, res) => answer(res, async () => ({ routes: await routeEntries(ctx) })),
+    'admin',
+    doc('The route table: handler defaults and operator rules'),
+  );
   // Checks a rule exactly as the router will, storing nothing.
-  http.route('POST', '/api/routes/check', (req, res) =>
-    answer(res, async () => {
-      const body = (await jsonBody(req)) as { name?: unknown; rule?: unknown };
-      const name = typeof body?.name === 'string' ? body.name : '';
-      try {
-        return { ok: true, rule: validateRule(name, body?.rule) };
-      } catch (err) {
-        if (err instanceof InvalidRequestError) return { ok: false, problem: err.message };
-        throw err;
-      }
+  http.route(
+    'POST',
+    '/api/routes/check',
+    (req, res) =>
+      answer(res, async () => {
+        const body = (await jsonBody(req)) as { name?: unknown; rule?: unknown };
+        const name = typeof body?.name === 'string' ? body.name : '';
+        try {
+          return { ok: true, rule: validateRule(name, body?.rule) };
+        } catch (err) {
+          if (err instanceof InvalidRequestError) return { ok: false, problem: err.message };
+          throw err;
+        }
+      }),
+    'admin',
+    doc('Check a rule as the router would ({"name", "rule"}), storing nothing', { body: { content: { 'application/json': { type: 'object' } } } }),
+  );
+  http.route(
+    'PUT',
+    '/api/routes/:name',
+    (req, res, params) =>
+      answer(res, async () => {
+        const stored = await storeRule(ctx, params.name, await jsonBody(req));
+        log.info('stored route rule', { rule: params.name, revision: stored.revision });
+        return stored;
+      }),
+    'admin',
+    doc('Store a rule (the body) once the router would take it', {
+      params: { name: 'the rule' },
+      body: { content: { 'application/json': { type: 'object' } } },
     }),
   );
-  http.route('PUT', '/api/routes/:name', (req, res, params) =>
-    answer(res, async () => {
-      const stored = await storeRule(ctx, params.name, await jsonBody(req));
-      log.info('stored route rule', { rule: params.name, revision: stored.revision });
-      return stored;
-    }),
-  );
-  http.route('DELETE', '/api/routes/:name', (_req, res, params) =>
-    answer(res, async () => {
-      const removed = await removeRule(ctx, params.name);
-      log.info('removed route rule', { rule: params.name });
-      return removed;
-    }),
+  http.route(
+    'DELETE',
+    '/api/routes/:name',
+    (_req, res, params) =>
+      answer(res, async () => {
+        const removed = await removeRule(ctx, params.name);
+        log.info('removed route rule', { rule: params.name });
+        return removed;
+      }),
+    'admin',
+    doc('Delete a rule', { params: { name: 'the rule' } }),
   );
 
   // An aggregation key's windows: the current result, then every change (a watch of its KV entry).
-  http.route('GET', '/api/aggregates/:name/:key/events', async (req, res, params) => {
-    if (!NameToken.test(params.name)) return sendError(res, 400, `aggregation name ${JSON.stringify(params.name)} is invalid; use letters, digits, '_' or '-'`);
-    if (params.key === '' || params.key.length > 1024) return sendError(res, 400, 'the key must be 1 to 1024 characters');
-    const kvKey = aggregateKvKey(params.name, params.key);
-    const consumer = await ctx.js.consumers.getPushConsumer(kvStream(Buckets.aggregates), {
-      filter_subjects: kvSubject(Buckets.aggregates, kvKey),
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    });
-    const messages = await consumer.consume();
-    const stream = openEventStream(req, res, () => {
-      streams.delete(stream);
-      messages.stop();
-      // Deleted at once, so a page that comes and goes leaves nothing on the server.
-      consumer.delete().catch(() => undefined);
-    });
-    streams.add(stream);
-    stream.send('ready', { name: params.name, key: params.key });
-    try {
-      for await (const m of messages) {
-        if (stream.closed) break;
-        let value: unknown = null;
-        try {
-          value = m.data.length > 0 ? m.json() : null;
-        } catch {
-          value = null;
+  http.route(
+    'GET',
+    '/api/aggregates/:name/:key/events',
+    async (req, res, params) => {
+      if (!NameToken.test(params.name))
+        return sendError(res, 400, `aggregation name ${JSON.stringify(params.name)} is invalid; use letters, digits, '_' or '-'`);
+      if (params.key === '' || params.key.length > 1024) return sendError(res, 400, 'the key must be 1 to 1024 characters');
+      const kvKey = aggregateKvKey(params.name, params.key);
+      const consumer = await ctx.js.consumers.getPushConsumer(kvStream(Buckets.aggregates), {
+        filter_subjects: kvSubject(Buckets.aggregates, kvKey),
+        deliver_policy: DeliverPolicy.LastPerSubject,
+      });
+      const messages = await consumer.consume();
+      const stream = openEventStream(req, res, () => {
+        streams.delete(stream);
+        messages.stop();
+        // Deleted at once, so a page that comes and goes leaves nothing on the server.
+        consumer.delete().catch(() => undefined);
+      });
+      streams.add(stream);
+      stream.send('ready', { name: params.name, key: params.key });
+      try {
+        for await (const m of messages) {
+          if (stream.closed) break;
+          let value: unknown = null;
+          try {
+            value = m.data.length > 0 ? m.json() : null;
+          } catch {
+            value = null;
+          }
+          stream.send('result', { revision: m.seq, result: value ?? { name: params.name, key: params.key, windows: [] } });
         }
-        stream.send('result', { revision: m.seq, result: value ?? { name: params.name, key: params.key, windows: [] } });
+      } finally {
+        if (!stream.closed) stream.close();
       }
-    } finally {
-      if (!stream.closed) stream.close();
-    }
-  });
+    },
+    'admin',
+    doc("An aggregation key's result, then every change (event `result`)", { params: { name: 'the aggregation', key: 'the key' } }, true),
+  );
 
   // A stage's events as they pass, like `nats sub` (a core subscription: nothing is created on the server).
-  http.route('GET', '/api/tail', (req, res) => {
-    const q = query(req);
-    const stage = q.get('stage') ?? '';
-    const subject = TailSubjects[stage];
-    if (!subject) return sendError(res, 400, `stage = ${JSON.stringify(stage)} cannot be tailed; accepted: ${oneOf(Object.keys(TailSubjects))}`);
-    const filter = q.get('filter') || undefined;
-    const problem = filter === undefined ? undefined : typePatternProblem(filter);
-    if (problem) return sendError(res, 400, `filter = ${JSON.stringify(filter)} is not an event type pattern: ${problem}`);
-    const stream = openEventStream(req, res, () => {
-      streams.delete(stream);
-      sub.unsubscribe();
-      clearInterval(tick);
-    });
-    streams.add(stream);
-    let budget = TailEventsPerSecond;
-    let skipped = 0;
-    const tick = setInterval(() => {
-      if (skipped > 0) stream.send('skipped', { count: skipped });
-      skipped = 0;
-      budget = TailEventsPerSecond;
-    }, 1_000);
-    const send = (data: unknown) => {
-      if (budget-- > 0) stream.send('event', data);
-      else skipped++;
-    };
-    stream.send('ready', { subject, filter: filter ?? null });
-    const sub: Subscription = ctx.nc.subscribe(subject, {
-      callback: (err, m) => {
-        if (err) return stream.close();
-        let events: CloudEvent[] | undefined;
-        try {
-          events = decodeEnvelope(m.data);
-        } catch {
-          events = undefined;
-        }
-        const at = new Date().toISOString();
-        if (!events) {
-          if (filter) return;
-          let value: unknown = Buffer.from(m.data).toString('utf8');
+  http.route(
+    'GET',
+    '/api/tail',
+    (req, res) => {
+      const q = query(req);
+      const stage = q.get('stage') ?? '';
+      const subject = TailSubjects[stage];
+      if (!subject) return sendError(res, 400, `stage = ${JSON.stringify(stage)} cannot be tailed; accepted: ${oneOf(Object.keys(TailSubjects))}`);
+      const filter = q.get('filter') || undefined;
+      const problem = filter === undefined ? undefined : typePatternProblem(filter);
+      if (problem) return sendError(res, 400, `filter = ${JSON.stringify(filter)} is not an event type pattern: ${problem}`);
+      const stream = openEventStream(req, res, () => {
+        streams.delete(stream);
+        sub.unsubscribe();
+        clearInterval(tick);
+      });
+      streams.add(stream);
+      let budget = TailEventsPerSecond;
+      let skipped = 0;
+      const tick = setInterval(() => {
+        if (skipped > 0) stream.send('skipped', { count: skipped });
+        skipped = 0;
+        budget = TailEventsPerSecond;
+      }, 1_000);
+      const send = (data: unknown) => {
+        if (budget-- > 0) stream.send('event', data);
+        else skipped++;
+      };
+      stream.send('ready', { subject, filter: filter ?? null });
+      const sub: Subscription = ctx.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) return stream.close();
+          let events: CloudEvent[] | undefined;
           try {
-            value = JSON.parse(value as string);
+            events = decodeEnvelope(m.data);
           } catch {
-            // not JSON: shown as text
+            events = undefined;
           }
-          return send({ at, subject: m.subject, value });
-        }
-        for (const e of events) if (!filter || typeMatches(filter, e.type)) send({ at, subject: m.subject, event: e });
-      },
-    });
-  });
+          const at = new Date().toISOString();
+          if (!events) {
+            if (filter) return;
+            let value: unknown = Buffer.from(m.data).toString('utf8');
+            try {
+              value = JSON.parse(value as string);
+            } catch {
+              // not JSON: shown as text
+            }
+            return send({ at, subject: m.subject, value });
+          }
+          for (const e of events) if (!filter || typeMatches(filter, e.type)) send({ at, subject: m.subject, event: e });
+        },
+      });
+    },
+    'admin',
+    doc(
+      "A stage's output as it passes (events `ready`, `event`, `skipped`)",
+      { query: { stage: { description: 'ingest, router, processor or aggregator', required: true }, filter: { description: 'event type pattern' } } },
+      true,
+    ),
+  );
 
   return {
     stop() {

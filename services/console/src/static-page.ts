@@ -89,5 +89,11 @@ function serve(asset: PageAsset) {
 
 /** Serve every asset, open to all: the page holds no data, the API behind it asks for the key. */
 export function servePage(http: HttpApp, assets: Map<string, PageAsset>): void {
-  for (const [path, asset] of assets) http.route('GET', path, serve(asset), 'open');
+  for (const [path, asset] of assets) {
+    const type = asset.type.split(';')[0];
+    http.route('GET', path, serve(asset), 'open', {
+      summary: `the console page: ${asset.path === '/index.html' ? 'its HTML' : asset.path}`,
+      responses: { 200: { description: type, content: { [type]: { type: 'string' } } } },
+    });
+  }
 }
