@@ -319,7 +319,8 @@ export class MeshPictureSource {
       // A counter a service does not have (ingest counts no events out, only handler hosts count retries) stays unknown.
       const rateOf = (name: string, series: string) => {
         const samples = sums.get(name)!;
-        if (samples.size === 0) return undefined;
+        // A handler host's retry counter appears with its first retry: until then it is 0, not unknown.
+        if (samples.size === 0 && !(series === 'retries' && t.column === 'handlers')) return undefined;
         return this.rates.observe(
           `${t.id}/${series}`,
           [...samples.values()].reduce((a, b) => a + b, 0),
