@@ -64,6 +64,23 @@ describe('the console with API keys on', () => {
     const routes = (await (await fetch(`${url}/api/routes`, { headers: bearer(adminKey) })).json()) as { routes: { name: string }[] };
     expect(routes.routes.map((r) => r.name)).not.toContain('sneaky');
     expect((await fetch(`${url}/api/dead-letters/redrive`, { method: 'POST', body: '{"all":true}' })).status).toBe(401);
+
+    // With the admin key: a sequence that is not there is reported, not fatal; a malformed request is refused and says why.
+    const redrive = (body: string) =>
+      fetch(`${url}/api/dead-letters/redrive`, { method: 'POST', headers: { ...bearer(adminKey), 'content-type': 'application/json' }, body });
+    const missing = await redrive('{"seqs":[999]}');
+    expect(missing.status).toBe(200);
+    expect(await missing.json()).toEqual({ redriven: [], refused: [{ seq: 999, problem: expect.stringContaining('no dead letter with sequence 999') }] });
+    const malformed = await redrive('{"seqs":["x"]}');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: string }).error).toBe(
+      'seqs must be a list of 1 to 10000 dead letter sequences (whole numbers above 0); got ["x"]',
+    );
+    const badStage = await fetch(`${url}/api/dead-letters?stage=sink`, { headers: bearer(adminKey) });
+    expect([badStage.status, ((await badStage.json()) as { error: string }).error]).toEqual([
+      400,
+      'stage = "sink" is not a stage that dead-letters; accepted: router, processor, aggregator or ingest',
+    ]);
   });
 
   it('asks for a key, refuses one without the admin scope, and shows the mesh with an admin key', async () => {

@@ -287,23 +287,21 @@ export function registerConsoleApi(o: ConsoleApiOptions): { stop(): void } {
         if (typeof body !== 'object' || body === null) throw new InvalidRequestError('give {"seqs": [sequences]} or {"all": true, "filter": {...}}');
         const redriven: Redriven[] = [];
         const refused: { seq: number; problem: string }[] = [];
-        let targets: (() => Promise<DeadLetterRecord>)[];
+        let targets: { seq: number; read: () => Promise<DeadLetterRecord> }[];
         if (body.all === true) {
           const f = parseFilter((n) => body.filter?.[n]);
           const upToSeq = (await requireStream(ctx, Streams.dlq)).state.last_seq;
-          targets = (await findDeadLetters(ctx, f, upToSeq)).letters.map((d) => async () => d);
+          targets = (await findDeadLetters(ctx, f, upToSeq)).letters.map((d) => ({ seq: d.seq, read: async () => d }));
         } else {
-          targets = seqList(body.seqs).map((seq) => () => getDeadLetter(ctx, seq));
+          targets = seqList(body.seqs).map((seq) => ({ seq, read: () => getDeadLetter(ctx, seq) }));
         }
-        for (const next of targets) {
-          let seq = 0;
+        // One at a time, in order; one that cannot be redriven is reported and the others go on.
+        for (const t of targets) {
           try {
-            const d = await next();
-            seq = d.seq;
-            redriven.push(await redriveOne(ctx, d));
+            redriven.push(await redriveOne(ctx, await t.read()));
           } catch (err) {
             if (!(err instanceof OperationError)) throw err;
-            refused.push({ seq, problem: err.message });
+            refused.push({ seq: t.seq, problem: err.message });
           }
         }
         log.info('redrove dead letters', { redriven: redriven.length, refused: refused.length });

@@ -167,7 +167,7 @@ export function deadLettersView(main: HTMLElement): View {
       const r = await api<RedriveOutcome>('/api/dead-letters/redrive', { method: 'POST', body });
       const lines = [
         `Redrove ${r.redriven.length}${r.redriven.length ? ` (${r.redriven.map((x) => `${x.seq} → ${x.stream} #${x.streamSeq}`).join(', ')})` : ''}.`,
-        ...r.refused.map((x) => `Refused ${x.seq || ''}: ${x.problem}`),
+        ...r.refused.map((x) => `Refused ${x.seq}: ${x.problem}`),
       ];
       show(
         outcome,
