@@ -2,7 +2,7 @@
 // build` type-checks), and the libraries resolved to their sources.
 const { join } = require('node:path');
 
-const libs = ['contracts', 'config', 'messaging', 'runtime', 'testing', 'telemetry'];
+const libs = ['contracts', 'config', 'messaging', 'runtime', 'testing', 'telemetry', 'operations'];
 
 module.exports = {
   testEnvironment: 'node',

@@ -1,6 +1,6 @@
 /**
  * `npm start` (tools/dev/dist/start.js) as a developer uses it: it starts its
- * own nats-server and the four services, serves an event end to end, and a
+ * own nats-server, the four services and the console, serves an event end to end, and a
  * Ctrl-C in the terminal (SIGINT to the whole foreground process group) stops
  * everything quickly, quietly and completely, in order: the services first,
  * by start.js and while NATS is up (so they release their leases and leave
@@ -39,15 +39,15 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-/** A port base with four free ports after it, and a free port for NATS outside them. */
+/** A port base with five free ports from it (the four services and the console), and a free port for NATS outside them. */
 async function freePorts(): Promise<{ base: number; nats: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     const nats = base + 10;
-    const taken = await Promise.all([base, base + 1, base + 2, base + 3, nats].map(listening));
+    const taken = await Promise.all([base, base + 1, base + 2, base + 3, base + 4, nats].map(listening));
     if (!taken.some(Boolean)) return { base, nats };
   }
-  throw new Error('found no five free ports');
+  throw new Error('found no six free ports');
 }
 
 function alive(pid: number): boolean {
@@ -98,6 +98,9 @@ describe('npm start (tools/dev/dist/start.js)', () => {
     const natsPid = Number(/nats-server running, pid (\d+)/.exec(out)?.[1]);
     expect(alive(natsPid)).toBe(true);
     expect(out).toContain(`http://127.0.0.1:${ports.base}/v1/events`);
+    expect(out).toContain(`console: http://127.0.0.1:${ports.base + 4}/`);
+    const page = await fetch(`http://127.0.0.1:${ports.base + 4}/`);
+    expect([page.status, page.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);
 
     const ingest = `http://127.0.0.1:${ports.base}`;
     const aggregator = `http://127.0.0.1:${ports.base + 3}`;
@@ -119,10 +122,11 @@ describe('npm start (tools/dev/dist/start.js)', () => {
     expect(after).toContain('[mesh] stopped');
     // Each service was stopped by start.js (SIGTERM), not by the terminal's SIGINT.
     const shutdowns = [...after.matchAll(/"service":"(\w+)".*"msg":"shutting down","signal":"(\w+)"/g)].map((m) => `${m[1]}:${m[2]}`).sort();
-    expect(shutdowns).toEqual(['aggregator:SIGTERM', 'ingest:SIGTERM', 'processor:SIGTERM', 'router:SIGTERM']);
+    expect(shutdowns).toEqual(['aggregator:SIGTERM', 'console:SIGTERM', 'ingest:SIGTERM', 'processor:SIGTERM', 'router:SIGTERM']);
     expect(alive(natsPid)).toBe(false);
     const stillListening = [];
-    for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.nats]) if (await listening(port)) stillListening.push(port);
+    for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.base + 4, ports.nats])
+      if (await listening(port)) stillListening.push(port);
     expect(stillListening).toEqual([]);
     // NATS was still there when they left: nothing of them is left in the store.
     expect({ leases: await keysLeft(dataDir, Buckets.leases), members: await keysLeft(dataDir, Buckets.members) }).toEqual({ leases: [], members: [] });
@@ -168,6 +172,20 @@ describe('npm start (tools/dev/dist/start.js)', () => {
         return (body.windows ?? []).reduce((n, w) => n + w.count, 0) === 1;
       }, 30_000);
       expect({ counted, windows: body.windows?.map((w) => ({ count: w.count, sum: w.sum })) }).toEqual({ counted: true, windows: [{ count: 1, sum: 25 }] });
+
+      // The console, as its own NATS user, reads the whole mesh; it answers only the printed admin key.
+      const consoleKey = /console: http:\/\/127\.0\.0\.1:\d+\/ \(asks for this admin key, replaced at every start: (\S+)\)/.exec(out)?.[1] ?? '';
+      expect(consoleKey).toMatch(/^mesh_[0-9a-f]+_\S+$/);
+      const picture = (headers: Record<string, string>) => fetch(`http://127.0.0.1:${ports.base + 4}/api/picture`, { headers });
+      expect((await picture({})).status).toBe(401);
+      expect((await picture({ authorization: `Bearer ${key}` })).status).toBe(403);
+      let seen: { problems?: string[]; partitions?: unknown[] | null; services?: { name: string; instances: unknown[] }[] } = {};
+      await eventually(async () => {
+        const res = await picture({ authorization: `Bearer ${consoleKey}` });
+        seen = res.status === 200 ? ((await res.json()) as typeof seen) : {};
+        return (seen.partitions?.length ?? 0) > 0 && (seen.services ?? []).filter((s) => s.instances.length > 0).length === 4;
+      }, 30_000);
+      expect(seen.problems).toEqual([]);
       expect(out).not.toMatch(/[Pp]ermission[s]? [Vv]iolation/);
 
       const signalledAt = Date.now();
@@ -176,7 +194,7 @@ describe('npm start (tools/dev/dist/start.js)', () => {
       expect({ code: exit.code, withinMs: exit.at - signalledAt < 5_000 }).toEqual({ code: 0, withinMs: true });
       expect(alive(natsPid)).toBe(false);
       const stillListening = [];
-      for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3]) if (await listening(port)) stillListening.push(port);
+      for (const port of [ports.base, ports.base + 1, ports.base + 2, ports.base + 3, ports.base + 4]) if (await listening(port)) stillListening.push(port);
       expect(stillListening).toEqual([]);
     } finally {
       rmSync(secureDir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ export {
   processorSchema,
   aggregatorSchema,
   sinkSchema,
+  consoleSchema,
   knownEnvNames,
   apiKeysSchema,
   httpTlsSchema,

@@ -354,6 +354,24 @@ export function faultSchema() {
   };
 }
 
+export function consoleSchema() {
+  return {
+    refreshInterval: {
+      doc: 'How often the console reads the mesh (discovery, streams, consumers, leases) and pushes a new picture to open pages.',
+      format: 'positive-duration',
+      default: '1s',
+      env: 'MESH_CONSOLE_REFRESH',
+    },
+    metricsKey: {
+      doc: "API key the console sends when it reads the services' /metrics (needed only when they run with MESH_METRICS_AUTH=admin).",
+      format: String,
+      default: '',
+      env: 'MESH_CONSOLE_METRICS_KEY',
+      sensitive: true,
+    },
+  };
+}
+
 /** Every env variable of every service, so a shared environment never trips the unknown-variable check. */
 export function knownEnvNames(): Set<string> {
   const names = new Set<string>();
@@ -370,6 +388,7 @@ export function knownEnvNames(): Set<string> {
     processorSchema(),
     aggregatorSchema(),
     sinkSchema(),
+    consoleSchema(),
     apiKeysSchema(),
     httpTlsSchema(),
     rateLimitSchema(),

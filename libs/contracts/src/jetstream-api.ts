@@ -29,6 +29,8 @@ export const JsApi = {
   streamMsgDelete: (stream: string) => `$JS.API.STREAM.MSG.DELETE.${stream}`,
   /** Direct get of the last message on a subject (allow_direct streams): scoped by subject. */
   directGetLast: (stream: string, subject: string) => `$JS.API.DIRECT.GET.${stream}.${subject}`,
+  /** List the consumers of a stream (with their state). */
+  consumerList: (stream: string) => `$JS.API.CONSUMER.LIST.${stream}`,
   consumerInfo: (stream: string, consumer: string) => `$JS.API.CONSUMER.INFO.${stream}.${consumer}`,
   /** Create or update a consumer with one filter subject (the 2.9 API the v3 client uses). */
   consumerCreate: (stream: string, consumer: string, filter: string) => `$JS.API.CONSUMER.CREATE.${stream}.${consumer}.${filter}`,

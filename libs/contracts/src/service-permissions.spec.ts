@@ -57,6 +57,8 @@ describe('servicePermissions', () => {
     ]);
     expect(kvWrites('router').sort()).toEqual(['$KV.mesh_checkpoints.replay.ack.router.>', '$KV.mesh_leases.router.>', '$KV.mesh_members.router.>']);
     expect(kvWrites('sink')).toEqual([]);
+    // Operators' rules only: never a handler's declaration, a lease, a checkpoint or a result.
+    expect(kvWrites('console')).toEqual(['$KV.mesh_routes.rule.>']);
   });
 
   it('lets the sink use its one consumer of the results stream and publish nothing else but JetStream start-up', () => {

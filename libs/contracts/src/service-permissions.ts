@@ -50,7 +50,7 @@ import {
 import { Subjects } from './subjects';
 import { ReplayEpochKey, replayAckPrefix } from './replay';
 
-export const MeshServices = ['ingest', 'router', 'processor', 'aggregator', 'sink'] as const;
+export const MeshServices = ['ingest', 'router', 'processor', 'aggregator', 'sink', 'console'] as const;
 export type MeshService = (typeof MeshServices)[number];
 
 /** Prefix of a service's reply subjects: nobody else may subscribe to its replies. */
@@ -73,6 +73,11 @@ export const ServiceNeeds: Record<MeshService, { streams: readonly StreamName[];
   },
   // It reads results from the stream behind mesh_aggregates; mesh_checkpoints holds the partition count every service checks.
   sink: { streams: [], buckets: [Buckets.aggregates, Buckets.checkpoints] },
+  // It shows everything: every stream's state and every bucket's keys.
+  console: {
+    streams: [Streams.ingest, Streams.routed, Streams.processed, Streams.aggregates, Streams.dlq],
+    buckets: [Buckets.routes, Buckets.checkpoints, Buckets.members, Buckets.leases, Buckets.aggregates],
+  },
 };
 
 /** The queue group whose members answer `mesh.in.>` requests. */
@@ -267,6 +272,70 @@ function sink(): ServicePermissions {
   };
 }
 
+/** A KV bucket the console reads key by key, lists and watches (ordered consumers of random name), and never writes. */
+function readBucket(bucket: string, what: string): Grant[] {
+  const stream = kvStream(bucket);
+  return [
+    { subject: JsApi.streamMsgGet(stream), why: `read a key of ${bucket} (${what})` },
+    { subject: JsApi.consumerCreate(stream, '*', kvSubject(bucket, '>')), why: `list and watch the keys of ${bucket} (${what})` },
+    { subject: JsApi.consumerInfo(stream, '*'), why: `list the keys of ${bucket} (a listing asks its consumer for pending keys)` },
+    { subject: JsApi.consumerDelete(stream, '*'), why: `delete the watch of ${bucket} when its page goes away` },
+    { subject: JsApi.flowControl(stream), why: `flow control of the ${bucket} listings and watches` },
+  ];
+}
+
+/**
+ * The console reads the whole mesh and acts on it in two ways only: it
+ * redrives dead letters (publishes to the stage inputs, deletes from
+ * MESH_DLQ) and edits operators' route rules (`rule.>` in mesh_routes).
+ * It takes no lease, acks nothing, creates no durable consumer and writes
+ * no other key; its browser never sees these credentials.
+ */
+function consoleService(): ServicePermissions {
+  const base = common('console');
+  const dlq = Streams.dlq;
+  return {
+    service: 'console',
+    publish: [
+      ...base.publish,
+      ...[...ServiceNeeds.console.buckets.map(kvStream), ...ServiceNeeds.console.streams].map((s) => ({
+        subject: JsApi.streamInfo(s),
+        why: 'stream state (messages, rates, dead letters per stage, retry records)',
+      })),
+      ...[Streams.ingest, Streams.routed, Streams.processed].map((s) => ({ subject: JsApi.consumerList(s), why: 'partition consumers: lag, ack floor' })),
+      // Reading dead letters: ordered consumers of random name on MESH_DLQ, and single reads.
+      { subject: JsApi.consumerCreate(dlq, '*', '>'), why: 'list dead letters (an ordered consumer with a filter)' },
+      { subject: JsApi.consumerInfo(dlq, '*'), why: 'list dead letters: how many match' },
+      { subject: JsApi.consumerNext(dlq, '*'), why: 'list dead letters: pull them' },
+      { subject: JsApi.consumerDelete(dlq, '*'), why: 'list dead letters: delete the listing consumer' },
+      { subject: JsApi.streamMsgGet(dlq), why: 'read one dead letter' },
+      // Redrive: republish to where it failed, then delete it (see redrive.ts in libs/operations).
+      { subject: Subjects.ingestAll, why: 'redrive a dead letter of the router' },
+      { subject: Subjects.routedAll, why: 'redrive a dead letter of a handler' },
+      { subject: Subjects.processedAll, why: 'redrive a dead letter of the aggregator' },
+      { subject: JsApi.streamMsgDelete(dlq), why: 'delete a redriven dead letter' },
+      // Routes: read the table, write operators' rules only.
+      ...readBucket(Buckets.routes, 'the route table'),
+      { subject: kvSubject(Buckets.routes, `${RouteKeyPrefix.rule}>`), why: 'add, edit and delete route rules' },
+      ...readBucket(Buckets.members, 'live instances'),
+      ...readBucket(Buckets.leases, 'partition owners'),
+      ...readBucket(Buckets.aggregates, 'an aggregation key, watched live'),
+      { subject: JsApi.streamMsgGet(kvStream(Buckets.checkpoints)), why: 'read the partition count' },
+      { subject: '$SRV.PING', why: 'NATS service discovery: find every instance' },
+      { subject: '$SRV.STATS', why: "NATS service discovery: every instance's counts" },
+    ],
+    subscribe: [
+      ...base.subscribe,
+      // Tailing a stage's subjects as `nats sub` does: core subscriptions, nothing created on the server.
+      { subject: Subjects.ingestAll, why: 'tail events on MESH_INGEST' },
+      { subject: Subjects.routedAll, why: 'tail events on MESH_ROUTED' },
+      { subject: Subjects.processedAll, why: 'tail events on MESH_PROCESSED' },
+      { subject: Subjects.aggregatesAll, why: 'tail closed windows on MESH_AGGREGATES' },
+    ],
+    allowResponses: true,
+  };
+}
+
 /** The permissions of one service for a mesh of `partitions` partitions. */
 export function servicePermissions(service: MeshService, partitions: number): ServicePermissions {
   switch (service) {
@@ -280,5 +349,7 @@ export function servicePermissions(service: MeshService, partitions: number): Se
       return aggregator(partitions);
     case 'sink':
       return sink();
+    case 'console':
+      return consoleService();
   }
 }

@@ -9,8 +9,8 @@ import { waitForExit } from './nats-server';
 
 /** The four services of the pipeline, which startMesh starts. */
 export type ServiceName = 'ingest' | 'router' | 'processor' | 'aggregator';
-/** Every service startService can run: the pipeline's, and the sink (which needs MESH_SINK_POSTGRES_URL). */
-export type AnyServiceName = ServiceName | 'sink';
+/** Every service startService can run: the pipeline's, the sink (which needs MESH_SINK_POSTGRES_URL) and the console. */
+export type AnyServiceName = ServiceName | 'sink' | 'console';
 
 export const RepoRoot = resolve(__dirname, '../../..');
 

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { devSettings, serviceEnv } from './dev-settings';
 
 describe('devSettings', () => {
-  it('defaults to NATS on 4222, the store in .data/nats and ports 8080-8083', () => {
+  it('defaults to NATS on 4222, the store in .data/nats and ports 8080-8084', () => {
     expect(devSettings({}, '/repo')).toEqual({ natsUrl: 'nats://127.0.0.1:4222', dataDir: join('/repo', '.data', 'nats'), portBase: 8080 });
   });
 
@@ -11,8 +11,8 @@ describe('devSettings', () => {
     expect(devSettings(env, '/repo')).toEqual({ natsUrl: 'nats://127.0.0.1:5222', dataDir: resolve('tmp/store'), portBase: 9100 });
   });
 
-  it.each(['0', '65533', '80.5', 'eighty'])('refuses MESH_DEV_PORT_BASE=%s, naming the accepted range', (value) => {
-    expect(() => devSettings({ MESH_DEV_PORT_BASE: value }, '/repo')).toThrow(`MESH_DEV_PORT_BASE is "${value}"; it must be a port from 1 to 65532`);
+  it.each(['0', '65531', '80.5', 'eighty'])('refuses MESH_DEV_PORT_BASE=%s, naming the accepted range', (value) => {
+    expect(() => devSettings({ MESH_DEV_PORT_BASE: value }, '/repo')).toThrow(`MESH_DEV_PORT_BASE is "${value}"; it must be a port from 1 to 65530`);
   });
 });
 

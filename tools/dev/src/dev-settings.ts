@@ -5,8 +5,9 @@
  * - NATS_URL: the NATS server to use (default nats://127.0.0.1:4222); when
  *   none answers there and it is local, a nats-server is started on its port.
  * - MESH_DEV_DATA_DIR: where that nats-server keeps its store (default .data/nats).
- * - MESH_DEV_PORT_BASE: HTTP port of ingest; router, processor and
- *   aggregator take the next three (default 8080, so 8080-8083).
+ * - MESH_DEV_PORT_BASE: HTTP port of ingest; router, processor,
+ *   aggregator, console and sink take the next five (default 8080, so
+ *   8080-8084, and 8085 for the sink).
  */
 import { join, resolve } from 'node:path';
 
@@ -31,8 +32,8 @@ export function serviceEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 export function devSettings(env: NodeJS.ProcessEnv, repoRoot: string): DevSettings {
   const rawBase = env.MESH_DEV_PORT_BASE;
   const portBase = rawBase === undefined || rawBase === '' ? DefaultPortBase : Number(rawBase);
-  if (!Number.isInteger(portBase) || portBase < 1 || portBase > 65_532) {
-    throw new Error(`MESH_DEV_PORT_BASE is ${JSON.stringify(rawBase)}; it must be a port from 1 to 65532 (the four services use it and the next three)`);
+  if (!Number.isInteger(portBase) || portBase < 1 || portBase > 65_530) {
+    throw new Error(`MESH_DEV_PORT_BASE is ${JSON.stringify(rawBase)}; it must be a port from 1 to 65530 (the services use it and the next five)`);
   }
   return {
     natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',

@@ -4,7 +4,8 @@
  * config with TLS and one nkey identity per service; the admin identity
  * provisions the streams, buckets and consumers; each service then runs as
  * its own user with MESH_PROVISION=false, and the HTTP APIs require an API
- * key, a new one printed at every start.
+ * key: new ones printed at every start (one to send and query, one with the
+ * admin scope for the console).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { RepoRoot } from '@mesh/testing';
 
 const run = promisify(execFile);
 
-export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator', 'sink'] as const;
+export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator', 'sink', 'console'] as const;
 export type Identity = (typeof Identities)[number];
 
 export interface SecureMesh {
@@ -67,11 +68,19 @@ export async function provisionAsAdmin(secure: SecureMesh, natsUrl: string, env:
   await mesh(['provision', '--nats', natsUrl], { ...env, ...secure.env('admin') });
 }
 
-/** A fresh key file holding one key for this session; returns the key (shown once). */
-export async function newApiKey(secure: SecureMesh, env: NodeJS.ProcessEnv): Promise<string> {
-  rmSync(secure.apiKeysFile, { force: true });
-  const out = await mesh(['apikey', 'create', '--name', 'dev', '--scopes', 'ingest,query', '--file', secure.apiKeysFile], env);
+async function createKey(secure: SecureMesh, env: NodeJS.ProcessEnv, name: string, scopes: string): Promise<string> {
+  const out = await mesh(['apikey', 'create', '--name', name, '--scopes', scopes, '--file', secure.apiKeysFile], env);
   const key = out.trim().split('\n').pop() ?? '';
   if (!/^\S+$/.test(key)) throw new Error('mesh apikey create printed no key on its last line');
   return key;
+}
+
+/**
+ * A fresh key file holding this session's keys (each shown once): `key`
+ * sends events and reads results, `consoleKey` (admin) is what the console
+ * asks for before it shows or changes anything.
+ */
+export async function newApiKeys(secure: SecureMesh, env: NodeJS.ProcessEnv): Promise<{ key: string; consoleKey: string }> {
+  rmSync(secure.apiKeysFile, { force: true });
+  return { key: await createKey(secure, env, 'dev', 'ingest,query'), consoleKey: await createKey(secure, env, 'console', 'admin') };
 }

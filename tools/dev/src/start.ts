@@ -2,13 +2,15 @@
  * `npm start`: the whole mesh on this machine. Uses the NATS server at
  * NATS_URL when one answers; otherwise starts a local nats-server with
  * JetStream (data in .data/nats, or MESH_DEV_DATA_DIR). Then runs the four
- * services (HTTP ports from MESH_DEV_PORT_BASE, default 8080-8083), waits
- * until they are ready and says where to send events and read results.
+ * services and the console (HTTP ports from MESH_DEV_PORT_BASE, default
+ * 8080-8084), waits until they are ready and says where to send events, read
+ * results and open the console.
  *
  * `npm start -- --secure` runs it as production would (see secure-mesh.ts):
  * its own nats-server with a generated least-privilege config and TLS, one
  * NATS identity per service, provisioning by the admin identity, and API
- * keys on the HTTP APIs (one printed at start).
+ * keys on the HTTP APIs (two printed at start: one to send and query, one
+ * with the admin scope for the console).
  *
  * While it runs it watches the sources (watch-sources.ts): a saved change
  * rebuilds (tsc -b, incremental) and restarts only the services whose code
@@ -30,7 +32,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, credentialsFromEnv, NatsCredentialsError, NatsRefusedError, redactUrl } from '@mesh/messaging';
 import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type NatsServer } from '@mesh/testing';
 import { devSettings, serviceEnv } from './dev-settings';
-import { newApiKey, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
+import { newApiKeys, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
 import { lineRenderer, logFormat } from './log-lines';
 import { hasExited, stopChild } from './stop-child';
 import { watchSources } from './watch-sources';
@@ -41,6 +43,8 @@ const services = [
   { name: 'ingest', offset: 0 },
   { name: 'router', offset: 1 },
   { name: 'aggregator', offset: 3 },
+  // Last: it shows the others, and acts on the mesh only when an operator asks.
+  { name: 'console', offset: 4 },
   // The sink writes results to PostgreSQL, so it runs only when told where.
   ...(process.env.MESH_SINK_POSTGRES_URL ? [{ name: 'sink', offset: 5 } as const] : []),
 ] as const;
@@ -254,7 +258,7 @@ async function main() {
   renderLine = lineRenderer(logFormat(process.env, process.stdout.isTTY === true), process.stdout.isTTY === true);
   if (secure) {
     natsUrl = await startSecureNats();
-    const key = await newApiKey(secured!, withoutNatsCredentials(serviceEnv(process.env)));
+    const { key, consoleKey } = await newApiKeys(secured!, withoutNatsCredentials(serviceEnv(process.env)));
     await startAll();
     const ingest = `http://127.0.0.1:${portOf('ingest')}`;
     const aggregator = `http://127.0.0.1:${portOf('aggregator')}`;
@@ -268,6 +272,7 @@ async function main() {
     );
     say('read its aggregate:');
     say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
+    say(`console: http://127.0.0.1:${portOf('console')}/ (asks for this admin key, replaced at every start: ${consoleKey})`);
     say(`admin CLI: env $(cat ${shownPath(join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
     startWatching();
     say('Ctrl-C stops everything.');
@@ -306,6 +311,7 @@ async function main() {
   );
   say('read its aggregate:');
   say(`  curl ${aggregator}/v1/aggregates/totals/customer-42`);
+  say(`console: http://127.0.0.1:${portOf('console')}/`);
   say(
     `health: ${services
       .map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`)

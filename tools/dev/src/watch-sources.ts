@@ -2,8 +2,9 @@
  * What `npm start` watches: the sources of the services and the libraries.
  * A change is debounced (an editor saves several files at once), then
  * reported as the set of services whose code changed: a service's own
- * folder names that service, a library names every service (they all use
- * the libraries). Tests and build output are ignored.
+ * folder names that service (`src/`, and `web/` for the console's page), a
+ * library names every service (they all use the libraries). Tests and build
+ * output are ignored.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { join, sep } from 'node:path';
@@ -19,8 +20,8 @@ export interface WatchOptions {
 /** Which services a changed path (relative to the repository) concerns; none for tests and build output. */
 export function servicesOf(relPath: string, services: readonly string[]): string[] {
   const parts = relPath.split(sep).join('/').split('/');
-  if (parts.includes('dist') || parts.includes('node_modules') || /\.spec\.ts$/.test(relPath) || !/\.(ts|js|json)$/.test(relPath)) return [];
-  if (parts[0] === 'services' && services.includes(parts[1]) && parts[2] === 'src') return [parts[1]];
+  if (parts.includes('dist') || parts.includes('node_modules') || /\.spec\.ts$/.test(relPath) || !/\.(ts|js|json|html|css)$/.test(relPath)) return [];
+  if (parts[0] === 'services' && services.includes(parts[1]) && (parts[2] === 'src' || parts[2] === 'web')) return [parts[1]];
   if (parts[0] === 'libs' && parts[2] === 'src') return [...services];
   return [];
 }

@@ -10,10 +10,9 @@ import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName,
 import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { bashCompletion } from './completion';
-import { checkRuleName } from './routes';
+import { checkRuleName, DlqStages } from '@mesh/operations';
 import { checkEventType } from './send';
 import { helpText } from './help';
-import { DlqStages } from './mesh-names';
 import type { NatsConfigOptions } from './nats-config/nats-config';
 import { oneOf } from './output';
 import { StageOutputs, subjectProblem } from './tail';

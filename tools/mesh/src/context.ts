@@ -5,23 +5,21 @@
  * The CLI connects without reconnecting (unlike the services' connectNats,
  * which waits for NATS forever): an operator wants a one-line error at once.
  */
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats, NatsCredentialsError, NatsRefusedError, redactUrl } from '@mesh/messaging';
+import type { MeshContext } from '@mesh/operations';
 import type { GlobalOpts } from './argv';
 import { CliError } from './errors';
 import type { Output } from './output';
 
-export interface CommandContext {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
+export interface CommandContext extends MeshContext {
   out: Output;
   /** Print one JSON document instead of tables and notes. */
   json: boolean;
-  /** For messages: where the commands are looking. */
-  natsUrl: string;
 }
+
+export { isNotFound, requireStream } from '@mesh/operations';
 
 const ConnectTimeoutMs = 5_000;
 
@@ -61,22 +59,6 @@ export async function openContext(global: Pick<GlobalOpts, 'natsUrl' | 'json' | 
     return await commandContext(nc, out, { json: global.json, natsUrl });
   } catch (err) {
     await nc.close();
-    throw err;
-  }
-}
-
-export function isNotFound(err: unknown, code: number): boolean {
-  return err instanceof JetStreamApiError && err.code === code;
-}
-
-/** A stream the mesh should have; its absence means the mesh is not provisioned on this server. */
-export async function requireStream(ctx: CommandContext, stream: string) {
-  try {
-    return await ctx.jsm.streams.info(stream);
-  } catch (err) {
-    if (isNotFound(err, JetStreamApiCodes.StreamNotFound)) {
-      throw new CliError(`stream ${stream} not found at ${ctx.natsUrl}; the mesh is not provisioned there (every service provisions it when it starts)`);
-    }
     throw err;
   }
 }

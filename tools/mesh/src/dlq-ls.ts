@@ -1,9 +1,7 @@
 /** `mesh dlq ls`: dead letters, oldest first, one line each. */
 import { Streams, type DlqStage } from '@mesh/contracts';
 import type { CommandContext } from './context';
-import { eventLabel, readDeadLetters, summaryJson, type DeadLetterRecord } from './dead-letters';
-import { checkPartition } from './mesh-info';
-import { dlqFilter } from './mesh-names';
+import { checkPartition, dlqFilter, eventLabel, readDeadLetters, summaryJson, type DeadLetterRecord } from '@mesh/operations';
 import { clip, formatTable, printable } from './output';
 
 export interface DlqListOptions {

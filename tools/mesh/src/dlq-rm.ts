@@ -11,10 +11,8 @@
 import { Streams, type DlqStage } from '@mesh/contracts';
 import type { DlqSelection } from './argv';
 import { requireStream, type CommandContext } from './context';
-import { eventLabel, getDeadLetter, readDeadLetters, summaryJson, type DeadLetterRecord } from './dead-letters';
 import { CliError } from './errors';
-import { checkPartition } from './mesh-info';
-import { dlqFilter } from './mesh-names';
+import { checkPartition, dlqFilter, eventLabel, getDeadLetter, readDeadLetters, summaryJson, type DeadLetterRecord } from '@mesh/operations';
 import { printable } from './output';
 
 async function remove(ctx: CommandContext, d: DeadLetterRecord): Promise<void> {

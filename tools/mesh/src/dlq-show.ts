@@ -1,7 +1,7 @@
 /** `mesh dlq show <seq>`: one dead letter, every header and its body. */
 import { Streams } from '@mesh/contracts';
 import type { CommandContext } from './context';
-import { getDeadLetter, summaryJson, type DeadLetterRecord } from './dead-letters';
+import { getDeadLetter, summaryJson, type DeadLetterRecord } from '@mesh/operations';
 import { printable } from './output';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -3,6 +3,8 @@
  * Output, so tests read what an operator would see.
  */
 
+export { oneOf, printable } from '@mesh/operations';
+
 export interface Output {
   /** The command's result (stdout): table rows, the JSON document. */
   out(text: string): void;
@@ -47,20 +49,7 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   return [line(header), ...rows.map(line)];
 }
 
-/** "a, b, c or d" */
-export function oneOf(items: readonly string[]): string {
-  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
-}
-
 /** Cut a one-line value to `max` characters for a table cell. */
 export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-
-/** Text safe to print on a terminal: control characters (but newline and tab) shown as \u escapes. */
-export function printable(text: string): string {
-  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

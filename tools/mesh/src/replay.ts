@@ -46,7 +46,7 @@ import { partitionConsumerConfig } from '@mesh/messaging';
 import type { ReplayArgs } from './replay-argv';
 import { isNotFound, requireStream, type CommandContext } from './context';
 import { CliError } from './errors';
-import { recordedPartitions } from './mesh-info';
+import { recordedPartitions } from '@mesh/operations';
 
 /** When a consumer to recreate is missing, it gets the services' defaults (they adjust these when they open it). */
 const FallbackConsumer = { maxAckPending: 1000, ackWaitMs: 30_000 };

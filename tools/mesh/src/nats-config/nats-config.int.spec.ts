@@ -13,8 +13,10 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
+  aggregateKvKey,
   Buckets,
   checkpointKey,
+  Headers,
   consumerName,
   JsApi,
   kvStream,
@@ -33,6 +35,8 @@ import {
   type MeshService,
 } from '@mesh/contracts';
 import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import { getDeadLetter, partitionRows, readDeadLetters, redriveOne, routeEntries, storeRule, type MeshContext } from '@mesh/operations';
 import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
 import { MemoryOutput } from '../output';
 import { createCertificateAuthority, issueCertificate } from './certificates';
@@ -267,6 +271,59 @@ describe('mesh nats-config --tls under nats-server', () => {
       expect((await (await jsmOf('aggregator')).consumers.info(Streams.processed, consumerName('aggregator', 3))).name).toBe(consumerName('aggregator', 3));
       expect((await jsOf('aggregator').publish(Subjects.aggregates('totals'), '{}', { msgID: 'int:agg:1' })).stream).toBe(Streams.aggregates);
       expect((await jsOf('aggregator').publish(Subjects.aggregatesLate('totals'), '{}', { msgID: 'int:agg:2' })).stream).toBe(Streams.aggregates);
+    });
+  });
+
+  describe('console', () => {
+    const ctx = async (): Promise<MeshContext> => ({ nc: as('console'), js: jsOf('console'), jsm: await jsmOf('console'), natsUrl: server.url });
+
+    it('reads partitions, the route table and dead letters, and redrives one where it failed', async () => {
+      expect((await partitionRows(await ctx(), {})).length).toBe(Stages.length * P);
+      await (await adminKv(Buckets.routes)).put(`${RouteKeyPrefix.handler}orders`, '{"types":["order.created"]}');
+      expect((await routeEntries(await ctx())).map((e) => `${e.kind}.${e.name}`)).toContain('handler.orders');
+
+      const h = natsHeaders();
+      h.set(Headers.stage, 'router');
+      h.set(Headers.originalSubject, Subjects.ingest(0, 'order.lost'));
+      const event = { specversion: '1.0', id: 'console-1', source: 'int', type: 'order.lost' };
+      const dead = await jsOf('admin').publish(Subjects.dlq('router', 0), JSON.stringify([event]), { headers: h });
+      const { letters } = await readDeadLetters(await ctx(), { filter: Subjects.dlqAll, limit: 100 });
+      expect(letters.map((d) => d.seq)).toContain(dead.seq);
+      const redriven = await redriveOne(await ctx(), await getDeadLetter(await ctx(), dead.seq));
+      expect(redriven.stream).toBe(Streams.ingest);
+      await expect((await jsmOf('admin')).streams.getMessage(Streams.dlq, { seq: dead.seq })).resolves.toBeNull();
+    });
+
+    it('tails the stage subjects and watches an aggregation key', async () => {
+      const tail = as('console').subscribe(Subjects.routedAll, { max: 1 });
+      await as('console').flush();
+      await jsOf('admin').publish(Subjects.routed(1, 'orders'), '[]');
+      for await (const m of tail) expect(m.subject).toBe(Subjects.routed(1, 'orders'));
+      await (await adminKv(Buckets.aggregates)).put(aggregateKvKey('totals', 'k1'), '{"windows":[]}');
+      const watch = await (await kvOf('console', Buckets.aggregates)).watch({ key: aggregateKvKey('totals', 'k1') });
+      for await (const e of watch) {
+        expect(e.string()).toBe('{"windows":[]}');
+        break;
+      }
+    });
+
+    it("writes operators' rules and nothing else of the route table", async () => {
+      await storeRule(await ctx(), 'by-console', { match: 'order.*', to: ['orders'] });
+      expect((await (await adminKv(Buckets.routes)).get(`${RouteKeyPrefix.rule}by-console`))?.json()).toEqual({ match: 'order.*', to: ['orders'] });
+      await expect((await kvOf('console', Buckets.routes)).put(`${RouteKeyPrefix.handler}evil`, '{}')).rejects.toThrow(
+        refused(kvSubject(Buckets.routes, `${RouteKeyPrefix.handler}evil`)),
+      );
+    });
+
+    it("cannot take a lease, write a result or checkpoint, nor pull, ack or reset a stage's consumer", async () => {
+      await expect((await kvOf('console', Buckets.leases)).put('processor.00', '{"owner":"console"}')).rejects.toThrow(anyRefusal);
+      await expect((await kvOf('console', Buckets.aggregates)).put('totals.x', '{}')).rejects.toThrow(anyRefusal);
+      await expect((await kvOf('console', Buckets.checkpoints)).put(checkpointKey('aggregator', 0), '{}')).rejects.toThrow(anyRefusal);
+      await expect(as('console').request(JsApi.consumerNext(Streams.routed, consumerName('processor', 0)), '{"batch":1}')).rejects.toThrow(anyRefusal);
+      await expect((await jsmOf('console')).consumers.delete(Streams.routed, consumerName('processor', 0))).rejects.toThrow(
+        refused(JsApi.consumerDelete(Streams.routed, consumerName('processor', 0))),
+      );
+      await expect(jsOf('console').publish(Subjects.aggregates('totals'), '{}')).rejects.toThrow(refused(Subjects.aggregates('totals')));
     });
   });
 

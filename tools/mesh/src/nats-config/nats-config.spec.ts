@@ -23,8 +23,8 @@ describe('mesh nats-config (files only)', () => {
     expect(existsSync(join(dir, 'tls'))).toBe(false);
     expect(readFileSync(join(dir, 'router.env'), 'utf8')).toBe(`NATS_NKEY_SEED_FILE=${join(dir, 'router.nk')}\n`);
     const conf = readFileSync(join(dir, 'nats-server.conf'), 'utf8');
-    // admin, ingest, router, processor, aggregator and sink.
-    expect(conf.match(/nkey: "U[A-Z2-7]{55}"/g)).toHaveLength(6);
+    // admin, ingest, router, processor, aggregator, sink and console.
+    expect(conf.match(/nkey: "U[A-Z2-7]{55}"/g)).toHaveLength(7);
     expect(conf).not.toContain('tls {');
     expect(conf).toContain('"$JS.API.CONSUMER.MSG.NEXT.MESH_INGEST.router-p01"');
     expect(conf).not.toContain('router-p02');

@@ -1,12 +1,12 @@
 /**
- * Names the CLI needs beyond what '@mesh/contracts' exports, each derived
+ * Names the operations need beyond what '@mesh/contracts' exports, each derived
  * from the contracts so nothing here spells a subject by hand. When the
  * contracts grow these (a DLQ filter by stage, a redrive header, the lease
  * key), this file shrinks to re-exports.
  */
 import { Stages, Subjects, type DlqStage, type Stage } from '@mesh/contracts';
 
-/** Every stage that dead-letters, in the order the CLI lists them. */
+/** Every stage that dead-letters, in the order they are listed. */
 export const DlqStages: readonly DlqStage[] = [...Stages, 'ingest'];
 
 /** Header a redriven envelope carries: the DLQ sequence it came from. */
@@ -46,7 +46,7 @@ export const StageInputSubjects: readonly string[] = [Subjects.ingestAll, Subjec
 /**
  * Key of a stage's partition lease in `mesh_leases`: `router.03`.
  * The same as `leaseKey` of the partition ownership in '@mesh/messaging'
- * (being built); the CLI only reads it.
+ * ; operations only read it.
  */
 export function leaseKeyOf(stage: Stage, partition: number): string {
   return `${stage}.${String(partition).padStart(2, '0')}`;

@@ -11,8 +11,8 @@
 import { JetStreamApiCodes } from '@nats-io/jetstream';
 import type { MsgHdrs } from '@nats-io/nats-core';
 import { decodeEnvelope, Headers, MalformedEnvelopeError, Streams, type CloudEvent } from '@mesh/contracts';
-import { isNotFound, type CommandContext } from './context';
-import { CliError } from './errors';
+import { isNotFound, type MeshContext } from './mesh-context';
+import { OperationError } from './errors';
 import { dlqSubjectParts } from './mesh-names';
 
 export interface DeadLetterRecord {
@@ -86,12 +86,14 @@ export function toRecord(m: RawMessage): DeadLetterRecord {
   };
 }
 
-function notProvisioned(ctx: CommandContext): CliError {
-  return new CliError(`stream ${Streams.dlq} not found at ${ctx.natsUrl}; the mesh is not provisioned there (every service provisions it when it starts)`);
+function notProvisioned(ctx: MeshContext): OperationError {
+  return new OperationError(
+    `stream ${Streams.dlq} not found at ${ctx.natsUrl}; the mesh is not provisioned there (every service provisions it when it starts)`,
+  );
 }
 
-/** One dead letter by its DLQ sequence; a CliError when there is none. */
-export async function getDeadLetter(ctx: CommandContext, seq: number): Promise<DeadLetterRecord> {
+/** One dead letter by its DLQ sequence; an OperationError when there is none. */
+export async function getDeadLetter(ctx: MeshContext, seq: number): Promise<DeadLetterRecord> {
   let sm;
   try {
     sm = await ctx.jsm.streams.getMessage(Streams.dlq, { seq });
@@ -99,7 +101,7 @@ export async function getDeadLetter(ctx: CommandContext, seq: number): Promise<D
     if (isNotFound(err, JetStreamApiCodes.StreamNotFound)) throw notProvisioned(ctx);
     throw err;
   }
-  if (!sm) throw new CliError(`no dead letter with sequence ${seq} in ${Streams.dlq}; list them with 'mesh dlq ls'`);
+  if (!sm) throw new OperationError(`no dead letter with sequence ${seq} in ${Streams.dlq}; list them with 'mesh dlq ls'`);
   return toRecord({ seq: sm.seq, time: sm.time, subject: sm.subject, headers: sm.header, data: sm.data });
 }
 
@@ -121,7 +123,7 @@ const FetchExpiresMs = 2_000;
  * Dead letters matching `q`, oldest first, and how many matched from
  * `fromSeq` when reading started (to tell the operator what `limit` left out).
  */
-export async function readDeadLetters(ctx: CommandContext, q: DeadLetterQuery): Promise<{ letters: DeadLetterRecord[]; matching: number }> {
+export async function readDeadLetters(ctx: MeshContext, q: DeadLetterQuery): Promise<{ letters: DeadLetterRecord[]; matching: number }> {
   let consumer;
   try {
     consumer = await ctx.js.consumers.get(Streams.dlq, { filter_subjects: q.filter, opt_start_seq: q.fromSeq ?? 1 });
