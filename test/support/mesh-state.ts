@@ -8,7 +8,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
+import { consumerName, stageInput, Streams, type Stage } from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
 
 export interface DeadLetterMessage {
@@ -47,7 +47,7 @@ export interface ConsumerState {
 
 /** Ack state of a stage's durable partition consumers (`processor-p00` ...). */
 export async function partitionConsumers(jsm: JetStreamManager, stage: Stage, partitions: number): Promise<ConsumerState[]> {
-  const stream = StageInput[stage];
+  const stream = stageInput(stage);
   return Promise.all(
     Array.from({ length: partitions }, async (_, p) => {
       const info = await jsm.consumers.info(stream, consumerName(stage, p));

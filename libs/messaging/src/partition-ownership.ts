@@ -36,6 +36,8 @@ export interface OwnershipOptions {
   partitions: number;
   /** TTL of the mesh_members and mesh_leases buckets. */
   ttlMs: number;
+  /** More for the member entry (a handler service's hosted handlers: `{ handlers: [...] }`), for `mesh handlers` and operators. */
+  advertise?: Record<string, unknown>;
   onError?(what: string, err: unknown): void;
 }
 
@@ -139,7 +141,10 @@ export class PartitionOwnership {
   }
 
   private async heartbeat(): Promise<void> {
-    await this.members.put(memberKey(this.o.stage, this.o.instanceId), JSON.stringify({ instance: this.o.instanceId, stage: this.o.stage, since: this.since }));
+    await this.members.put(
+      memberKey(this.o.stage, this.o.instanceId),
+      JSON.stringify({ ...this.o.advertise, instance: this.o.instanceId, stage: this.o.stage, since: this.since }),
+    );
   }
 
   /**

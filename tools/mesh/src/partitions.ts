@@ -8,7 +8,8 @@
  */
 import { JetStreamApiCodes, type ConsumerInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Buckets, consumerName, PartitionCountKey, retryRecordPrefix, StageInput, Stages, type Stage } from '@mesh/contracts';
+import { Buckets, consumerName, isHandlerService, PartitionCountKey, retryRecordPrefix, stageInput, type Stage } from '@mesh/contracts';
+import { allStages } from './handler-services';
 import { isNotFound, type CommandContext } from './context';
 import { CliError } from './errors';
 import { recordedPartitions } from './mesh-info';
@@ -29,16 +30,16 @@ export interface PartitionRow {
   ackFloor: number | null;
   /** Instance holding the partition's lease in mesh_leases. */
   owner: string | null;
-  /** Processor only: envelopes with events waiting for a retry (records in mesh_checkpoints). */
+  /** Handler services only: envelopes with events waiting for a retry or a host (records in mesh_checkpoints). */
   retrying: number | null;
 }
 
-/** Retry records per processor partition, counted from the subjects of the checkpoints bucket. */
-async function retryRecords(ctx: CommandContext, partitions: number): Promise<number[]> {
+/** Retry records per partition of a handler service, counted from the subjects of the checkpoints bucket. */
+async function retryRecords(ctx: CommandContext, service: string, partitions: number): Promise<number[]> {
   const counts = new Array<number>(partitions).fill(0);
   const subject = (key: string) => `$KV.${Buckets.checkpoints}.${key}`;
   for (let p = 0; p < partitions; p++) {
-    const info = await ctx.jsm.streams.info(`KV_${Buckets.checkpoints}`, { subjects_filter: subject(`${retryRecordPrefix(p)}>`) });
+    const info = await ctx.jsm.streams.info(`KV_${Buckets.checkpoints}`, { subjects_filter: subject(`${retryRecordPrefix(p, service)}>`) });
     counts[p] = Object.keys(info.state.subjects ?? {}).length;
   }
   return counts;
@@ -105,11 +106,11 @@ export async function partitionRows(ctx: CommandContext, o: { stage?: Stage }): 
     );
   }
   const leases = await leasesBucket(ctx);
-  const stages = o.stage ? [o.stage] : Stages;
-  const retrying = stages.includes('processor') ? await retryRecords(ctx, count) : [];
+  const stages = o.stage ? [o.stage] : await allStages(ctx);
   const rows: PartitionRow[] = [];
   for (const stage of stages) {
-    const stream = StageInput[stage];
+    const retrying = isHandlerService(stage) ? await retryRecords(ctx, stage, count) : [];
+    const stream = stageInput(stage);
     const consumers = await consumersOf(ctx, stream);
     for (let p = 0; p < count; p++) {
       const name = consumerName(stage, p);
@@ -125,7 +126,7 @@ export async function partitionRows(ctx: CommandContext, o: { stage?: Stage }): 
         ackPending: ci ? ci.num_ack_pending : null,
         ackFloor: ci ? ci.ack_floor.stream_seq : null,
         owner: null,
-        retrying: stage === 'processor' ? retrying[p] : null,
+        retrying: isHandlerService(stage) ? retrying[p] : null,
       });
     }
   }
@@ -154,7 +155,7 @@ export async function showPartitions(ctx: CommandContext, o: { stage?: Stage }):
   ]);
   for (const line of formatTable(['STAGE', 'P', 'CONSUMER', 'LAG', 'PENDING', 'ACK PENDING', 'ACK FLOOR', 'RETRYING', 'OWNER'], table)) ctx.out.out(line);
 
-  const totals = (o.stage ? [o.stage] : Stages).map((s) => `${s} ${rows.filter((r) => r.stage === s).reduce((sum, r) => sum + (r.lag ?? 0), 0)}`);
+  const totals = [...new Set(rows.map((r) => r.stage))].map((s) => `${s} ${rows.filter((r) => r.stage === s).reduce((sum, r) => sum + (r.lag ?? 0), 0)}`);
   ctx.out.out(`total lag: ${totals.join(', ')}`);
   if (rows.some((r) => !r.exists)) ctx.out.out('(missing: no service of that stage has created the consumer yet)');
 }

@@ -16,6 +16,14 @@
  * envelope that may have been handled whole before (a redelivery with no
  * record) may already have its whole-envelope ids stored, so it cannot be
  * split now.
+ *
+ * An event of a handler this instance does not host, while its record in
+ * `mesh_routes` says its service hosts it (a newer version of this service
+ * does, in a rolling update), waits the same way, with no attempt limit,
+ * until an instance that hosts it owns the partition (handler-records.ts).
+ * An envelope that cannot be split then holds the partition (the batch fails
+ * and the partition reopens after a backoff). A removed handler's events are
+ * dead-lettered with the reason.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
@@ -25,8 +33,8 @@ import {
   encodeEnvelopeParts,
   partitionKeyOf,
   partitionOf,
+  routedHandler,
   Streams,
-  subjectTail,
   Subjects,
   type CloudEvent,
 } from '@mesh/contracts';
@@ -40,6 +48,7 @@ import type { Disposition, InputEnvelope, PartitionWorker, Resume } from '../sta
 import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
 import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
+import { HandlerMovedError, HandlerNotHostedError, HandlerRemovedError, type HandlerRecords } from './handler-records';
 import type { RetryLedger, WaitingEvent } from './retry-ledger';
 import { attemptHandler, retriable, retryPolicy, runHandler, type HandlerRun } from './run-handler';
 
@@ -74,12 +83,18 @@ export interface ProcessorWorkerDeps {
   epoch?: number;
   log: Logger;
   metrics?: MetricsRegistry;
+  /** The handler service this worker is part of (its stage): names its DLQ subject, metrics and spans. Default `processor`. */
+  service?: string;
+  /** Handler records: with them, an event of a handler not hosted here waits while its record says its service hosts it. */
+  records?: HandlerRecords;
 }
 
 /** A waiting event queued behind another of its key comes back this long after it. */
 const BEHIND_MS = 25;
 /** The shortest delay of a nak: never a hot loop. */
 const MIN_RETRY_MS = 20;
+/** The longest an event waiting for a host waits between two looks. */
+const MAX_HOST_WAIT_MS = 2_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -95,8 +110,11 @@ type Outcome = { kind: 'done'; run: HandlerRun } | { kind: 'wait'; waiting: Wait
 
 export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
   const log = d.log.child({ partition: d.partition });
-  const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
+  const stage = d.service ?? 'processor';
+  const consumerGroup = `${stage}-p${String(d.partition).padStart(2, '0')}`;
   const handlerOf = (item: Item) => d.handlers.get(item.handler);
+  /** Looks at a handler not hosted here, per handler: the wait grows to MAX_HOST_WAIT_MS. */
+  const hostWaits = new Map<string, number>();
 
   return {
     async handle(batch: InputEnvelope[]) {
@@ -117,7 +135,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       const bySeq = batch.map((_, e) => e).sort((a, b) => batch[a].seq - batch[b].seq);
       bySeq.forEach((e) => {
         const env = batch[e];
-        const handler = subjectTail(env.subject, 3);
+        const handler = routedHandler(env.subject);
         const add = (index: number) => {
           const event = env.events[index];
           items.push({ env: e, index, event, handler, key: partitionKeyOf(event) });
@@ -163,7 +181,22 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           });
           const def = handlerOf(item);
           if (!def) {
-            outcomes[k] = { kind: 'done', run: { ok: false, attempts: attempts + 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) } };
+            const absent = d.records ? await notHosted(d.records, item.handler, stage) : undefined;
+            if (absent === 'wait') {
+              if (!splittable[item.env]) throw new HandlerNotHostedError(item.handler, stage);
+              const looks = (hostWaits.get(item.handler) ?? 0) + 1;
+              hostWaits.set(item.handler, looks);
+              endEventSpan(spans[k]);
+              spans[k] = undefined;
+              const wait = Math.min(MAX_HOST_WAIT_MS, 100 * 2 ** Math.min(looks, 5));
+              outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts, notBefore: Date.now() + wait } };
+              held = true;
+              continue;
+            }
+            outcomes[k] = {
+              kind: 'done',
+              run: { ok: false, attempts: attempts + 1, error: absent ?? new UnknownHandlerError(item.handler, [...d.handlers.keys()]) },
+            };
             continue;
           }
           const options = { partition: d.partition, log, sleep };
@@ -171,7 +204,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           if (retriable(def, run)) {
             const delay = backoffDelay(retryPolicy(def), run.attempts);
             d.counters.retried++;
-            d.metrics?.handlerRetries.add(1, { stage: 'processor', handler: def.name });
+            d.metrics?.handlerRetries.add(1, { stage, handler: def.name });
             log.debug('handler failed; retrying', {
               handler: def.name,
               id: item.event.id,
@@ -225,13 +258,13 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           const r = o.run;
           if (!r.ok) {
             d.counters.failed++;
-            d.metrics?.deadLetters.add(1, { stage: 'processor', handler: item.handler });
+            d.metrics?.deadLetters.add(1, { stage, handler: item.handler });
             endEventSpan(spans[k], r.error);
             spans[k] = undefined;
             log.warn('event dead-lettered', { handler: item.handler, id: item.event.id, attempts: r.attempts, error: errorMessage(r.error) });
             dead.push(
               deadLetter(d.js, {
-                stage: 'processor',
+                stage,
                 partition: d.partition,
                 handler: item.handler,
                 error: r.error,
@@ -274,7 +307,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
         if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, Date.now()) });
         else if (split[e]) dispositions.set(env.seq, { kind: 'ack-confirmed' });
       });
-      for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage: 'processor', handler });
+      for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage, handler });
       try {
         await Promise.all([publishAll(d.js, outs), ...dead]);
       } finally {
@@ -287,6 +320,18 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       await d.ledger.settle(seqs);
     },
   };
+}
+
+/**
+ * Why an event of a handler not hosted here is not handled: 'wait' while its
+ * record says this service hosts it (another instance does), else the error
+ * it is dead-lettered with (undefined: never declared, UnknownHandlerError).
+ */
+async function notHosted(records: HandlerRecords, handler: string, service: string): Promise<'wait' | Error | undefined> {
+  const status = await records.status(handler);
+  if (status.kind === 'removed') return new HandlerRemovedError(handler);
+  if (status.kind === 'undeclared') return undefined;
+  return status.record.service === service ? 'wait' : new HandlerMovedError(handler, service, status.record.service);
 }
 
 /** Whether the ledger already says exactly this of the envelope. */

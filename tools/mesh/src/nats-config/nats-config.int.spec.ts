@@ -174,7 +174,7 @@ describe('mesh nats-config --tls under nats-server', () => {
       const ordered = await jsOf('router').consumers.get(Streams.ingest, { filter_subjects: Subjects.ingestPartition(2) });
       expect((await ordered.next({ expires: 5_000 }))?.subject).toBe(Subjects.ingest(2, 'order.created'));
       await ordered.delete();
-      expect((await jsOf('router').publish(Subjects.routed(2, 'orders'), '[]', { msgID: 'int:router:2' })).stream).toBe(Streams.routed);
+      expect((await jsOf('router').publish(Subjects.routed('processor', 2, 'orders'), '[]', { msgID: 'int:router:2' })).stream).toBe(Streams.routed);
       expect((await jsOf('router').publish(Subjects.dlq('router', 2), '[]', { msgID: 'int:router:3' })).stream).toBe(Streams.dlq);
     });
 
@@ -223,7 +223,7 @@ describe('mesh nats-config --tls under nats-server', () => {
       expect((await jsm.consumers.info(stream, config.durable_name!)).name).toBe(consumerName('processor', 1));
       await jsm.consumers.delete(stream, config.durable_name!);
       await jsm.consumers.add(stream, config);
-      await jsOf('admin').publish(Subjects.routed(1, 'orders'), '[]', { msgID: 'int:processor:1' });
+      await jsOf('admin').publish(Subjects.routed('processor', 1, 'orders'), '[]', { msgID: 'int:processor:1' });
       const m = await (await jsOf('processor').consumers.get(stream, consumerName('processor', 1))).next({ expires: 5_000 });
       m!.nak(10);
       expect((await jsOf('processor').publish(Subjects.processed(1, 'order.validated'), '[]', { msgID: 'int:processor:2' })).stream).toBe(Streams.processed);
