@@ -16,6 +16,7 @@ module.exports = {
     '<rootDir>/services/sink',
     '<rootDir>/tools/mesh',
     '<rootDir>/tools/dev',
+    '<rootDir>/test/fixtures/payouts',
     '<rootDir>/test',
   ],
   maxWorkers: 2,
