@@ -76,7 +76,14 @@ export async function consumingPartitions(serviceUrl: string): Promise<number[]>
  * `timeoutMs`.
  * `options`: credentials and TLS, on a secured server (the admin's).
  */
-export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number, options: Partial<ConnectionOptions> = {}): Promise<boolean> {
+export async function waitUntilDrained(
+  natsUrl: string,
+  partitions: number,
+  timeoutMs: number,
+  options: Partial<ConnectionOptions> = {},
+  /** In the order events flow; handler services between the router and the aggregator. */
+  stages: readonly Stage[] = ['router', 'processor', 'aggregator'],
+): Promise<boolean> {
   const nc = await connect({ servers: natsUrl.split(','), ...options });
   try {
     const jsm = await jetstreamManager(nc);
@@ -89,7 +96,7 @@ export async function waitUntilDrained(natsUrl: string, partitions: number, time
         // on. Read at once, the processor could read empty just before the
         // router's last outputs were stored and the router drained just after.
         states = [];
-        for (const stage of ['router', 'processor', 'aggregator'] as const) {
+        for (const stage of stages) {
           const stageStates = await partitionConsumers(jsm, stage, partitions);
           states.push(stageStates);
           if (!allAcked(stageStates)) return false;
