@@ -192,7 +192,9 @@ describe('parseArgv', () => {
         if (inv.command !== 'nats-config') throw new Error(`not nats-config: ${inv.command}`);
         return inv.options;
       };
-      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false });
+      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false, handlerServices: [] });
+      expect(options(['--handler-service', 'refunds,fraud-check']).handlerServices).toEqual(['refunds', 'fraud-check']);
+      expect(() => options(['--handler-service', 'router'])).toThrow("invalid --handler-service 'router': is taken by the mesh itself");
       expect(options([], { MESH_PARTITIONS: '4' }).partitions).toBe(4);
       expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
       expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({
@@ -203,7 +205,7 @@ describe('parseArgv', () => {
       expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
       // It writes files only: no NATS options.
       expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe(
-        "option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help",
+        "option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --handler-service, --json or --help",
       );
     });
   });

@@ -245,7 +245,14 @@ function parseNatsConfigArgs(
     : env.MESH_PARTITIONS
       ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
       : DefaultPartitions;
-  return { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') };
+  return {
+    out: value('--out')!,
+    tls: has('--tls'),
+    partitions,
+    hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [],
+    force: has('--force'),
+    handlerServices: has('--handler-service') ? parseHandlerServices(value('--handler-service')!) : [],
+  };
 }
 
 const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;

@@ -246,6 +246,11 @@ export const Commands: CommandSpec[] = [
       { flag: '--partitions', value: '<n>', help: 'partition count the permissions name consumers for (default: $MESH_PARTITIONS, else 16)' },
       { flag: '--hosts', value: '<h1,h2>', help: 'with --tls: more host names or IPs of the server certificate (127.0.0.1 and localhost are always in)' },
       { flag: '--force', help: 'write into a directory that is not empty, replacing its secrets' },
+      {
+        flag: '--handler-service',
+        value: '<name,...>',
+        help: 'also an identity per handler service (besides the processor), limited to its own consumers, keys and subjects',
+      },
     ],
     details: [
       'Writes nats-server.conf (one nkey user per identity: admin may do everything, ingest, router, processor, aggregator and sink ' +
