@@ -9,10 +9,12 @@
  * - Two instances share its partitions.
  * - While it is stopped, its events wait in JetStream: nothing dead-lettered,
  *   nothing lost; they are handled once it starts again.
- * - A rolling update: a processor instance without a handler another
- *   processor instance hosts leaves that handler's events waiting (no dead
- *   letter); once the old instance stops they are all handled, exactly.
- * - `mesh handlers rm` dead-letters the events still waiting, with the reason.
+ * - A rolling update that adds a handler: the new instance (hosting every
+ *   handler declared for the service) takes the partitions at once; nothing
+ *   waits, nothing is dead-lettered.
+ * - An instance without a declared handler leaves its events waiting (no
+ *   dead letter) until an instance that hosts it owns the partition;
+ *   `mesh handlers rm` dead-letters those still waiting, with the reason.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -213,53 +215,56 @@ describe('a generated handler service beside the mesh', () => {
     expect(await deadLetters(jsm)).toEqual([]);
   }, 180_000);
 
-  it('in a rolling update, leaves the events of a handler only the new instance hosts waiting on the old one, not dead-lettered', async () => {
+  it('in a rolling update that adds a handler, gives the new instance the partitions at once: nothing waits, nothing is dead-lettered', async () => {
     const old = mesh.processor;
     const next = await startService('processor', { ...env(), MESH_HANDLER_MODULES: join(dir, 'extra.js') });
     processors.push(next);
+    // The new instance hosts every handler declared for the processor; the old one lacks 'extra' and gives its partitions up.
     let split: number[][] = [];
     await eventually(
       async () => {
         split = [await consumingPartitions(old.url), await consumingPartitions(next.url)];
-        return split.every((s) => s.length > 0) && split[0].length + split[1].length === P;
+        return split[0].length === 0 && split[1].length === P;
       },
       30_000,
       200,
       () => split,
     );
-    // Keys whose partitions the old instance (without 'extra') owns, and keys of the new one's.
-    const onOld = Array.from({ length: 200 }, (_, i) => `roll-${i}`)
-      .filter((k) => split[0].includes(partitionOf(k, P)))
-      .slice(0, 6);
-    const onNew = Array.from({ length: 200 }, (_, i) => `roll-${i}`)
-      .filter((k) => split[1].includes(partitionOf(k, P)))
-      .slice(0, 6);
-    const expected = await send(extra, [...onOld, ...onNew], 3);
-    await waitUntilDrained(server.url, P, 60_000, {}, ['router']);
-    // The new instance handles its share; the old one's share waits.
-    await eventually(async () => Object.values(await totalsFor(mesh.aggregator.url, onNew)).every((t) => t.count === 3), 60_000, 250);
-    await sleep(3_000);
-    expect(Object.values(await totalsFor(mesh.aggregator.url, onOld)).map((t) => t.count)).toEqual(onOld.map(() => 0));
-    expect(await deadLetters(jsm)).toEqual([]);
-    const row = (await handlersTable()).find((r) => r.handler === 'extra')!;
-    expect(row).toMatchObject({ service: 'processor' });
-    expect({ instances: row.instances.length, hosting: row.hosting.length }).toEqual({ instances: 2, hosting: 1 });
-
-    // The update completes: the old instance stops, the new one takes its partitions and the waiting events.
-    await stop(old);
+    const keys = Array.from({ length: 12 }, (_, i) => `roll-${i}`);
+    const expected = await send(extra, keys, 3);
     await expectExactTotalsOnceDrained(() => mesh.aggregator.url, expected, drained(['router', 'processor', 'aggregator']));
     expect(await deadLetters(jsm)).toEqual([]);
+    const row = (await handlersTable()).find((r) => r.handler === 'extra')!;
+    expect(row).toMatchObject({ service: 'processor', lag: 0 });
+    expect({ instances: row.instances.length, hosting: row.hosting.length }).toEqual({ instances: 2, hosting: 1 });
+    await stop(old);
   }, 240_000);
 
-  it('dead-letters the waiting events of a handler removed with mesh handlers rm, saying so', async () => {
+  it('leaves the events of a handler no owner hosts waiting until a host owns them; mesh handlers rm dead-letters those still waiting, saying so', async () => {
     const withExtra = processors[processors.length - 1];
     const without = await startService('processor', env());
     processors.push(without);
     await stop(withExtra);
     await eventually(async () => (await consumingPartitions(without.url)).length === P, 30_000, 200);
 
-    const keys = Array.from({ length: 5 }, (_, i) => `gone-${i}`);
-    await send(extra, keys, 2);
+    // Declared for the processor, hosted by no instance: they wait, in JetStream and the retry ledger.
+    const first = Array.from({ length: 5 }, (_, i) => `wait-${i}`);
+    const expected = await send(extra, first, 2);
+    await waitUntilDrained(server.url, P, 60_000, {}, ['router']);
+    await sleep(3_000);
+    expect(await deadLetters(jsm)).toEqual([]);
+    expect(Object.values(await totalsFor(mesh.aggregator.url, first)).map((t) => t.count)).toEqual(first.map(() => 0));
+
+    // An instance that hosts it comes: it takes the partitions and handles them, exactly.
+    const host = await startService('processor', { ...env(), MESH_HANDLER_MODULES: join(dir, 'extra.js') });
+    processors.push(host);
+    await expectExactTotalsOnceDrained(() => mesh.aggregator.url, expected, drained(['router', 'processor', 'aggregator']));
+    expect(await deadLetters(jsm)).toEqual([]);
+    await stop(host);
+    await eventually(async () => (await consumingPartitions(without.url)).length === P, 30_000, 200);
+
+    const second = Array.from({ length: 5 }, (_, i) => `gone-${i}`);
+    await send(extra, second, 2);
     await waitUntilDrained(server.url, P, 60_000, {}, ['router']);
     await sleep(2_000);
     expect(await deadLetters(jsm)).toEqual([]);
@@ -284,6 +289,7 @@ describe('a generated handler service beside the mesh', () => {
       expect(l.headers[Headers.handler]).toBe('extra');
       expect(l.headers[Headers.error]).toContain("handler 'extra' was removed with mesh handlers rm");
     }
+    expect(new Set(letters.map((l) => (JSON.parse(l.text) as CloudEvent[])[0].partitionkey))).toEqual(new Set(second));
     expect((await handlersTable()).map((r) => r.handler)).not.toContain('extra');
-  }, 180_000);
+  }, 240_000);
 });

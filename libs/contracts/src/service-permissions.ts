@@ -228,6 +228,11 @@ export function handlerServicePermissions(service: string, partitions: number): 
     { subject: Subjects.processedAll, why: 'handler output to MESH_PROCESSED' },
     { subject: handlerRecords, why: "declare its handlers' types in mesh_routes" },
     { subject: JsApi.directGetLast(routes, handlerRecords), why: 'read the record of a handler it does not host (its events wait while it is declared)' },
+    {
+      subject: JsApi.consumerCreate(routes, '*', handlerRecords),
+      why: 'watch the handler records (partitions go to the instances hosting every handler of the service)',
+    },
+    { subject: JsApi.flowControl(routes), why: 'flow control of the handler records watch' },
     { subject: kvSubject(Buckets.checkpoints, `${checkpointPrefix(service)}>`), why: 'its retry records (and state) in mesh_checkpoints' },
     { subject: JsApi.streamInfo(checkpoints), why: 'list the retry records of a partition' },
     { subject: JsApi.streamMsgGet(checkpoints), why: 'read a retry record' },

@@ -9,7 +9,7 @@
 import { stageInput, stageInputSubject, type Stage } from '@mesh/contracts';
 import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { PartitionOwnership } from '@mesh/messaging';
+import { PartitionOwnership, type OwnershipOptions } from '@mesh/messaging';
 import { countPartitionLosses } from './count-partition-losses';
 import { armFaultPoint } from './fault-point';
 import { sendJson } from './http';
@@ -38,8 +38,11 @@ export async function createStage<C extends StageConfig>(
    * `replay.epoch` names the outputs (epochMsgId): 0 until the mesh is first replayed.
    */
   open: (partition: number, resume: Resume, ensureLease: () => void, replay: { epoch: number }) => Promise<PartitionWorker>,
-  /** `advertise`: more for this instance's entry in mesh_members (a handler service's hosted handlers). */
-  options: { advertise?: Record<string, unknown> } = {},
+  /**
+   * `advertise`: more for this instance's entry in mesh_members (a handler service's hosted handlers);
+   * `eligible`: which live members partitions go to (PartitionOwnership).
+   */
+  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> = {},
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
@@ -50,6 +53,7 @@ export async function createStage<C extends StageConfig>(
     partitions: config.mesh.partitions,
     ttlMs: config.mesh.leaseTtl,
     advertise: options.advertise,
+    eligible: options.eligible,
     onError: (what, err) => log.warn(what, { error: err }),
   });
   const gate = new ReplayGate({ nc, stage, instanceId: config.instance.id, owned$: ownership.owned$, release: (p) => ownership.released(p), log });

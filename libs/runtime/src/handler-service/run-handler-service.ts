@@ -11,7 +11,10 @@
  * this service from then on, with no restart of anything. A record is never
  * deleted here (an instance that stops, or an older version without the
  * handler, must not unroute it): `mesh handlers rm` does that. Its member
- * entry in `mesh_members` lists the handlers it hosts (`mesh handlers`).
+ * entry in `mesh_members` lists the handlers it hosts (`mesh handlers`), and
+ * partitions go to the instances hosting every handler declared for the
+ * service (declared-handlers.ts): in a rolling update that adds a handler,
+ * the new instances take them at once.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -21,6 +24,7 @@ import { registry, type AnyHandlerDefinition } from '../handler';
 import { sendJson } from '../http';
 import { runService, type RunningService, type ServiceContext } from '../service';
 import { createStage } from '../stage-service';
+import { DeclaredHandlers } from './declared-handlers';
 import { HandlerRecords } from './handler-records';
 import { loadHandlerServiceConfig, type HandlerServiceConfig } from './handler-service-config';
 import { loadHandlerModules } from './load-handler-modules';
@@ -62,6 +66,8 @@ export async function startHandlerService(ctx: ServiceContext<HandlerServiceConf
   const counters: ProcessorCounters = { processed: 0, emitted: 0, failed: 0, retried: 0 };
   const checkpoints = await new Kvm(nc).open(Buckets.checkpoints);
   const records = await HandlerRecords.open(nc);
+  const declared = new DeclaredHandlers(o.name);
+  await declared.start(nc, log);
   const jsm = await jetstreamManager(nc);
   http.route(
     'GET',
@@ -99,8 +105,14 @@ export async function startHandlerService(ctx: ServiceContext<HandlerServiceConf
         records,
       });
     },
-    { advertise: { handlers: [...byName.keys()].sort() } },
+    { advertise: { handlers: [...byName.keys()].sort() }, eligible: (live, advertised) => declared.eligible(live, advertised) },
   );
   await stage.start();
-  return stage;
+  return {
+    ...stage,
+    async stop(timeoutMs) {
+      await stage.stop(timeoutMs);
+      declared.stop();
+    },
+  };
 }
