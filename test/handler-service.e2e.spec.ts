@@ -15,6 +15,7 @@
  * - An instance without a declared handler leaves its events waiting (no
  *   dead letter) until an instance that hosts it owns the partition;
  *   `mesh handlers rm` dead-letters those still waiting, with the reason.
+ * - `mesh replay` pauses it, recreates its consumers and rebuilds what it produced.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -291,5 +292,22 @@ describe('a generated handler service beside the mesh', () => {
     }
     expect(new Set(letters.map((l) => (JSON.parse(l.text) as CloudEvent[])[0].partitionkey))).toEqual(new Set(second));
     expect((await handlersTable()).map((r) => r.handler)).not.toContain('extra');
+  }, 240_000);
+
+  it('is replayed with the rest: mesh replay recreates its consumers and rebuilds exactly what it produced', async () => {
+    expect(live(payouts).length).toBeGreaterThan(0);
+    const keys = [...Array.from({ length: 8 }, (_, i) => [`pay-${i}`, `kill-${i}`, `down-${i}`]).flat(), ...Array.from({ length: 16 }, (_, i) => `two-${i}`)];
+    const before = new Map(Object.entries(await totalsFor(mesh.aggregator.url, keys)));
+    expect([...before.values()].every((t) => t.count > 0)).toBe(true);
+
+    const dry = new MemoryOutput();
+    expect(await runCli(['replay', '--from', 'beginning', '--dry-run', '--nats', server.url], {}, dry)).toBe(0);
+    expect(dry.text).toContain(`recreate consumers: MESH_ROUTED/payouts-p00..p0${P - 1} (${P})`);
+    expect(dry.text).toContain('purge mesh_checkpoints payouts.>');
+
+    const out = new MemoryOutput();
+    expect({ code: await runCli(['replay', '--from', 'beginning', '--yes', '--nats', server.url], {}, out), err: out.stderr }).toEqual({ code: 0, err: [] });
+    expect(out.text).toContain('resumed: epoch 1');
+    await expectExactTotalsOnceDrained(() => mesh.aggregator.url, before, drained(withPayouts));
   }, 240_000);
 });

@@ -68,7 +68,10 @@ describe('mesh nats-config --tls under nats-server', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mesh-nats-config-'));
-    written = writeNatsConfig({ out: join(dir, 'conf'), tls: true, partitions: P, hosts: ['nats.internal'], force: false }, new MemoryOutput());
+    written = writeNatsConfig(
+      { out: join(dir, 'conf'), tls: true, partitions: P, hosts: ['nats.internal'], force: false, handlerServices: ['refunds'] },
+      new MemoryOutput(),
+    );
     server = await startNatsServer({ args: ['-c', written.serverConfig] });
     for (const identity of Identities) conns.set(identity, await open(identity));
   });
@@ -239,6 +242,36 @@ describe('mesh nats-config --tls under nats-server', () => {
       const jsm = await jsmOf('processor');
       await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(anyRefusal);
       await expect(jsm.consumers.delete(Streams.ingest, consumerName('router', 0))).rejects.toThrow(anyRefusal);
+    });
+  });
+
+  describe('a handler service (--handler-service refunds)', () => {
+    it('uses its own partition consumers, declares and reads handler records, and touches nothing of the processor', async () => {
+      conns.set('refunds', await open('refunds'));
+      const jsm = await jsmOf('refunds');
+      await jsm.consumers.add(Streams.routed, partitionConsumerConfig('refunds', 2, consumerOptions));
+      await jsOf('admin').publish(Subjects.routed('refunds', 2, 'refunds'), '[]', { msgID: 'int:refunds:1' });
+      const m = await (await jsOf('refunds').consumers.get(Streams.routed, consumerName('refunds', 2))).next({ expires: 5_000 });
+      expect(m?.subject).toBe(Subjects.routed('refunds', 2, 'refunds'));
+      m!.ack();
+      expect((await jsOf('refunds').publish(Subjects.processed(2, 'refund.approved'), '[]', { msgID: 'int:refunds:2' })).stream).toBe(Streams.processed);
+      const routes = await new Kvm(as('refunds')).open(Buckets.routes, { allow_direct: true });
+      await routes.put(`${RouteKeyPrefix.handler}refunds`, '{"types":["refund.requested"],"service":"refunds"}');
+      expect((await routes.get(`${RouteKeyPrefix.handler}refunds`))?.string()).toContain('"service":"refunds"');
+      const watch = await routes.watch({ key: `${RouteKeyPrefix.handler}>` });
+      for await (const e of watch) {
+        expect(e.key.startsWith(RouteKeyPrefix.handler)).toBe(true);
+        break;
+      }
+      const checkpoints = await kvOf('refunds', Buckets.checkpoints);
+      await checkpoints.create(`${retryRecordPrefix(2, 'refunds')}5`, '{}');
+      await (await kvOf('refunds', Buckets.members)).put('refunds.r1', '{"handlers":["refunds"]}');
+      await expect(checkpoints.put(checkpointKey('processor', 0), '{}')).rejects.toThrow(anyRefusal);
+      await expect((await kvOf('refunds', Buckets.members)).put('processor.r1', '{}')).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.info(Streams.routed, consumerName('processor', 0))).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.add(Streams.routed, partitionConsumerConfig('processor', 0, consumerOptions))).rejects.toThrow(anyRefusal);
+      await expect(jsOf('refunds').publish(Subjects.dlq('processor', 0), '[]')).rejects.toThrow(anyRefusal);
+      await jsOf('refunds').publish(Subjects.dlq('refunds', 0), '[]');
     });
   });
 
