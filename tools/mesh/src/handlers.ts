@@ -7,8 +7,9 @@
  * `mesh handlers rm <name> --yes`: removes `handler.<name>`. The router stops
  * routing to it at once; the events already routed to it that wait (an
  * instance without it owns their partition) are dead-lettered with the
- * reason "handler '<name>' was removed with mesh handlers rm" within a
- * second. Nothing removes a record otherwise: a service that stops, or an
+ * reason "handler '<name>' was removed with mesh handlers rm" by that
+ * instance within a second or two (when no instance of the service runs,
+ * by the next one that starts). Nothing removes a record otherwise: a service that stops, or an
  * older version without the handler, leaves it in place.
  */
 import { Kvm } from '@nats-io/kv';
