@@ -18,6 +18,7 @@ module.exports = {
     '<rootDir>/services/console',
     '<rootDir>/tools/mesh',
     '<rootDir>/tools/dev',
+    '<rootDir>/test/fixtures/payouts',
     '<rootDir>/test',
   ],
   maxWorkers: 2,

@@ -118,7 +118,7 @@ describe('NATS service discovery ($SRV)', () => {
     const [stats] = answers;
     expect(stats).toMatchObject({ type: 'io.nats.micro.v1.stats_response', name: 'processor', id: await instanceOf(mesh!.processor) });
     expect(stats.endpoints).toHaveLength(1);
-    expect(stats.endpoints![0]).toMatchObject({ name: 'consume', subject: 'mesh.routed.>', num_requests: N, num_errors: 0 });
+    expect(stats.endpoints![0]).toMatchObject({ name: 'consume', subject: 'mesh.routed.processor.>', num_requests: N, num_errors: 0 });
     expect(await handled()).toBe(N);
   }, 40_000);
 

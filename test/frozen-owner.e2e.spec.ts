@@ -23,7 +23,7 @@
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { consumerName, decodeKvToken, partitionOf, StageInput, type Stage } from '@mesh/contracts';
+import { consumerName, decodeKvToken, partitionOf, stageInput, type Stage } from '@mesh/contracts';
 import { eventually, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { keysInEveryPartition, KeyedWaves, logRecords } from './support/keyed-waves';
 import { readFileSync } from 'node:fs';
@@ -94,7 +94,7 @@ class Watch {
     inboxA: string,
   ) {
     this.on(`${inboxA}.>`, (m) => {
-      if (m.reply?.startsWith(`$JS.ACK.${StageInput[stage]}.${stage}-p`)) this.deliveredToA.set(m.reply, Date.now());
+      if (m.reply?.startsWith(`$JS.ACK.${stageInput(stage)}.${stage}-p`)) this.deliveredToA.set(m.reply, Date.now());
       else if (m.reply?.startsWith('$JS.ACK.'))
         return; // a KV watch of its own
       else this.answers.set(m.subject, m.string());

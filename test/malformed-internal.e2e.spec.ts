@@ -42,7 +42,7 @@ interface Garbage {
 
 const targets: { stage: Stage; partition: number; subject: string }[] = [
   { stage: 'router', partition: 3, subject: Subjects.ingest(3, 'order.created') },
-  { stage: 'processor', partition: 5, subject: Subjects.routed(5, 'orders') },
+  { stage: 'processor', partition: 5, subject: Subjects.routed('processor', 5, 'orders') },
   { stage: 'aggregator', partition: 7, subject: Subjects.processed(7, 'order.validated') },
 ];
 
@@ -220,7 +220,7 @@ describe('malformed messages on internal subjects', () => {
   it('dead-letters an envelope for a handler no processor has, naming the handlers there are', async () => {
     const event = orderEvent('lost-key', 1, 9);
     const p = partitionOf('lost-key', P);
-    const subject = Subjects.routed(p, 'no-such-handler');
+    const subject = Subjects.routed('processor', p, 'no-such-handler');
     const ack = await js.publish(subject, Buffer.from(JSON.stringify([event])));
 
     let letter: DeadLetterMessage | undefined;

@@ -245,7 +245,7 @@ describe('poison events in the processor', () => {
         [Headers.error]: 'ledger of always-1 is busy',
         [Headers.errorKind]: 'RetryableError',
         [Headers.attempts]: '4',
-        [Headers.originalSubject]: Subjects.routed(p, 'flaky'),
+        [Headers.originalSubject]: Subjects.routed('processor', p, 'flaky'),
         [Headers.originalSequence]: expect.stringMatching(/^\d+$/),
       }),
     );
@@ -255,7 +255,7 @@ describe('poison events in the processor', () => {
 
     // Mesh-Original-Sequence names the message in MESH_ROUTED that carried the event.
     const original = await jsm.streams.getMessage(Streams.routed, { seq: Number(letter.headers[Headers.originalSequence]) });
-    expect(original?.subject).toBe(Subjects.routed(p, 'flaky'));
+    expect(original?.subject).toBe(Subjects.routed('processor', p, 'flaky'));
     expect((original!.json() as CloudEvent[]).map((e) => e.id)).toContain(event.id);
 
     // Dead-lettered means not counted.
@@ -280,7 +280,7 @@ describe('poison events in the processor', () => {
         [Headers.error]: 'cannot process perm-1',
         [Headers.errorKind]: 'Error',
         [Headers.attempts]: '1',
-        [Headers.originalSubject]: Subjects.routed(p, 'flaky'),
+        [Headers.originalSubject]: Subjects.routed('processor', p, 'flaky'),
         [Headers.originalSequence]: expect.stringMatching(/^\d+$/),
       }),
     );
@@ -420,7 +420,7 @@ describe('poison events in the processor', () => {
     // The retries wait the policy's delay: a nak with a delay, not a hot loop.
     heldCallsThen.slice(1).forEach((c, i) => expect(c.at - heldCallsThen[i].at).toBeGreaterThanOrEqual(PATIENT_RETRY.initialDelayMs - 20));
     // The held event and its neighbours came in one envelope, and the neighbours ran once each.
-    const envelopes = await routedEnvelopes(Subjects.routed(p, 'patient'));
+    const envelopes = await routedEnvelopes(Subjects.routed('processor', p, 'patient'));
     expect(envelopes).toContainEqual([held.id, ...firstRound.map((e) => e.id)]);
     for (const e of [...firstRound, ...secondRound]) expect(calls(e.id).map((c) => c.attempt)).toEqual([1]);
     expect(await retryRecords(p)).not.toEqual([]);

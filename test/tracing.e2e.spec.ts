@@ -155,7 +155,7 @@ describe('tracing across the mesh', () => {
       'messaging.consumer.group.name': `router-p${String(p).padStart(2, '0')}`,
     });
     expect(chain.processor.attributes).toMatchObject({
-      'messaging.destination.name': `mesh.routed.${p}.orders`,
+      'messaging.destination.name': `mesh.routed.processor.${p}.orders`,
       'messaging.message.id': event.id,
       'messaging.destination.partition.id': String(p),
     });
@@ -231,7 +231,7 @@ describe('tracing across the mesh', () => {
     ]);
     expect(span.statusCode).toBe(StatusCode.error);
     expect(span.statusMessage).toBe('boom');
-    expect(span.attributes['messaging.destination.name']).toBe(`mesh.routed.${partitionOf('boom-key', PARTITIONS)}.boom`);
+    expect(span.attributes['messaging.destination.name']).toBe(`mesh.routed.processor.${partitionOf('boom-key', PARTITIONS)}.boom`);
     // Its parent is the router's span, which did its part without error.
     expect(span.parentSpanId).toBe(router.spanId);
     expect(span.traceId).toBe(router.traceId);

@@ -8,7 +8,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { consumerName, StageInput, Streams, type Stage } from '@mesh/contracts';
+import { consumerName, stageInput, Streams, type Stage } from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
 
 export interface DeadLetterMessage {
@@ -47,7 +47,7 @@ export interface ConsumerState {
 
 /** Ack state of a stage's durable partition consumers (`processor-p00` ...). */
 export async function partitionConsumers(jsm: JetStreamManager, stage: Stage, partitions: number): Promise<ConsumerState[]> {
-  const stream = StageInput[stage];
+  const stream = stageInput(stage);
   return Promise.all(
     Array.from({ length: partitions }, async (_, p) => {
       const info = await jsm.consumers.info(stream, consumerName(stage, p));
@@ -76,7 +76,14 @@ export async function consumingPartitions(serviceUrl: string): Promise<number[]>
  * `timeoutMs`.
  * `options`: credentials and TLS, on a secured server (the admin's).
  */
-export async function waitUntilDrained(natsUrl: string, partitions: number, timeoutMs: number, options: Partial<ConnectionOptions> = {}): Promise<boolean> {
+export async function waitUntilDrained(
+  natsUrl: string,
+  partitions: number,
+  timeoutMs: number,
+  options: Partial<ConnectionOptions> = {},
+  /** In the order events flow; handler services between the router and the aggregator. */
+  stages: readonly Stage[] = ['router', 'processor', 'aggregator'],
+): Promise<boolean> {
   const nc = await connect({ servers: natsUrl.split(','), ...options });
   try {
     const jsm = await jetstreamManager(nc);
@@ -89,7 +96,7 @@ export async function waitUntilDrained(natsUrl: string, partitions: number, time
         // on. Read at once, the processor could read empty just before the
         // router's last outputs were stored and the router drained just after.
         states = [];
-        for (const stage of ['router', 'processor', 'aggregator'] as const) {
+        for (const stage of stages) {
           const stageStates = await partitionConsumers(jsm, stage, partitions);
           states.push(stageStates);
           if (!allAcked(stageStates)) return false;

@@ -21,13 +21,13 @@ const doc = parse(text) as Doc;
 function concrete(address: string, values: Record<string, string>): string {
   return address.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? `<${name}>`);
 }
-const values = { partition: '7', type: 'order.created', handler: 'orders', name: 'totals', stage: 'processor' };
+const values = { partition: '7', type: 'order.created', handler: 'orders', service: 'refunds', name: 'totals', stage: 'processor' };
 
 // Every subject-making function of the contract, called with the same values.
 const published: Record<string, string> = {
   inbound: Subjects.inbound(values.type),
   ingest: Subjects.ingest(7, values.type),
-  routed: Subjects.routed(7, values.handler),
+  routed: Subjects.routed(values.service, 7, values.handler),
   processed: Subjects.processed(7, values.type),
   aggregates: Subjects.aggregates(values.name),
   aggregatesLate: Subjects.aggregatesLate(values.name),

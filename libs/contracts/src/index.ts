@@ -4,6 +4,12 @@ export {
   Buckets,
   Stages,
   StageInput,
+  stageInput,
+  isHandlerService,
+  handlerServiceNameProblem,
+  ReservedServiceNames,
+  MaxServiceNameLength,
+  parseHandlerRecord,
   consumerName,
   checkpointKey,
   checkpointPrefix,
@@ -13,8 +19,8 @@ export {
   RouteKeyPrefix,
   SinkConsumer,
 } from './names';
-export type { StreamName, Stage, DlqStage } from './names';
-export { Subjects, subjectToken, subjectTail } from './subjects';
+export type { StreamName, Stage, BuiltInStage, DlqStage, HandlerRecord } from './names';
+export { Subjects, subjectToken, subjectTail, routedHandler, RoutedHandlerToken, stagePartitionFilter, stageInputSubject } from './subjects';
 export { fnv1a32, mix32, partitionOf, partitionKeyOf } from './partition';
 export { typeMatches, typePatternProblem } from './type-pattern';
 export { encodeKvToken, decodeKvToken, aggregateKvKey } from './kv-key';
@@ -22,7 +28,15 @@ export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, M
 export type { CloudEvent, EventProblem } from './cloud-event';
 export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';
 export { JsApi, kvStream, kvSubject } from './jetstream-api';
-export { MeshServices, serviceInboxPrefix, servicePermissions, ServiceNeeds, IngestQueueGroup } from './service-permissions';
+export {
+  MeshServices,
+  serviceInboxPrefix,
+  servicePermissions,
+  handlerServicePermissions,
+  ServiceNeeds,
+  HandlerServiceNeeds,
+  IngestQueueGroup,
+} from './service-permissions';
 export type { MeshService, ServicePermissions, Grant } from './service-permissions';
 export { parseRule } from './route-rule';
 export type { RouteRule } from './route-rule';

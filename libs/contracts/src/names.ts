@@ -23,20 +23,74 @@ export const Buckets = {
   routes: 'mesh_routes',
 } as const;
 
-/** The stages that consume a stream partition by partition. */
+/** The built-in stages that consume a stream partition by partition. */
 export const Stages = ['router', 'processor', 'aggregator'] as const;
-export type Stage = (typeof Stages)[number];
+export type BuiltInStage = (typeof Stages)[number];
+/**
+ * A stage: `router`, `aggregator`, or a handler service (the processor is
+ * one; every team's service is another), named by its service name
+ * (handlerServiceNameProblem says which names are valid). A stage names its
+ * consumers, checkpoint keys, leases, members and dead letters.
+ */
+export type Stage = string;
 /** Every place an event can be dead-lettered from. */
-export type DlqStage = Stage | 'ingest';
+export type DlqStage = Stage;
 
-/** The stream each stage consumes. */
-export const StageInput: Record<Stage, StreamName> = {
+/** The stream each built-in stage consumes (every handler service consumes MESH_ROUTED). */
+export const StageInput: Record<BuiltInStage, StreamName> = {
   router: Streams.ingest,
   processor: Streams.routed,
   aggregator: Streams.processed,
 };
 
-/** Durable consumer of one stage on one partition: `router-p03`. */
+/** The stream a stage consumes: MESH_INGEST for the router, MESH_PROCESSED for the aggregator, MESH_ROUTED for a handler service. */
+export function stageInput(stage: Stage): StreamName {
+  return stage === 'router' ? Streams.ingest : stage === 'aggregator' ? Streams.processed : Streams.routed;
+}
+
+/** Whether the stage is a handler service (hosts handlers and consumes MESH_ROUTED): anything but the router and the aggregator. */
+export function isHandlerService(stage: Stage): boolean {
+  return stage !== 'router' && stage !== 'aggregator';
+}
+
+/**
+ * Names no handler service may take: other services and tools of the mesh,
+ * and first tokens of keys the mesh keeps in `mesh_checkpoints`
+ * (`mesh.partitions`, `replay.epoch`), which a stage's keys would collide with.
+ */
+export const ReservedServiceNames: readonly string[] = [
+  'router',
+  'aggregator',
+  'ingest',
+  'sink',
+  'console',
+  'replay',
+  'mesh',
+  'admin',
+  'nats',
+  'dlq',
+  'bench',
+  'test',
+];
+
+const ServiceName = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+/** Longest handler service name: it prefixes consumer names (`<name>-p15`) and KV keys. */
+export const MaxServiceNameLength = 40;
+
+/**
+ * What is wrong with a handler service name, or undefined when it is valid:
+ * lowercase letters and digits in words joined by '-', at most 40
+ * characters, and not one of ReservedServiceNames.
+ */
+export function handlerServiceNameProblem(name: string): string | undefined {
+  if (!ServiceName.test(name))
+    return `is not a valid service name: use lowercase letters and digits in words joined by '-', such as 'refunds' or 'fraud-check'`;
+  if (name.length > MaxServiceNameLength) return `is longer than ${MaxServiceNameLength} characters`;
+  if (ReservedServiceNames.includes(name)) return `is taken by the mesh itself; reserved: ${ReservedServiceNames.join(', ')}`;
+  return undefined;
+}
+
+/** Durable consumer of one stage on one partition: `router-p03`, `refunds-p03`. */
 export function consumerName(stage: Stage, partition: number): string {
   return `${stage}-p${String(partition).padStart(2, '0')}`;
 }
@@ -61,11 +115,12 @@ export function checkpointKey(stage: Stage, partition: number): string {
 }
 
 /**
- * Prefix of the keys in `mesh_checkpoints` that record the processor's split
- * envelopes of one partition (events waiting for a retry): `processor.p03.retry.<seq>`.
+ * Prefix of the keys in `mesh_checkpoints` that record a handler service's
+ * split envelopes of one partition (events waiting for a retry or for a
+ * host): `processor.p03.retry.<seq>`, `refunds.p03.retry.<seq>`.
  */
-export function retryRecordPrefix(partition: number): string {
-  return `${checkpointKey('processor', partition)}.retry.`;
+export function retryRecordPrefix(partition: number, service: Stage = 'processor'): string {
+  return `${checkpointKey(service, partition)}.retry.`;
 }
 
 /**
@@ -80,9 +135,35 @@ export function handlerStatePrefix(partition: number, service: string = 'process
 
 /**
  * Key prefixes in `mesh_routes`: `handler.<name>` is written by the service
- * hosting the handler (its declared types), `rule.<name>` by operators.
+ * hosting the handler (a HandlerRecord), `rule.<name>` by operators.
  */
 export const RouteKeyPrefix = {
   handler: 'handler.',
   rule: 'rule.',
 } as const;
+
+/**
+ * What `handler.<name>` in `mesh_routes` holds, written by the handler
+ * service hosting it each time it starts (never deleted automatically:
+ * `mesh handlers rm` removes it). `service` names the service whose
+ * consumers get the handler's events; a record without one is the
+ * processor's (written before handler services existed).
+ */
+export interface HandlerRecord {
+  types: string[];
+  description: string;
+  service: string;
+}
+
+/** A handler record as stored, or undefined when the value is not one. */
+export function parseHandlerRecord(text: string): HandlerRecord | undefined {
+  try {
+    const v = JSON.parse(text) as Partial<HandlerRecord>;
+    if (!Array.isArray(v.types) || !v.types.every((t) => typeof t === 'string')) return undefined;
+    const service = v.service === undefined ? 'processor' : v.service;
+    if (typeof service !== 'string' || (service !== 'processor' && handlerServiceNameProblem(service) !== undefined)) return undefined;
+    return { types: v.types, description: typeof v.description === 'string' ? v.description : '', service };
+  } catch {
+    return undefined;
+  }
+}

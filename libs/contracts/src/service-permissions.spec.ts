@@ -1,5 +1,5 @@
 import { consumerName, Stages } from './names';
-import { MeshServices, servicePermissions } from './service-permissions';
+import { handlerServicePermissions, MeshServices, servicePermissions } from './service-permissions';
 
 describe('servicePermissions', () => {
   const all = MeshServices.map((s) => servicePermissions(s, 16));
@@ -70,5 +70,24 @@ describe('servicePermissions', () => {
       '$JS.API.CONSUMER.MSG.NEXT.KV_mesh_aggregates.sink',
     ]);
     expect(sink.filter((s) => !s.startsWith('$JS.'))).toEqual([]);
+  });
+
+  it("gives a handler service its own consumers, keys, inbox and dead letters, and no other stage's", () => {
+    const refunds = handlerServicePermissions('refunds', 4);
+    const subjects = [...refunds.publish, ...refunds.subscribe].map((g) => g.subject);
+    for (let p = 0; p < 4; p++) {
+      expect(subjects).toContain(`$JS.API.CONSUMER.CREATE.MESH_ROUTED.refunds-p0${p}.mesh.routed.refunds.${p}.>`);
+      expect(subjects).toContain(`$JS.API.CONSUMER.MSG.NEXT.MESH_ROUTED.refunds-p0${p}`);
+    }
+    expect(subjects.join(' ')).not.toMatch(/processor-p|router-p|aggregator-p/);
+    expect(subjects.filter((x) => x.startsWith('$KV.')).sort()).toEqual([
+      '$KV.mesh_checkpoints.refunds.>',
+      '$KV.mesh_checkpoints.replay.ack.refunds.>',
+      '$KV.mesh_leases.refunds.>',
+      '$KV.mesh_members.refunds.>',
+      '$KV.mesh_routes.handler.>',
+    ]);
+    expect(subjects).toContain('mesh.dlq.refunds.*');
+    expect(refunds.subscribe.map((g) => g.subject)).toContain('_INBOX_refunds.>');
   });
 });

@@ -42,19 +42,19 @@ import {
   PartitionCountKey,
   RouteKeyPrefix,
   SinkConsumer,
-  StageInput,
+  stageInput,
   Streams,
   type Stage,
   type StreamName,
 } from './names';
-import { Subjects } from './subjects';
+import { stagePartitionFilter, Subjects } from './subjects';
 import { ReplayEpochKey, replayAckPrefix } from './replay';
 
 export const MeshServices = ['ingest', 'router', 'processor', 'aggregator', 'sink', 'console'] as const;
 export type MeshService = (typeof MeshServices)[number];
 
-/** Prefix of a service's reply subjects: nobody else may subscribe to its replies. */
-export function serviceInboxPrefix(service: MeshService): string {
+/** Prefix of a service's reply subjects (a handler service's too): nobody else may subscribe to its replies. */
+export function serviceInboxPrefix(service: string): string {
   return `_INBOX_${service}`;
 }
 
@@ -80,6 +80,9 @@ export const ServiceNeeds: Record<MeshService, { streams: readonly StreamName[];
   },
 };
 
+/** What every handler service works with: the processor's needs. */
+export const HandlerServiceNeeds = ServiceNeeds.processor;
+
 /** The queue group whose members answer `mesh.in.>` requests. */
 export const IngestQueueGroup = 'mesh-ingest';
 
@@ -92,7 +95,8 @@ export interface Grant {
 }
 
 export interface ServicePermissions {
-  service: MeshService;
+  /** One of MeshServices, or the name of a handler service. */
+  service: string;
   publish: Grant[];
   subscribe: Grant[];
   /**
@@ -105,8 +109,9 @@ export interface ServicePermissions {
 /** Service discovery verbs the mesh answers (telemetry/discovery.ts). */
 const DiscoveryVerbs = ['PING', 'INFO', 'STATS'] as const;
 
-function common(service: MeshService): Pick<ServicePermissions, 'publish' | 'subscribe'> {
+function common(service: string): Pick<ServicePermissions, 'publish' | 'subscribe'> {
   const checkpoints = kvStream(Buckets.checkpoints);
+  const needs = (MeshServices as readonly string[]).includes(service) ? ServiceNeeds[service as MeshService] : HandlerServiceNeeds;
   return {
     publish: [
       { subject: JsApi.info, why: 'JetStream client start-up' },
@@ -114,8 +119,8 @@ function common(service: MeshService): Pick<ServicePermissions, 'publish' | 'sub
         subject: JsApi.directGetLast(checkpoints, kvSubject(Buckets.checkpoints, PartitionCountKey)),
         why: 'read the partition count recorded at provisioning',
       },
-      ...ServiceNeeds[service].streams.map((s) => ({ subject: JsApi.streamInfo(s), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
-      ...ServiceNeeds[service].buckets.map((b) => ({ subject: JsApi.streamInfo(kvStream(b)), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+      ...needs.streams.map((s) => ({ subject: JsApi.streamInfo(s), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
+      ...needs.buckets.map((b) => ({ subject: JsApi.streamInfo(kvStream(b)), why: 'check the mesh is provisioned (MESH_PROVISION=false)' })),
     ],
     subscribe: [
       { subject: `${serviceInboxPrefix(service)}.>`, why: 'replies to its own requests: JetStream API, publish acks, pulled messages, KV watches' },
@@ -156,13 +161,12 @@ function replaySignal(stage: Stage): Grant[] {
 
 /** The durable consumer of each partition the stage may own, and nothing of other stages. */
 function partitionConsumers(stage: Stage, partitions: number): Grant[] {
-  const stream = StageInput[stage];
-  const filter = { router: Subjects.ingestPartition, processor: Subjects.routedPartition, aggregator: Subjects.processedPartition }[stage];
+  const stream = stageInput(stage);
   return Array.from({ length: partitions }, (_, p) => {
     const consumer = consumerName(stage, p);
     return [
       { subject: JsApi.consumerInfo(stream, consumer), why: 'prepare the partition, lag' },
-      { subject: JsApi.consumerCreate(stream, consumer, filter(p)), why: 'create or reset the partition consumer at its ack floor' },
+      { subject: JsApi.consumerCreate(stream, consumer, stagePartitionFilter(stage, p)), why: 'create or reset the partition consumer at its ack floor' },
       { subject: JsApi.consumerDelete(stream, consumer), why: 'reset the partition consumer at its ack floor' },
       { subject: JsApi.consumerNext(stream, consumer), why: 'pull the partition' },
       { subject: JsApi.ack(stream, consumer), why: 'ack, nak with delay' },
@@ -215,12 +219,26 @@ function router(partitions: number): ServicePermissions {
   ]);
 }
 
-function processor(partitions: number): ServicePermissions {
+/**
+ * A handler service (the processor is one): its own consumers, leases,
+ * members, checkpoint keys and dead letters, named by the service. Handler
+ * records are not scoped by service (the names of its handlers are not known
+ * when the config is written), so it may write any `handler.<name>`.
+ */
+export function handlerServicePermissions(service: string, partitions: number): ServicePermissions {
   const checkpoints = kvStream(Buckets.checkpoints);
-  return stage('processor', partitions, [
+  const routes = kvStream(Buckets.routes);
+  const handlerRecords = kvSubject(Buckets.routes, `${RouteKeyPrefix.handler}>`);
+  return stage(service, partitions, [
     { subject: Subjects.processedAll, why: 'handler output to MESH_PROCESSED' },
-    { subject: kvSubject(Buckets.routes, `${RouteKeyPrefix.handler}>`), why: "declare its handlers' types in mesh_routes" },
-    { subject: kvSubject(Buckets.checkpoints, `${checkpointPrefix('processor')}>`), why: 'its retry records (and state) in mesh_checkpoints' },
+    { subject: handlerRecords, why: "declare its handlers' types in mesh_routes" },
+    { subject: JsApi.directGetLast(routes, handlerRecords), why: 'read the record of a handler it does not host (its events wait while it is declared)' },
+    {
+      subject: JsApi.consumerCreate(routes, '*', handlerRecords),
+      why: 'watch the handler records (partitions go to the instances hosting every handler of the service)',
+    },
+    { subject: JsApi.flowControl(routes), why: 'flow control of the handler records watch' },
+    { subject: kvSubject(Buckets.checkpoints, `${checkpointPrefix(service)}>`), why: 'its retry records (and state) in mesh_checkpoints' },
     { subject: JsApi.streamInfo(checkpoints), why: 'list the retry records of a partition' },
     { subject: JsApi.streamMsgGet(checkpoints), why: 'read a retry record' },
     { subject: JsApi.streamPurge(checkpoints), why: 'remove a retry record once its envelope is acked (filtered purge)' },
@@ -344,7 +362,7 @@ export function servicePermissions(service: MeshService, partitions: number): Se
     case 'router':
       return router(partitions);
     case 'processor':
-      return processor(partitions);
+      return handlerServicePermissions('processor', partitions);
     case 'aggregator':
       return aggregator(partitions);
     case 'sink':

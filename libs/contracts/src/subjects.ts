@@ -14,8 +14,15 @@ export const Subjects = {
   ingestPartition: (partition: number) => `mesh.ingest.${partition}.>`,
   ingestAll: 'mesh.ingest.>',
 
-  routed: (partition: number, handler: string) => `mesh.routed.${partition}.${handler}`,
-  routedPartition: (partition: number) => `mesh.routed.${partition}.>`,
+  /**
+   * An event for `handler`, hosted by the handler service `service`. The
+   * service token comes first so that one consumer (nats-server 2.9: one
+   * filter subject) takes a service's partition: `mesh.routed.<service>.<p>.>`.
+   */
+  routed: (service: string, partition: number, handler: string) => `mesh.routed.${service}.${partition}.${handler}`,
+  routedPartition: (service: string, partition: number) => `mesh.routed.${service}.${partition}.>`,
+  /** Every routed event of one handler service. */
+  routedService: (service: string) => `mesh.routed.${service}.>`,
   routedAll: 'mesh.routed.>',
 
   processed: (partition: number, type: string) => `mesh.processed.${partition}.${type}`,
@@ -33,6 +40,28 @@ export const Subjects = {
   dlqStage: (stage: DlqStage) => `mesh.dlq.${stage}.*`,
   dlqAll: 'mesh.dlq.>',
 } as const;
+
+/** The partition filter of a stage's consumer: `mesh.ingest.<p>.>` (router), `mesh.processed.<p>.>` (aggregator), `mesh.routed.<service>.<p>.>` (a handler service). */
+export function stagePartitionFilter(stage: string, partition: number): string {
+  if (stage === 'router') return Subjects.ingestPartition(partition);
+  if (stage === 'aggregator') return Subjects.processedPartition(partition);
+  return Subjects.routedPartition(stage, partition);
+}
+
+/** What a stage consumes, all partitions: its discovery endpoint's subject. */
+export function stageInputSubject(stage: string): string {
+  if (stage === 'router') return Subjects.ingestAll;
+  if (stage === 'aggregator') return Subjects.processedAll;
+  return Subjects.routedService(stage);
+}
+
+/** Tokens before the handler in `mesh.routed.<service>.<p>.<handler>`. */
+export const RoutedHandlerToken = 4;
+
+/** The handler a routed subject is for (what follows `mesh.routed.<service>.<p>.`). */
+export function routedHandler(subject: string): string {
+  return subjectTail(subject, RoutedHandlerToken);
+}
 
 /** Token at a 0-based position of a subject. */
 export function subjectToken(subject: string, index: number): string {

@@ -5,7 +5,9 @@
  *   `mesh_members` (bucket TTL) with a heartbeat; live members are the keys
  *   present. A member that leaves deletes its key; one that dies expires.
  * - Assignment: every member computes the same rendezvous assignment of
- *   partitions to live members (assignPartitions).
+ *   partitions to live members (assignPartitions); with `eligible`, to the
+ *   live members it picks from what they advertise (a handler service: those
+ *   hosting every handler declared for it), or all when it picks none.
  * - Leases: a partition is taken only by creating `<stage>.<NN>` in
  *   `mesh_leases` (compare-and-set: it must not exist), renewed with an
  *   update on the revision it holds, and released (deleted) after the
@@ -36,6 +38,14 @@ export interface OwnershipOptions {
   partitions: number;
   /** TTL of the mesh_members and mesh_leases buckets. */
   ttlMs: number;
+  /** More for the member entry (a handler service's hosted handlers: `{ handlers: [...] }`), for `mesh handlers` and operators. */
+  advertise?: Record<string, unknown>;
+  /**
+   * The live members partitions are assigned to, from what each advertises
+   * (undefined for a member not heard from since this one started: it
+   * heartbeats within a tick). Empty: all of them.
+   */
+  eligible?(live: readonly string[], advertised: ReadonlyMap<string, Record<string, unknown>>): string[];
   onError?(what: string, err: unknown): void;
 }
 
@@ -75,6 +85,8 @@ export class PartitionOwnership {
   private ticking = false;
   private stopped = false;
   private watchers: { stop(): void }[] = [];
+  /** What each member of the stage advertised in its last heartbeat (for `eligible`). */
+  private readonly advertised = new Map<string, Record<string, unknown>>();
   private readonly since = new Date().toISOString();
   /** Members seen at the last tick, for operators and tests. */
   liveMembers: string[] = [];
@@ -109,7 +121,9 @@ export class PartitionOwnership {
     void (async () => {
       // Heartbeats are PUTs too: only a new member or one leaving changes the assignment.
       for await (const e of members) {
-        if (e.operation !== 'PUT' || !this.liveMembers.includes(e.key.slice(stagePrefix.length))) this.kick();
+        const member = e.key.slice(stagePrefix.length);
+        if (this.o.eligible) this.remember(member, e.operation === 'PUT' ? e.string() : undefined);
+        if (e.operation !== 'PUT' || !this.liveMembers.includes(member)) this.kick();
       }
     })().catch(() => undefined);
     void (async () => {
@@ -132,6 +146,18 @@ export class PartitionOwnership {
       });
   }
 
+  private remember(member: string, value: string | undefined): void {
+    if (value === undefined) {
+      this.advertised.delete(member);
+      return;
+    }
+    try {
+      this.advertised.set(member, JSON.parse(value) as Record<string, unknown>);
+    } catch {
+      this.advertised.delete(member);
+    }
+  }
+
   private kick(): void {
     if (this.stopped || this.timer === undefined) return;
     clearTimeout(this.timer);
@@ -139,7 +165,10 @@ export class PartitionOwnership {
   }
 
   private async heartbeat(): Promise<void> {
-    await this.members.put(memberKey(this.o.stage, this.o.instanceId), JSON.stringify({ instance: this.o.instanceId, stage: this.o.stage, since: this.since }));
+    await this.members.put(
+      memberKey(this.o.stage, this.o.instanceId),
+      JSON.stringify({ ...this.o.advertise, instance: this.o.instanceId, stage: this.o.stage, since: this.since }),
+    );
   }
 
   /**
@@ -190,7 +219,13 @@ export class PartitionOwnership {
     const live = await this.listMembers();
     if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
     this.liveMembers = [...live].sort();
-    const target = new Set(assignPartitions(live, this.o.partitions).get(this.o.instanceId) ?? []);
+    let pool: string[] = live;
+    if (this.o.eligible) {
+      this.advertised.set(this.o.instanceId, { ...this.o.advertise, instance: this.o.instanceId });
+      const picked = this.o.eligible(live, this.advertised);
+      if (picked.length > 0) pool = picked;
+    }
+    const target = new Set(assignPartitions(pool, this.o.partitions).get(this.o.instanceId) ?? []);
     for (const [p, h] of this.held) if (!target.has(p) && !h.releasing) h.releasing = true;
     await Promise.all([...target].filter((p) => !this.held.has(p)).map((p) => this.tryTake(p)));
     this.publish();

@@ -19,7 +19,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Buckets, consumerName, PartitionCountKey, StageInput, Streams, Subjects, type Stage, type StreamName } from '@mesh/contracts';
+import { Buckets, consumerName, PartitionCountKey, stageInput, stagePartitionFilter, Streams, Subjects, type Stage, type StreamName } from '@mesh/contracts';
 import { MeshNotProvisionedError, PartitionCountMismatchError } from './errors';
 
 export interface ProvisionOptions {
@@ -89,14 +89,9 @@ async function ensureStream(jsm: JetStreamManager, config: NamedStreamConfig): P
 }
 
 export function partitionConsumerConfig(stage: Stage, partition: number, o: { maxAckPending: number; ackWaitMs: number }): Partial<ConsumerConfig> {
-  const filter = {
-    router: Subjects.ingestPartition,
-    processor: Subjects.routedPartition,
-    aggregator: Subjects.processedPartition,
-  }[stage](partition);
   return {
     durable_name: consumerName(stage, partition),
-    filter_subject: filter,
+    filter_subject: stagePartitionFilter(stage, partition),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     replay_policy: ReplayPolicy.Instant,
@@ -108,8 +103,9 @@ export function partitionConsumerConfig(stage: Stage, partition: number, o: { ma
 
 /**
  * Create (or update) the durable consumers of one stage, one per partition,
- * for tools and tests. Services do not call it: the owner of a partition
- * prepares its consumer itself (preparePartitionConsumer).
+ * for tools and tests (`mesh provision --handler-service <name>` creates a
+ * handler service's ahead of its first start). Services do not call it: the
+ * owner of a partition prepares its consumer itself (preparePartitionConsumer).
  */
 export async function ensurePartitionConsumers(
   nc: NatsConnection,
@@ -118,7 +114,7 @@ export async function ensurePartitionConsumers(
   o: { maxAckPending: number; ackWaitMs: number },
 ): Promise<Provisioned[]> {
   const jsm = await jetstreamManager(nc);
-  const stream = StageInput[stage];
+  const stream = stageInput(stage);
   return Promise.all(
     Array.from({ length: partitions }, async (_, p): Promise<Provisioned> => {
       const config = partitionConsumerConfig(stage, p, o);
@@ -152,13 +148,22 @@ export async function ensurePartitionConsumers(
  * `deliveredUpTo` is the highest sequence the partition handed out before:
  * up to it, a first delivery of the new consumer may be a message seen before.
  */
+/**
+ * A consumer whose filter is not the stage's partition filter: one of the
+ * processor's from before handler services (`mesh.routed.<p>.>`). It is
+ * recreated at its ack floor with the new filter.
+ */
+function filterChanged(current: string | undefined, wanted: string | undefined): boolean {
+  return current !== undefined && wanted !== undefined && current !== wanted;
+}
+
 export async function preparePartitionConsumer(
   jsm: JetStreamManager,
   stage: Stage,
   partition: number,
   o: { maxAckPending: number; ackWaitMs: number },
 ): Promise<{ ackFloor: number; reset: boolean; deliveredUpTo: number }> {
-  const stream = StageInput[stage];
+  const stream = stageInput(stage);
   const config = partitionConsumerConfig(stage, partition, o);
   const name = config.durable_name!;
   let info;
@@ -175,7 +180,7 @@ export async function preparePartitionConsumer(
   // take some of its messages and hold them until the ack wait, and they
   // would come back out of order. Recreating the consumer drops them.
   // Found by test/frozen-owner.e2e.spec.ts (processor: a key's events out of order).
-  if (info.num_ack_pending === 0 && info.num_waiting === 0) {
+  if (info.num_ack_pending === 0 && info.num_waiting === 0 && !filterChanged(info.config.filter_subject, config.filter_subject)) {
     if (info.config.max_ack_pending !== config.max_ack_pending || info.config.ack_wait !== config.ack_wait) {
       await jsm.consumers.update(stream, name, { max_ack_pending: config.max_ack_pending, ack_wait: config.ack_wait });
     }

@@ -11,7 +11,8 @@ describe('mesh names the CLI derives from the contracts', () => {
 
   it('reads stage and partition back from a DLQ subject', () => {
     expect(dlqSubjectParts(Subjects.dlq('aggregator', 15))).toEqual({ stage: 'aggregator', partition: 15 });
-    expect(dlqSubjectParts('mesh.dlq.other.x')).toEqual({ stage: undefined, partition: undefined });
+    expect(dlqSubjectParts('mesh.dlq.Other_1.x')).toEqual({ stage: undefined, partition: undefined });
+    expect(dlqSubjectParts(Subjects.dlq('refunds', 3))).toEqual({ stage: 'refunds', partition: 3 });
   });
 
   it('names leases <stage>.<NN> and redrives redrive:<seq>', () => {

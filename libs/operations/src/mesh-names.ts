@@ -4,7 +4,7 @@
  * contracts grow these (a DLQ filter by stage, a redrive header, the lease
  * key), this file shrinks to re-exports.
  */
-import { Stages, Subjects, type DlqStage, type Stage } from '@mesh/contracts';
+import { handlerServiceNameProblem, Stages, Subjects, type DlqStage, type Stage } from '@mesh/contracts';
 
 /** Every stage that dead-letters, in the order they are listed. */
 export const DlqStages: readonly DlqStage[] = [...Stages, 'ingest'];
@@ -34,7 +34,8 @@ export function dlqFilter(stage?: DlqStage, partition?: number): string {
 /** Stage and partition named by a DLQ subject (undefined when a token is not what it should be). */
 export function dlqSubjectParts(subject: string): { stage?: DlqStage; partition?: number } {
   const tokens = subject.split('.');
-  const stage = DlqStages.find((s) => s === tokens[STAGE_TOKEN]);
+  const token = tokens[STAGE_TOKEN];
+  const stage = DlqStages.find((s) => s === token) ?? (token !== undefined && handlerServiceNameProblem(token) === undefined ? token : undefined);
   const p = tokens[PARTITION_TOKEN];
   const partition = p !== undefined && /^\d+$/.test(p) ? Number(p) : undefined;
   return { stage, partition };

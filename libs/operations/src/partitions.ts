@@ -4,12 +4,14 @@
  * console's partitions page).
  *
  * lag = num_pending (not yet delivered) + num_ack_pending (delivered, not
- * acknowledged): everything the partition still has to finish. For the
- * processor, `retrying` counts envelopes with events waiting for a retry.
+ * acknowledged): everything the partition still has to finish. For a
+ * handler service, `retrying` counts envelopes with events waiting for a
+ * retry or a host.
  */
 import { JetStreamApiCodes, type ConsumerInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Buckets, consumerName, PartitionCountKey, retryRecordPrefix, StageInput, Stages, type Stage } from '@mesh/contracts';
+import { Buckets, consumerName, isHandlerService, PartitionCountKey, retryRecordPrefix, stageInput, type Stage } from '@mesh/contracts';
+import { allStages } from './handler-services';
 import { OperationError } from './errors';
 import { isNotFound, type MeshContext } from './mesh-context';
 import { recordedPartitions } from './mesh-info';
@@ -29,16 +31,16 @@ export interface PartitionRow {
   ackFloor: number | null;
   /** Instance holding the partition's lease in mesh_leases. */
   owner: string | null;
-  /** Processor only: envelopes with events waiting for a retry (records in mesh_checkpoints). */
+  /** Handler services only: envelopes with events waiting for a retry or a host (records in mesh_checkpoints). */
   retrying: number | null;
 }
 
-/** Retry records per processor partition, counted from the subjects of the checkpoints bucket. */
-async function retryRecords(ctx: MeshContext, partitions: number): Promise<number[]> {
+/** Retry records per partition of a handler service, counted from the subjects of the checkpoints bucket. */
+async function retryRecords(ctx: MeshContext, service: string, partitions: number): Promise<number[]> {
   const counts = new Array<number>(partitions).fill(0);
   const subject = (key: string) => `$KV.${Buckets.checkpoints}.${key}`;
   for (let p = 0; p < partitions; p++) {
-    const info = await ctx.jsm.streams.info(`KV_${Buckets.checkpoints}`, { subjects_filter: subject(`${retryRecordPrefix(p)}>`) });
+    const info = await ctx.jsm.streams.info(`KV_${Buckets.checkpoints}`, { subjects_filter: subject(`${retryRecordPrefix(p, service)}>`) });
     counts[p] = Object.keys(info.state.subjects ?? {}).length;
   }
   return counts;
@@ -105,11 +107,11 @@ export async function partitionRows(ctx: MeshContext, o: { stage?: Stage }): Pro
     );
   }
   const leases = await leasesBucket(ctx);
-  const stages = o.stage ? [o.stage] : Stages;
-  const retrying = stages.includes('processor') ? await retryRecords(ctx, count) : [];
+  const stages = o.stage ? [o.stage] : await allStages(ctx);
   const rows: PartitionRow[] = [];
   for (const stage of stages) {
-    const stream = StageInput[stage];
+    const retrying = isHandlerService(stage) ? await retryRecords(ctx, stage, count) : [];
+    const stream = stageInput(stage);
     const consumers = await consumersOf(ctx, stream);
     for (let p = 0; p < count; p++) {
       const name = consumerName(stage, p);
@@ -125,7 +127,7 @@ export async function partitionRows(ctx: MeshContext, o: { stage?: Stage }): Pro
         ackPending: ci ? ci.num_ack_pending : null,
         ackFloor: ci ? ci.ack_floor.stream_seq : null,
         owner: null,
-        retrying: stage === 'processor' ? retrying[p] : null,
+        retrying: isHandlerService(stage) ? retrying[p] : null,
       });
     }
   }

@@ -7,7 +7,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { consumerName, encodeEnvelope, StageInput, Subjects, type Stage } from '@mesh/contracts';
+import { consumerName, encodeEnvelope, StageInput, stageInput, Subjects, type Stage } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { BehaviorSubject, Subject } from 'rxjs';
@@ -45,12 +45,16 @@ describe('StageRunner lease checks and stop at once (real nats-server)', () => {
   });
 
   const inputSubject = (stage: Stage) =>
-    ({ router: Subjects.ingest(0, 'order.created'), processor: Subjects.routed(0, 'orders'), aggregator: Subjects.processed(0, 'order.validated') })[stage];
+    ({
+      router: Subjects.ingest(0, 'order.created'),
+      processor: Subjects.routed('processor', 0, 'orders'),
+      aggregator: Subjects.processed(0, 'order.validated'),
+    })[stage];
 
   /** Ack floor of the stage's partition-0 consumer, once every ack this connection sent has reached the server. */
   const ackFloor = async (stage: Stage) => {
     await nc.flush();
-    return (await jsm.consumers.info(StageInput[stage], consumerName(stage, 0))).ack_floor.stream_seq;
+    return (await jsm.consumers.info(stageInput(stage), consumerName(stage, 0))).ack_floor.stream_seq;
   };
 
   function runner(stage: Stage, o: Partial<StageRunnerOptions>, handle: (b: InputEnvelope[]) => Promise<void>, logs: string[]) {

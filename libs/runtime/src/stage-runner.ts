@@ -19,7 +19,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import { EndpointStats } from './endpoint-stats';
-import { consumerName, decodeEnvelope, Headers, StageInput, type CloudEvent, type Stage } from '@mesh/contracts';
+import { consumerName, decodeEnvelope, Headers, stageInput, type CloudEvent, type Stage } from '@mesh/contracts';
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
@@ -143,7 +143,7 @@ class PartitionRun {
     private readonly o: StageRunnerOptions,
     readonly partition: number,
   ) {
-    const stream = StageInput[o.stage];
+    const stream = stageInput(o.stage);
     const consumer = consumerName(o.stage, partition);
     const log = o.log.child({ partition });
     // Everything received and not yet acked (the batch at work and those
@@ -248,7 +248,7 @@ class PartitionRun {
           partition: this.partition,
           error: err,
           attempts: info.deliveryCount,
-          originalStream: StageInput[this.o.stage],
+          originalStream: stageInput(this.o.stage),
           originalSubject: m.subject,
           originalSequence: m.seq,
           index: -1,

@@ -6,10 +6,10 @@
  * and releases every partition, `GET /v1/partitions`, and the pauses of
  * `mesh replay` (replay-gate.ts).
  */
-import { StageInput, Subjects, type Stage } from '@mesh/contracts';
+import { stageInput, stageInputSubject, type Stage } from '@mesh/contracts';
 import { EndpointStats } from './endpoint-stats';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { PartitionOwnership } from '@mesh/messaging';
+import { PartitionOwnership, type OwnershipOptions } from '@mesh/messaging';
 import { countPartitionLosses } from './count-partition-losses';
 import { armFaultPoint } from './fault-point';
 import { sendJson } from './http';
@@ -38,6 +38,11 @@ export async function createStage<C extends StageConfig>(
    * `replay.epoch` names the outputs (epochMsgId): 0 until the mesh is first replayed.
    */
   open: (partition: number, resume: Resume, ensureLease: () => void, replay: { epoch: number }) => Promise<PartitionWorker>,
+  /**
+   * `advertise`: more for this instance's entry in mesh_members (a handler service's hosted handlers);
+   * `eligible`: which live members partitions go to (PartitionOwnership).
+   */
+  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> = {},
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
@@ -47,6 +52,8 @@ export async function createStage<C extends StageConfig>(
     instanceId: config.instance.id,
     partitions: config.mesh.partitions,
     ttlMs: config.mesh.leaseTtl,
+    advertise: options.advertise,
+    eligible: options.eligible,
     onError: (what, err) => log.warn(what, { error: err }),
   });
   const gate = new ReplayGate({ nc, stage, instanceId: config.instance.id, owned$: ownership.owned$, release: (p) => ownership.released(p), log });
@@ -128,12 +135,12 @@ export async function createStage<C extends StageConfig>(
     // (a spare instance with none stays ready).
     readiness: () => ({ consuming: started && ownership.settled && runner.consuming().length === runner.assigned().length }),
     discovery: {
-      description: `mesh ${stage}: consumes ${StageInput[stage]} partition by partition`,
+      description: `mesh ${stage}: consumes ${stageInput(stage)} partition by partition`,
       endpoints: [
         {
           name: 'consume',
-          subject: { router: Subjects.ingestAll, processor: Subjects.routedAll, aggregator: Subjects.processedAll }[stage],
-          metadata: { stream: StageInput[stage], kind: 'jetstream-partition-consumer' },
+          subject: stageInputSubject(stage),
+          metadata: { stream: stageInput(stage), kind: 'jetstream-partition-consumer' },
         },
       ],
       stats: () => [stats.snapshot({ partitions: runner.consuming() })],

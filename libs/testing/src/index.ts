@@ -1,8 +1,8 @@
 export { startNatsServer, waitForExit, NatsServerBinary } from './nats-server';
 export type { NatsServer, NatsServerOptions } from './nats-server';
 export { startNatsCluster, type NatsCluster, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster';
-export { startService, startMesh, stopAll, RepoRoot, ServiceNodeOptions } from './service-process';
-export type { ServiceProcess, ServiceName, AnyServiceName } from './service-process';
+export { startService, startProcess, startMesh, stopAll, RepoRoot, ServiceNodeOptions } from './service-process';
+export type { ServiceProcess, ProcessHandle, ServiceName, AnyServiceName } from './service-process';
 export { orderEvent, encodeRequest, postEvents, eventually, EventuallyTimeoutError, totalsOf, totalsFor } from './events';
 export type { Totals } from './events';
 export type { Format } from './events';

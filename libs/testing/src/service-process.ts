@@ -14,8 +14,9 @@ export type AnyServiceName = ServiceName | 'sink' | 'console';
 
 export const RepoRoot = resolve(__dirname, '../../..');
 
-export interface ServiceProcess {
-  readonly name: AnyServiceName;
+/** A service process of any kind: a built-in service, or a handler service run from its built main (startProcess). */
+export interface ProcessHandle {
+  readonly name: string;
   readonly pid: number;
   /** `http://127.0.0.1:<port>` of its HTTP server. */
   readonly url: string;
@@ -32,6 +33,10 @@ export interface ServiceProcess {
   exitSignal(): NodeJS.Signals | null;
 }
 
+export interface ServiceProcess extends ProcessHandle {
+  readonly name: AnyServiceName;
+}
+
 /**
  * Runtime flags the services run with (also in deploy/Dockerfile and
  * `npm start`): a young generation of 2 x 8 MB instead of 2 x 16 MB took
@@ -41,7 +46,12 @@ export interface ServiceProcess {
 export const ServiceNodeOptions = '--max-semi-space-size=8';
 
 export async function startService(name: AnyServiceName, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
+  return (await startProcess(name, join(RepoRoot, 'services', name, 'dist', 'main.js'), env, options)) as ServiceProcess;
+}
+
+/** Run the built `main` (a handler service's `dist/main.js`, say) as service `name`, like startService. */
+export async function startProcess(name: string, main: string, env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ProcessHandle> {
+  const child: ChildProcess = spawn(process.execPath, [main], {
     env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: ServiceNodeOptions, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -71,7 +81,7 @@ export async function startService(name: AnyServiceName, env: Record<string, str
     });
   });
 
-  const proc: ServiceProcess = {
+  const proc: ProcessHandle = {
     name,
     pid: child.pid!,
     port,
@@ -131,6 +141,6 @@ export async function startMesh(natsUrl: string, env: Record<string, string> = {
   return { ingest, router, processor, aggregator };
 }
 
-export async function stopAll(procs: Iterable<ServiceProcess | undefined>): Promise<void> {
+export async function stopAll(procs: Iterable<ProcessHandle | undefined>): Promise<void> {
   await Promise.all([...procs].map((p) => p?.stop() ?? Promise.resolve(null)));
 }

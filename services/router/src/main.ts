@@ -6,7 +6,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Buckets, ServiceNeeds } from '@mesh/contracts';
+import { Buckets, parseHandlerRecord, ServiceNeeds } from '@mesh/contracts';
 import { createStage, runService, sendJson, type RunningService, type ServiceContext } from '@mesh/runtime';
 import { loadRouterConfig, type RouterConfig } from './config';
 import { rebuildDedup } from './rebuild-dedup';
@@ -30,13 +30,9 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
         const name = e.key.slice(HandlerKeyPrefix.length);
         if (deleted) table.removeHandler(name);
         else {
-          try {
-            const types = (e.json() as { types?: unknown }).types;
-            if (Array.isArray(types) && types.every((t) => typeof t === 'string')) table.setHandler(name, types);
-            else log.error('ignoring handler declaration: types must be a list of strings', { key: e.key });
-          } catch (err) {
-            log.error('ignoring handler declaration that is not JSON', { key: e.key, error: err });
-          }
+          const record = parseHandlerRecord(e.string());
+          if (record) table.setHandler(name, record.types, record.service);
+          else log.error('ignoring handler declaration: not {"types": [strings], "service": name}', { key: e.key });
         }
       } else if (e.key.startsWith(RuleKeyPrefix)) {
         const name = e.key.slice(RuleKeyPrefix.length);
@@ -76,7 +72,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
     return routerWorker({ js, partition, table, dedup: window, counters, log, metrics: ctx.metrics, epoch });
   });
 
-  // Until some processor has declared its handlers every event would be
+  // Until some handler service has declared its handlers every event would be
   // unroutable, so the router waits for the first declaration.
   let started = false;
   void firstHandler.then(async () => {
@@ -84,7 +80,7 @@ async function start(ctx: ServiceContext<RouterConfig>): Promise<RunningService>
     await stage.start();
     started = true;
   });
-  if (table.handlerCount === 0) log.info('waiting for a processor to declare its handlers in mesh_routes');
+  if (table.handlerCount === 0) log.info('waiting for a handler service to declare its handlers in mesh_routes');
 
   return {
     readiness: () => ({ routes: loaded && started, ...stage.readiness() }),

@@ -2,9 +2,12 @@
  * The route table: which handlers an event goes to. It is kept in the KV
  * bucket `mesh_routes` and reloaded whenever the bucket changes:
  *
- * - `handler.<name>`: `{"types": [...]}`, written by each processor for its
- *   handlers: the default routes (an event goes to every handler that
- *   declares its type).
+ * - `handler.<name>`: `{"types": [...], "service": "refunds"}`, written by
+ *   the handler service hosting it: the default routes (an event goes to
+ *   every handler that declares its type), and the service whose subjects
+ *   (`mesh.routed.<service>.<p>.<handler>`) carry the handler's events. A
+ *   record without `service` is the processor's; so is a handler a rule
+ *   names that no service declares.
  * - `rule.<name>`: a rule written by an operator, taking precedence:
  *   `{"match": "order.*", "where": {"source": "shop"}, "priority": 10,
  *     "to": ["orders"] | [{"handler": "orders-v2", "weight": 10}, ...], "drop": false}`
@@ -26,6 +29,7 @@ export const RuleKeyPrefix = RouteKeyPrefix.rule;
 export class RouteTable {
   private rules: RouteRule[] = [];
   private handlers = new Map<string, readonly string[]>();
+  private services = new Map<string, string>();
   /**
    * Decisions by event type, for types no rule with `where` or weights
    * matches (then the type alone decides). Cleared on every change.
@@ -36,14 +40,21 @@ export class RouteTable {
     return this.handlers.size;
   }
 
-  setHandler(name: string, types: readonly string[]): void {
+  setHandler(name: string, types: readonly string[], service = 'processor'): void {
     this.handlers.set(name, types);
+    this.services.set(name, service);
     this.byType.clear();
   }
 
   removeHandler(name: string): void {
     this.handlers.delete(name);
+    this.services.delete(name);
     this.byType.clear();
+  }
+
+  /** The handler service hosting `handler`: whose subjects carry its events. */
+  serviceOf(handler: string): string {
+    return this.services.get(handler) ?? 'processor';
   }
 
   setRule(rule: RouteRule): void {

@@ -32,10 +32,10 @@ function worker(published: Published[], table: RouteTable) {
 }
 
 describe('routerWorker', () => {
-  it('forwards the bytes of an envelope whose events all go to a handler, and re-encodes one it thins out', async () => {
+  it('forwards the bytes of an envelope whose events all go to a handler, on the subject of the service hosting it, and re-encodes one it thins out', async () => {
     const table = new RouteTable();
     table.setHandler('orders', ['order.created']);
-    table.setHandler('audit', ['order.*']);
+    table.setHandler('audit', ['order.*'], 'audit-team');
     const published: Published[] = [];
     const { w, counters } = worker(published, table);
     const first = [orderEvent('k1', 1, 5), orderEvent('k2', 1, 7)];
@@ -46,10 +46,10 @@ describe('routerWorker', () => {
     await w.handle([envelope(10, first, spaced), envelope(11, second)]);
 
     expect(published.map((p) => [p.subject, p.msgID])).toEqual([
-      ['mesh.routed.3.audit', 'router:10:audit'],
-      ['mesh.routed.3.orders', 'router:10:orders'],
-      ['mesh.routed.3.audit', 'router:11:audit'],
-      ['mesh.routed.3.orders', 'router:11:orders'],
+      ['mesh.routed.audit-team.3.audit', 'router:10:audit'],
+      ['mesh.routed.processor.3.orders', 'router:10:orders'],
+      ['mesh.routed.audit-team.3.audit', 'router:11:audit'],
+      ['mesh.routed.processor.3.orders', 'router:11:orders'],
     ]);
     expect(published[0].data).toBe(spaced);
     expect(published[1].data).toBe(spaced);

@@ -1,7 +1,8 @@
 /**
  * The router's work on one partition: drop duplicates, decide each event's
  * handlers, and publish one envelope per input envelope and handler on
- * `mesh.routed.<p>.<handler>` (id `router:<seq>:<handler>`, `e<epoch>:`
+ * `mesh.routed.<service>.<p>.<handler>`, the subject of the handler
+ * service hosting it (id `router:<seq>:<handler>`, `e<epoch>:`
  * before it after a replay). Unroutable
  * events are dead-lettered; dropped ones are counted.
  */
@@ -99,7 +100,12 @@ export function routerWorker(deps: {
           metrics?.eventsOut.add(events.length, { stage: 'router', handler });
           // Every event of the envelope, unchanged and in order: forward its bytes instead of encoding them again.
           const body = events.length === env.events.length && !rewritten ? env.data : undefined;
-          outs.push({ subject: Subjects.routed(partition, handler), msgId: epochMsgId(epoch, `router:${env.seq}:${handler}`), events, body });
+          outs.push({
+            subject: Subjects.routed(table.serviceOf(handler), partition, handler),
+            msgId: epochMsgId(epoch, `router:${env.seq}:${handler}`),
+            events,
+            body,
+          });
         }
       }
       try {

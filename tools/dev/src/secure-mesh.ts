@@ -16,7 +16,8 @@ import { RepoRoot } from '@mesh/testing';
 const run = promisify(execFile);
 
 export const Identities = ['admin', 'ingest', 'router', 'processor', 'aggregator', 'sink', 'console'] as const;
-export type Identity = (typeof Identities)[number];
+/** One of Identities, or a handler service of the repo (each its own NATS user). */
+export type Identity = (typeof Identities)[number] | (string & {});
 
 export interface SecureMesh {
   /** The generated nats-server.conf (authorization with one user per identity, TLS with verified clients). */
@@ -50,22 +51,33 @@ async function mesh(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   }
 }
 
-/** Generate the identities and certificates unless an earlier start did. */
-export async function prepareSecureMesh(dataDir: string, partitions: number, env: NodeJS.ProcessEnv): Promise<SecureMesh & { generated: boolean }> {
+/**
+ * Generate the identities and certificates unless an earlier start did (for
+ * the same handler services: a new one means new identities for all).
+ */
+export async function prepareSecureMesh(
+  dataDir: string,
+  partitions: number,
+  env: NodeJS.ProcessEnv,
+  handlerServices: readonly string[] = [],
+): Promise<SecureMesh & { generated: boolean }> {
   const dir = join(dataDir, 'secure');
   const natsDir = join(dir, 'nats');
   const serverConfig = join(natsDir, 'nats-server.conf');
-  const complete = existsSync(serverConfig) && Identities.every((i) => existsSync(join(natsDir, `${i}.env`)));
+  const identities: Identity[] = [...Identities, ...handlerServices];
+  const complete = existsSync(serverConfig) && identities.every((i) => existsSync(join(natsDir, `${i}.env`)));
   if (!complete) {
-    await mesh(['nats-config', '--out', natsDir, '--tls', '--partitions', String(partitions), ...(existsSync(natsDir) ? ['--force'] : [])], env);
+    const extra = handlerServices.length > 0 ? ['--handler-service', handlerServices.join(',')] : [];
+    await mesh(['nats-config', '--out', natsDir, '--tls', '--partitions', String(partitions), ...extra, ...(existsSync(natsDir) ? ['--force'] : [])], env);
   }
-  const envs = new Map<Identity, Record<string, string>>(Identities.map((i) => [i, parseEnvFile(readFileSync(join(natsDir, `${i}.env`), 'utf8'))]));
+  const envs = new Map<Identity, Record<string, string>>(identities.map((i) => [i, parseEnvFile(readFileSync(join(natsDir, `${i}.env`), 'utf8'))]));
   return { serverConfig, env: (i) => ({ ...envs.get(i)! }), apiKeysFile: join(dir, 'api-keys.json'), generated: !complete };
 }
 
-/** Create or update the streams, buckets and consumers as the admin identity. */
-export async function provisionAsAdmin(secure: SecureMesh, natsUrl: string, env: NodeJS.ProcessEnv): Promise<void> {
-  await mesh(['provision', '--nats', natsUrl], { ...env, ...secure.env('admin') });
+/** Create or update the streams, buckets and consumers (the handler services' too) as the admin identity. */
+export async function provisionAsAdmin(secure: SecureMesh, natsUrl: string, env: NodeJS.ProcessEnv, handlerServices: readonly string[] = []): Promise<void> {
+  const extra = handlerServices.length > 0 ? ['--handler-service', handlerServices.join(',')] : [];
+  await mesh(['provision', '--nats', natsUrl, ...extra], { ...env, ...secure.env('admin') });
 }
 
 async function createKey(secure: SecureMesh, env: NodeJS.ProcessEnv, name: string, scopes: string): Promise<string> {

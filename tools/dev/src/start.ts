@@ -2,9 +2,11 @@
  * `npm start`: the whole mesh on this machine. Uses the NATS server at
  * NATS_URL when one answers; otherwise starts a local nats-server with
  * JetStream (data in .data/nats, or MESH_DEV_DATA_DIR). Then runs the four
- * services and the console (HTTP ports from MESH_DEV_PORT_BASE, default
- * 8080-8084), waits until they are ready and says where to send events, read
- * results and open the console.
+ * services, the console (HTTP ports from MESH_DEV_PORT_BASE, default
+ * 8080-8084) and every handler service of the repo (handler-services.ts; on
+ * its own default port, 8090 and up, shifted like the others), waits until
+ * they are ready and says where to send events, read results and open the
+ * console.
  *
  * `npm start -- --secure` runs it as production would (see secure-mesh.ts):
  * its own nats-server with a generated least-privilege config and TLS, one
@@ -33,21 +35,30 @@ import { connectNats, credentialsFromEnv, NatsCredentialsError, NatsRefusedError
 import { NatsServerBinary, RepoRoot, ServiceNodeOptions, startNatsServer, type NatsServer } from '@mesh/testing';
 import { devSettings, serviceEnv } from './dev-settings';
 import { newApiKeys, prepareSecureMesh, provisionAsAdmin, type Identity, type SecureMesh } from './secure-mesh';
+import { handlerServicesIn } from './handler-services';
 import { lineRenderer, logFormat } from './log-lines';
 import { hasExited, stopChild } from './stop-child';
 import { watchSources } from './watch-sources';
 
-/** Start order; `offset` from the port base. The processor declares the handlers the router waits for, so it comes first. */
-const services = [
+/** The handler services of the repo besides the processor: `services/*` tagged `type:handler-service`. */
+const handlerServices = handlerServicesIn(RepoRoot);
+
+/**
+ * Start order; `offset` from the port base. The processor declares the
+ * handlers the router waits for, so it comes first, then the other handler
+ * services (ports 8090 and up: offset from 8080).
+ */
+const services: readonly { name: string; offset: number }[] = [
   { name: 'processor', offset: 2 },
+  ...handlerServices.map((s) => ({ name: s.name, offset: s.port - 8080 })),
   { name: 'ingest', offset: 0 },
   { name: 'router', offset: 1 },
   { name: 'aggregator', offset: 3 },
   // Last: it shows the others, and acts on the mesh only when an operator asks.
   { name: 'console', offset: 4 },
   // The sink writes results to PostgreSQL, so it runs only when told where.
-  ...(process.env.MESH_SINK_POSTGRES_URL ? [{ name: 'sink', offset: 5 } as const] : []),
-] as const;
+  ...(process.env.MESH_SINK_POSTGRES_URL ? [{ name: 'sink', offset: 5 }] : []),
+];
 
 /** How long a service may take to stop before it is killed; above its own shutdown of idle work, below what Ctrl-C should feel like. */
 const ServiceStopGraceMs = 10_000;
@@ -79,7 +90,7 @@ function withoutNatsCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   for (const name of Object.keys(out)) if (/^NATS_(USER|PASSWORD|TOKEN|NKEY|CREDS|TLS|INBOX)/.test(name)) delete out[name];
   return out;
 }
-const portOf = (name: (typeof services)[number]['name']) => settings.portBase + services.find((s) => s.name === name)!.offset;
+const portOf = (name: string) => settings.portBase + services.find((s) => s.name === name)!.offset;
 
 function say(text: string) {
   process.stdout.write(`[mesh] ${text}\n`);
@@ -185,7 +196,8 @@ process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
 function startService(name: string, port: number): ServiceChild {
-  const child = spawn(process.execPath, [join(RepoRoot, 'services', name, 'dist', 'main.js')], {
+  const main = handlerServices.find((s) => s.name === name)?.main ?? join(RepoRoot, 'services', name, 'dist', 'main.js');
+  const child = spawn(process.execPath, [main], {
     env: {
       NODE_OPTIONS: ServiceNodeOptions,
       ...(secured
@@ -234,7 +246,8 @@ async function startSecureNats(): Promise<string> {
   if (!['127.0.0.1', 'localhost'].includes(u.hostname)) throw new Error(`--secure starts its own nats-server on this host; NATS_URL ${natsUrl} is not local`);
   if (!existsSync(NatsServerBinary)) throw new Error(`--secure needs ${NatsServerBinary}: install it (Debian: apt-get install nats-server)`);
   const partitions = Number(process.env.MESH_PARTITIONS || 16);
-  const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(serviceEnv(process.env)));
+  const names = handlerServices.map((s) => s.name);
+  const prepared = await prepareSecureMesh(settings.dataDir, partitions, withoutNatsCredentials(serviceEnv(process.env)), names);
   secured = prepared;
   say(
     prepared.generated
@@ -249,7 +262,7 @@ async function startSecureNats(): Promise<string> {
   server = await startNatsServer({ port, storeDir, detached: true, args: ['-c', prepared.serverConfig] });
   const url = server.url;
   say(`nats-server with TLS and one user per service running at ${url}, pid ${server.pid}${port === 0 ? ` (port ${wanted} is taken)` : ''}`);
-  await provisionAsAdmin(prepared, url, withoutNatsCredentials(serviceEnv(process.env)));
+  await provisionAsAdmin(prepared, url, withoutNatsCredentials(serviceEnv(process.env)), names);
   say('provisioned the streams, buckets and consumers as the admin identity');
   return url;
 }
@@ -273,6 +286,7 @@ async function main() {
     say('read its aggregate:');
     say(`  curl -H "authorization: Bearer $MESH_KEY" ${aggregator}/v1/aggregates/totals/customer-42`);
     say(`console: http://127.0.0.1:${portOf('console')}/ (asks for this admin key, replaced at every start: ${consoleKey})`);
+    sayHandlerServices();
     say(`admin CLI: env $(cat ${shownPath(join(secured!.serverConfig, '..', 'admin.env'))} | xargs) NATS_URL=${natsUrl} npx mesh partitions`);
     startWatching();
     say('Ctrl-C stops everything.');
@@ -312,6 +326,7 @@ async function main() {
   say('read its aggregate:');
   say(`  curl ${aggregator}/v1/aggregates/totals/customer-42`);
   say(`console: http://127.0.0.1:${portOf('console')}/`);
+  sayHandlerServices();
   say(
     `health: ${services
       .map((s) => `http://127.0.0.1:${portOf(s.name)}/readyz`)
@@ -320,6 +335,12 @@ async function main() {
   );
   startWatching();
   say('Ctrl-C stops everything.');
+}
+
+/** Where each handler service runs and what it takes. */
+function sayHandlerServices(): void {
+  for (const s of handlerServices)
+    say(`handler service ${s.name} at http://127.0.0.1:${portOf(s.name)} (its handlers: GET /v1/handlers; npm run mesh -- handlers)`);
 }
 
 /** tsc -b of the whole workspace (incremental: only what changed); its output when it fails. */

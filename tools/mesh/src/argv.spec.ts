@@ -113,8 +113,11 @@ describe('parseArgv', () => {
 
   describe('errors name what was wrong, the value given and what is accepted', () => {
     it.each([
-      [['dlq', 'ls', '--stage', 'routr'], "unknown stage 'routr'; use router, processor, aggregator or ingest"],
-      [['partitions', '--stage', 'ingest'], "unknown stage 'ingest'; use router, processor or aggregator (ingest has no partition consumers)"],
+      [['dlq', 'ls', '--stage', 'Router'], "unknown stage 'Router'; use router, processor, aggregator, ingest or the name of a handler service"],
+      [
+        ['partitions', '--stage', 'ingest'],
+        "unknown stage 'ingest'; use router, processor, aggregator or the name of a handler service (ingest has no partition consumers)",
+      ],
       [['dlq', 'ls', '--partition', 'two'], "invalid partition 'two'; use a whole number from 0 to 1023"],
       [['dlq', 'ls', '--partition', '-1'], "invalid partition '-1'; use a whole number from 0 to 1023"],
       [['dlq', 'ls', '--partition', '1024'], "invalid partition '1024'; use a whole number from 0 to 1023"],
@@ -125,9 +128,9 @@ describe('parseArgv', () => {
       [['dlq', 'show', '1', '2'], "'mesh dlq show' takes one <seq>, got 2: 1 2"],
       [
         [],
-        "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, replay, tail, routes ls, routes set, routes rm, send, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')",
+        "missing command; use dlq ls, dlq show, dlq redrive, dlq rm, partitions, handlers ls, handlers rm, replay, tail, routes ls, routes set, routes rm, send, provision, nats-config, apikey create, apikey ls or apikey revoke (see 'mesh --help')",
       ],
-      [['dlc'], "unknown command 'dlc'; use dlq, partitions, replay, tail, routes, send, provision, nats-config or apikey (see 'mesh --help')"],
+      [['dlc'], "unknown command 'dlc'; use dlq, partitions, handlers, replay, tail, routes, send, provision, nats-config or apikey (see 'mesh --help')"],
       [['dlq'], "missing command after 'mesh dlq'; use ls, show, redrive or rm"],
       [['routes'], "missing command after 'mesh routes'; use ls, set or rm"],
       [['routes', 'set', 'canary'], "'mesh routes set' takes <name> and the rule as JSON, or <name> and --file <path>; got canary"],
@@ -143,8 +146,14 @@ describe('parseArgv', () => {
         ['dlq', 'show', '1', '--limit', '3'],
         "option --limit does not apply to 'mesh dlq show'; use --nats, --user, --password, --creds, --nkey, --tls-ca, --tls-cert, --tls-key, --json or --help",
       ],
-      [['dlq', 'ls', '--stage'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
-      [['dlq', 'ls', '--stage', '--json'], 'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator or ingest'],
+      [
+        ['dlq', 'ls', '--stage'],
+        'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator, ingest or a handler service',
+      ],
+      [
+        ['dlq', 'ls', '--stage', '--json'],
+        'option --stage needs a value <stage>: only dead letters of this stage: router, processor, aggregator, ingest or a handler service',
+      ],
       [['dlq', 'ls', '--limit', '1', '--limit', '2'], 'option --limit is given twice; give it once'],
       [['dlq', 'ls', '--json=yes'], "option --json takes no value, got 'yes'"],
       [['dlq', 'redrive'], "missing <seq>; give the DLQ sequence of one or more dead letters (see 'mesh dlq ls') or --all for 'mesh dlq redrive'"],
@@ -154,7 +163,7 @@ describe('parseArgv', () => {
       [['dlq', 'rm', '3', '--partition', '1'], '--partition selects the dead letters of --all; with a <seq> leave it out'],
       [['dlq', 'redrive', '3', '--all'], "give either <seq> or --all, not both (got '3' and --all)"],
       [['dlq', 'redrive', '3', '--stage', 'router'], '--stage selects the dead letters of --all; with a <seq> leave it out'],
-      [['dlq', 'redrive', '--all', '--stage', 'x'], "unknown stage 'x'; use router, processor, aggregator or ingest"],
+      [['dlq', 'redrive', '--all', '--stage', 'x_y'], "unknown stage 'x_y'; use router, processor, aggregator, ingest or the name of a handler service"],
       [['tail'], "'mesh tail' takes one stage (ingest, router, processor or aggregator) or subject, got none"],
       [
         ['tail', 'mesh..x'],
@@ -183,7 +192,9 @@ describe('parseArgv', () => {
         if (inv.command !== 'nats-config') throw new Error(`not nats-config: ${inv.command}`);
         return inv.options;
       };
-      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false });
+      expect(options([])).toEqual({ out: 'dir', tls: false, partitions: 16, hosts: [], force: false, handlerServices: [] });
+      expect(options(['--handler-service', 'refunds,fraud-check']).handlerServices).toEqual(['refunds', 'fraud-check']);
+      expect(() => options(['--handler-service', 'router'])).toThrow("invalid --handler-service 'router': is taken by the mesh itself");
       expect(options([], { MESH_PARTITIONS: '4' }).partitions).toBe(4);
       expect(options(['--partitions', '8'], { MESH_PARTITIONS: '4' }).partitions).toBe(8);
       expect(options(['--tls', '--hosts', 'nats.internal, 10.0.0.5', '--force'])).toMatchObject({
@@ -194,7 +205,7 @@ describe('parseArgv', () => {
       expect(usageError(['nats-config', '--out', 'd'], { MESH_PARTITIONS: 'x' })).toBe("invalid MESH_PARTITIONS 'x'; use a whole number from 1 to 1024");
       // It writes files only: no NATS options.
       expect(usageError(['nats-config', '--out', 'd', '--nats', 'nats://h:1'])).toBe(
-        "option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --json or --help",
+        "option --nats does not apply to 'mesh nats-config'; use --out, --tls, --partitions, --hosts, --force, --handler-service, --json or --help",
       );
     });
   });

@@ -4,13 +4,14 @@
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
-import { MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
+import { handlerServiceNameProblem, MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
 import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
 import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
 import { isApiKeyCommand, parseApiKeyArgs, type ApiKeyInvocation } from './apikey-argv';
 import { UsageError } from './errors';
 import { bashCompletion } from './completion';
 import { checkRuleName, DlqStages } from '@mesh/operations';
+import { checkHandlerName } from './handlers';
 import { checkEventType } from './send';
 import { helpText } from './help';
 import type { NatsConfigOptions } from './nats-config/nats-config';
@@ -47,6 +48,8 @@ const CredentialFlags: [string, keyof NatsCredentials][] = [
 export interface ProvisionArgs {
   partitions?: number;
   replicas?: number;
+  /** Handler services whose partition consumers to create too. */
+  handlerServices?: string[];
 }
 
 /** Which dead letters `dlq redrive` and `dlq rm` act on: the sequences given, or all (of a stage, a partition). */
@@ -61,13 +64,15 @@ export type Invocation =
   | { command: 'dlq redrive'; global: GlobalOpts; target: DlqSelection }
   | { command: 'dlq rm'; global: GlobalOpts; target: DlqSelection }
   | { command: 'partitions'; global: GlobalOpts; stage?: Stage }
+  | { command: 'handlers ls'; global: GlobalOpts }
+  | { command: 'handlers rm'; global: GlobalOpts; name: string; yes: boolean }
   | ({ command: 'replay'; global: GlobalOpts } & ReplayArgs)
   | { command: 'tail'; global: GlobalOpts; target: string; filter?: string; count?: number }
   | { command: 'routes ls'; global: GlobalOpts }
   | { command: 'routes set'; global: GlobalOpts; name: string; rule?: string; file?: string }
   | { command: 'routes rm'; global: GlobalOpts; name: string }
   | { command: 'send'; global: GlobalOpts; type: string; body?: string; file?: string; timeoutMs: number }
-  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number }
+  | { command: 'provision'; global: GlobalOpts; partitions?: number; replicas?: number; handlerServices?: string[] }
   | { command: 'nats-config'; options: NatsConfigOptions }
   | ApiKeyInvocation;
 
@@ -145,6 +150,8 @@ function resolve(words: readonly string[]): { name: CommandName; rest: string[] 
   const [first, second] = words;
   if (first === undefined) throw new UsageError(`missing command; use ${oneOf(Commands.map((c) => c.name))} (see 'mesh --help')`);
   if (groups[first]) {
+    // `mesh handlers` alone lists them.
+    if (second === undefined && first === 'handlers') return { name: 'handlers ls', rest: [] };
     if (second === undefined) throw new UsageError(`missing command after 'mesh ${first}'; use ${oneOf(groups[first])}`);
     if (!groups[first].includes(second)) throw new UsageError(`unknown command 'mesh ${first} ${second}'; use ${oneOf(groups[first])}`);
     return { name: `${first} ${second}` as CommandName, rest: words.slice(2) };
@@ -167,14 +174,26 @@ function wholeNumber(text: string): number | undefined {
 export function parseStage(text: string): Stage {
   const stage = Stages.find((s) => s === text);
   if (stage) return stage;
+  if (text !== 'ingest' && handlerServiceNameProblem(text) === undefined) return text;
   const why = text === 'ingest' ? ' (ingest has no partition consumers)' : '';
-  throw new UsageError(`unknown stage '${text}'; use ${oneOf(Stages)}${why}`);
+  throw new UsageError(`unknown stage '${text}'; use ${[...Stages].join(', ')} or the name of a handler service${why}`);
 }
 
 export function parseDlqStage(text: string): DlqStage {
   const stage = DlqStages.find((s) => s === text);
   if (stage) return stage;
-  throw new UsageError(`unknown stage '${text}'; use ${oneOf(DlqStages)}`);
+  if (handlerServiceNameProblem(text) === undefined) return text;
+  throw new UsageError(`unknown stage '${text}'; use ${DlqStages.join(', ')} or the name of a handler service`);
+}
+
+/** `--handler-service a,b`: handler service names, each valid. */
+export function parseHandlerServices(text: string): string[] {
+  const names = text.split(',').map((n) => n.trim());
+  for (const n of names) {
+    const problem = n === 'processor' ? undefined : handlerServiceNameProblem(n);
+    if (problem) throw new UsageError(`invalid --handler-service '${n}': ${problem}`);
+  }
+  return names;
 }
 
 export function parsePartition(text: string): number {
@@ -225,7 +244,14 @@ function parseNatsConfigArgs(
     : env.MESH_PARTITIONS
       ? parsePartitionCount(env.MESH_PARTITIONS, 'MESH_PARTITIONS')
       : DefaultPartitions;
-  return { out: value('--out')!, tls: has('--tls'), partitions, hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [], force: has('--force') };
+  return {
+    out: value('--out')!,
+    tls: has('--tls'),
+    partitions,
+    hosts: has('--hosts') ? parseHosts(value('--hosts')!) : [],
+    force: has('--force'),
+    handlerServices: has('--handler-service') ? parseHandlerServices(value('--handler-service')!) : [],
+  };
 }
 
 const NATS_URL = /^(nats|tls|ws|wss):\/\/[^\s/]+\/?$|^[^\s:/]+:\d+$/;
@@ -331,6 +357,12 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
       noArguments();
       return { command: name, global, stage: has('--stage') ? parseStage(value('--stage')!) : undefined };
     }
+    case 'handlers ls':
+      noArguments();
+      return { command: name, global };
+    case 'handlers rm':
+      if (rest.length !== 1) throw new UsageError(`'mesh handlers rm' takes one handler name, got ${rest.length === 0 ? 'none' : rest.join(' ')}`);
+      return { command: name, global, name: checkHandlerName(rest[0]), yes: has('--yes') };
     case 'replay':
       return { command: name, global, ...parseReplayArgs(rest, value, has) };
     case 'routes ls':
@@ -373,6 +405,7 @@ export function parseArgv(argv: readonly string[], env: Readonly<Record<string, 
         global,
         partitions: has('--partitions') ? count('--partitions', MaxPartitions) : undefined,
         replicas: has('--replicas') ? count('--replicas', 5) : undefined,
+        handlerServices: has('--handler-service') ? parseHandlerServices(value('--handler-service')!) : undefined,
       };
     }
     case 'tail': {

@@ -14,6 +14,7 @@ import { CliError, UsageError } from './errors';
 import { printable, type Output } from './output';
 import { writeNatsConfig } from './nats-config/nats-config';
 import { showPartitions } from './partitions';
+import { handlersList, handlersRemove } from './handlers';
 import { provision } from './provision';
 import { replay } from './replay';
 import { routesList, routesRemove, routesSet } from './routes';
@@ -39,6 +40,10 @@ export function runCommand(
       return dlqRemove(ctx, inv.target);
     case 'partitions':
       return showPartitions(ctx, inv);
+    case 'handlers ls':
+      return handlersList(ctx);
+    case 'handlers rm':
+      return handlersRemove(ctx, inv);
     case 'routes ls':
       return routesList(ctx);
     case 'routes set':

@@ -18,6 +18,8 @@ export type CommandName =
   | 'dlq redrive'
   | 'dlq rm'
   | 'partitions'
+  | 'handlers ls'
+  | 'handlers rm'
   | 'replay'
   | 'tail'
   | 'routes ls'
@@ -60,7 +62,11 @@ export const GlobalOptions: OptionSpec[] = [
 /** `mesh --version`: taken before any command, so it is listed in the top-level help only. */
 export const VersionOption: OptionSpec = { flag: '--version', help: 'print the mesh version and exit' };
 
-const dlqStageOption: OptionSpec = { flag: '--stage', value: '<stage>', help: 'only dead letters of this stage: router, processor, aggregator or ingest' };
+const dlqStageOption: OptionSpec = {
+  flag: '--stage',
+  value: '<stage>',
+  help: 'only dead letters of this stage: router, processor, aggregator, ingest or a handler service',
+};
 const partitionOption: OptionSpec = { flag: '--partition', value: '<n>', help: 'only dead letters of this partition' };
 
 export const DefaultLimit = 100;
@@ -107,10 +113,33 @@ export const Commands: CommandSpec[] = [
     name: 'partitions',
     args: '',
     summary: 'per stage and partition: consumer, lag, ack floor and owner',
-    options: [{ flag: '--stage', value: '<stage>', help: 'only this stage: router, processor or aggregator' }],
+    options: [{ flag: '--stage', value: '<stage>', help: 'only this stage: router, processor, aggregator or a handler service' }],
     details: [
+      'The stages are the router, the aggregator and every handler service (the processor and those named in mesh_routes or mesh_members).',
       'lag = messages not yet delivered + delivered but not acknowledged. ' +
         "The owner is the instance holding the partition's lease in mesh_leases ('-' when none does).",
+    ],
+  },
+  {
+    name: 'handlers ls',
+    args: '',
+    summary: 'every handler: the service hosting it, its types, the instances of that service and its lag (`mesh handlers` alone does this)',
+    options: [],
+    details: [
+      'Reads the handler records in mesh_routes (handler.<name>, written by the service hosting it when it starts), the live members in mesh_members ' +
+        'and the consumers <service>-pNN. INSTANCES shows "n (k hosting)" when only k of the n live instances host the handler (a rolling update); ' +
+        'LAG = messages of the service not yet delivered + delivered but not acknowledged.',
+    ],
+  },
+  {
+    name: 'handlers rm',
+    args: '<name>',
+    summary: 'remove a handler for good: the router stops routing to it, its waiting events are dead-lettered',
+    options: [{ flag: '--yes', help: 'do it (without --yes the command only says what it would do, and exits 2)' }],
+    details: [
+      'Deletes handler.<name> from mesh_routes. Events already routed to it that wait for a host are dead-lettered with the reason ' +
+        '"handler \'<name>\' was removed with mesh handlers rm" (redrive them once a service hosts it again). ' +
+        'A service that still hosts the handler declares it again when it restarts: remove the handler from its code first.',
     ],
   },
   {
@@ -193,6 +222,11 @@ export const Commands: CommandSpec[] = [
     options: [
       { flag: '--partitions', value: '<n>', help: 'partition count P (default: $MESH_PARTITIONS, else 16); fixed once the mesh exists' },
       { flag: '--replicas', value: '<n>', help: 'stream and bucket replicas (default: $MESH_REPLICAS, else 1)' },
+      {
+        flag: '--handler-service',
+        value: '<name,...>',
+        help: 'also create the partition consumers of these handler services (those named in mesh_routes get theirs anyway)',
+      },
     ],
     details: [
       'Idempotent: running it again changes nothing, or brings updatable settings in line. ' +
@@ -212,6 +246,11 @@ export const Commands: CommandSpec[] = [
       { flag: '--partitions', value: '<n>', help: 'partition count the permissions name consumers for (default: $MESH_PARTITIONS, else 16)' },
       { flag: '--hosts', value: '<h1,h2>', help: 'with --tls: more host names or IPs of the server certificate (127.0.0.1 and localhost are always in)' },
       { flag: '--force', help: 'write into a directory that is not empty, replacing its secrets' },
+      {
+        flag: '--handler-service',
+        value: '<name,...>',
+        help: 'also an identity per handler service (besides the processor), limited to its own consumers, keys and subjects',
+      },
     ],
     details: [
       'Writes nats-server.conf (one nkey user per identity: admin may do everything, ingest, router, processor, aggregator and sink ' +

@@ -70,7 +70,7 @@ describe('mesh dlq (real nats-server)', () => {
   async function failedInHandler(partition: number, handler: string, key: string): Promise<Seeded> {
     const event = orderEvent(key, ++origin, -5);
     const payload = encodeEnvelope([event]);
-    const subject = Subjects.routed(partition, handler);
+    const subject = Subjects.routed('processor', partition, handler);
     const ack = await deadLetter(js, {
       stage: 'processor',
       partition,
@@ -148,7 +148,7 @@ describe('mesh dlq (real nats-server)', () => {
       expect(out.stdout[0]).toMatch(/^SEQ\s+TIME\s+STAGE\s+P\s+HANDLER\s+ATTEMPTS\s+ERROR\s+ORIGINAL \(subject #seq\)\s+EVENT\s+TYPE$/);
       expect(out.stdout[1]).toMatch(
         new RegExp(
-          `^${b.seq}\\s+\\S+Z\\s+processor\\s+2\\s+orders\\s+3\\s+amount must be positive\\s+mesh\\.routed\\.2\\.orders #\\d+\\s+${b.event!.id}\\s+order\\.created$`,
+          `^${b.seq}\\s+\\S+Z\\s+processor\\s+2\\s+orders\\s+3\\s+amount must be positive\\s+mesh\\.routed\\.processor\\.2\\.orders #\\d+\\s+${b.event!.id}\\s+order\\.created$`,
         ),
       );
       expect(out.stdout[2]).toMatch(/processor\s+1\s+-\s+1\s+malformed envelope: not JSON .*\(malformed\)\s+-$/);
@@ -207,7 +207,7 @@ describe('mesh dlq (real nats-server)', () => {
       expect(out.stdout).toEqual(
         expect.arrayContaining([
           expect.stringMatching(/^ {2}handler +orders$/),
-          expect.stringMatching(/^ {2}original subject +mesh\.routed\.2\.orders$/),
+          expect.stringMatching(/^ {2}original subject +mesh\.routed\.processor\.2\.orders$/),
           `  ${Headers.error}: amount must be positive`,
           `  ${Headers.errorKind}: PermanentError`,
           `  ${Headers.attempts}: 3`,

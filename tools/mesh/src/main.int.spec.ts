@@ -70,8 +70,12 @@ describe('the mesh binary', () => {
   });
 
   it('exits 2 with the problem on one line for a usage error', async () => {
-    const run = await mesh(['dlq', 'ls', '--stage', 'routr', '--nats', server.url]);
-    expect(run).toEqual({ code: 2, stdout: '', stderr: "mesh: unknown stage 'routr'; use router, processor, aggregator or ingest\n" });
+    const run = await mesh(['dlq', 'ls', '--stage', 'Routr', '--nats', server.url]);
+    expect(run).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "mesh: unknown stage 'Routr'; use router, processor, aggregator, ingest or the name of a handler service\n",
+    });
   });
 
   it('exits 1 with one line when NATS cannot be reached', async () => {

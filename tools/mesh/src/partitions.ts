@@ -3,7 +3,7 @@
  * the stage's input stream, how far behind it is, and who owns it (read by
  * partitionRows in '@mesh/operations').
  */
-import { Stages, type Stage } from '@mesh/contracts';
+import type { Stage } from '@mesh/contracts';
 import { partitionRows } from '@mesh/operations';
 import type { CommandContext } from './context';
 import { formatTable, printable } from './output';
@@ -31,7 +31,7 @@ export async function showPartitions(ctx: CommandContext, o: { stage?: Stage }):
   ]);
   for (const line of formatTable(['STAGE', 'P', 'CONSUMER', 'LAG', 'PENDING', 'ACK PENDING', 'ACK FLOOR', 'RETRYING', 'OWNER'], table)) ctx.out.out(line);
 
-  const totals = (o.stage ? [o.stage] : Stages).map((s) => `${s} ${rows.filter((r) => r.stage === s).reduce((sum, r) => sum + (r.lag ?? 0), 0)}`);
+  const totals = [...new Set(rows.map((r) => r.stage))].map((s) => `${s} ${rows.filter((r) => r.stage === s).reduce((sum, r) => sum + (r.lag ?? 0), 0)}`);
   ctx.out.out(`total lag: ${totals.join(', ')}`);
   if (rows.some((r) => !r.exists)) ctx.out.out('(missing: no service of that stage has created the consumer yet)');
 }

@@ -6,6 +6,7 @@
  */
 import { ConfigError, consumerSchema, loadConfig, meshSchema } from '@mesh/config';
 import { Stages } from '@mesh/contracts';
+import { knownHandlerServices } from '@mesh/operations';
 import { ensurePartitionConsumers, provisionMesh, type Provisioned } from '@mesh/messaging';
 import type { ProvisionArgs } from './argv';
 import type { CommandContext } from './context';
@@ -42,7 +43,9 @@ export async function provision(ctx: CommandContext, args: ProvisionArgs, env: R
     duplicateWindowMs: s.mesh.duplicateWindow,
     leaseTtlMs: s.mesh.leaseTtl,
   });
-  for (const stage of Stages) {
+  // The built-in stages, every handler service the mesh knows of (handler records, live members) and those named.
+  const stages = [...new Set([...Stages, ...(await knownHandlerServices(ctx)), ...(args.handlerServices ?? [])])];
+  for (const stage of stages) {
     done.push(...(await ensurePartitionConsumers(ctx.nc, stage, partitions, { maxAckPending: s.consumer.maxAckPending, ackWaitMs: s.consumer.ackWait })));
   }
   if (ctx.json) {
@@ -54,7 +57,7 @@ export async function provision(ctx: CommandContext, args: ProvisionArgs, env: R
   const created = consumers.filter((c) => c.action === 'created').length;
   rows.push([
     'consumers',
-    `${consumers.length} (${Stages.join(', ')} x ${partitions} partitions)`,
+    `${consumers.length} (${stages.join(', ')} x ${partitions} partitions)`,
     `${created} created, ${consumers.length - created} updated`,
   ]);
   for (const line of formatTable(['KIND', 'NAME', 'DONE'], rows)) ctx.out.out(line);

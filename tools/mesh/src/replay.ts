@@ -36,8 +36,7 @@ import {
   parseReplaySignal,
   ReplayEpochKey,
   replayAckKey,
-  StageInput,
-  Stages,
+  stageInput,
   Streams,
   type ReplaySignal,
   type Stage,
@@ -47,6 +46,7 @@ import type { ReplayArgs } from './replay-argv';
 import { isNotFound, requireStream, type CommandContext } from './context';
 import { CliError } from './errors';
 import { recordedPartitions } from '@mesh/operations';
+import { allStages } from '@mesh/operations';
 
 /** When a consumer to recreate is missing, it gets the services' defaults (they adjust these when they open it). */
 const FallbackConsumer = { maxAckPending: 1000, ackWaitMs: 30_000 };
@@ -70,6 +70,8 @@ interface Plan {
   consumers: ConsumerReset[];
   checkpointKeys: Record<Stage, number>;
   results: number;
+  /** The router, every handler service, the aggregator. */
+  stages: Stage[];
 }
 
 async function countSubjects(ctx: CommandContext, stream: string, filter: string): Promise<number> {
@@ -77,10 +79,10 @@ async function countSubjects(ctx: CommandContext, stream: string, filter: string
   return Object.keys(info.state.subjects ?? {}).length;
 }
 
-/** Live members of the stages: `router.<instance>`... */
+/** Live members of the stages (every key of mesh_members): `router.<instance>`, `refunds.<instance>`... */
 async function liveMembers(members: KV): Promise<string[]> {
   const live: string[] = [];
-  for await (const k of await members.keys()) if (Stages.some((s) => k.startsWith(`${s}.`))) live.push(k);
+  for await (const k of await members.keys()) if (k.indexOf('.') > 0) live.push(k);
   return live.sort();
 }
 
@@ -94,16 +96,17 @@ async function makePlan(ctx: CommandContext, args: ReplayArgs, checkpoints: KV, 
   const processedEnd = await lastSeq(Streams.processed);
   await requireStream(ctx, Streams.ingest);
   const consumers: ConsumerReset[] = [];
-  for (const stage of Stages) {
+  const stages = await allStages(ctx);
+  for (const stage of stages) {
     for (let p = 0; p < partitions; p++) {
-      const stream = StageInput[stage];
+      const stream = stageInput(stage);
       let start: ConsumerReset['start'];
       let describe: string;
       if (stage === 'router') {
         start = args.from === 'beginning' ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: args.from };
         describe = args.from === 'beginning' ? 'from the first stored event' : `from the first event stored at or after ${args.from}`;
       } else {
-        const after = stage === 'processor' ? routedEnd : processedEnd;
+        const after = stage === 'aggregator' ? processedEnd : routedEnd;
         start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
         describe = `from sequence ${after + 1} (only what the replay produces)`;
       }
@@ -112,7 +115,7 @@ async function makePlan(ctx: CommandContext, args: ReplayArgs, checkpoints: KV, 
   }
   const checkpointStream = kvStream(Buckets.checkpoints);
   const checkpointKeys = {} as Record<Stage, number>;
-  for (const stage of Stages) checkpointKeys[stage] = await countSubjects(ctx, checkpointStream, kvSubject(Buckets.checkpoints, `${checkpointPrefix(stage)}>`));
+  for (const stage of stages) checkpointKeys[stage] = await countSubjects(ctx, checkpointStream, kvSubject(Buckets.checkpoints, `${checkpointPrefix(stage)}>`));
   const results = await countSubjects(ctx, kvStream(Buckets.aggregates), kvSubject(Buckets.aggregates, '>'));
   return {
     epoch: (signal?.epoch ?? 0) + 1,
@@ -122,6 +125,7 @@ async function makePlan(ctx: CommandContext, args: ReplayArgs, checkpoints: KV, 
     consumers,
     checkpointKeys,
     results,
+    stages,
   };
 }
 
@@ -130,13 +134,13 @@ function planLines(args: ReplayArgs, plan: Plan): string[] {
     `replay epoch ${plan.epoch} from ${args.from === 'beginning' ? 'the beginning of MESH_INGEST' : args.from}`,
     `pause: ${plan.members.length} stage instance(s)${plan.members.length > 0 ? `: ${plan.members.join(', ')}` : ''}`,
   ];
-  for (const stage of Stages) {
+  for (const stage of plan.stages) {
     const c = plan.consumers.find((x) => x.stage === stage)!;
     lines.push(`recreate consumers: ${c.stream}/${stage}-p00..p${String(plan.partitions - 1).padStart(2, '0')} (${plan.partitions}) ${c.describe}`);
   }
-  for (const stage of Stages)
+  for (const stage of plan.stages)
     lines.push(
-      `purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'processor' ? ' (retry records and handler state)' : stage === 'aggregator' ? ' (checkpoints and their chunks)' : ''}`,
+      `purge ${Buckets.checkpoints} ${checkpointPrefix(stage)}>: ${plan.checkpointKeys[stage]} key(s)${stage === 'aggregator' ? ' (checkpoints and their chunks)' : stage !== 'router' ? ' (checkpoints, retry records and handler state)' : ''}`,
     );
   lines.push(`purge ${Buckets.aggregates}: ${plan.results} result(s)${args.from === 'beginning' ? '' : `; windows before ${args.from} are not rebuilt`}`);
   lines.push(`resume: outputs of the replay carry message ids e${plan.epoch}:...; ${Streams.aggregates} and ${Streams.dlq} are kept`);
@@ -235,11 +239,11 @@ export async function replay(ctx: CommandContext, args: ReplayArgs): Promise<voi
   say(`paused: ${paused.length} stage instance(s)`);
   // The ends of MESH_ROUTED and MESH_PROCESSED only now stand still: what the
   // stages published up to their pause was before the plan was made.
-  const { consumers } = await makePlan(ctx, args, checkpoints, members);
+  const { consumers, stages } = await makePlan(ctx, args, checkpoints, members);
   for (const c of consumers) await recreateConsumer(ctx, c);
   say(`recreated ${consumers.length} stage consumers`);
   const checkpointStream = kvStream(Buckets.checkpoints);
-  for (const stage of Stages) await ctx.jsm.streams.purge(checkpointStream, { filter: kvSubject(Buckets.checkpoints, `${checkpointPrefix(stage)}>`) });
+  for (const stage of stages) await ctx.jsm.streams.purge(checkpointStream, { filter: kvSubject(Buckets.checkpoints, `${checkpointPrefix(stage)}>`) });
   await ctx.jsm.streams.purge(kvStream(Buckets.aggregates));
   say(`purged the stages' checkpoints and retry records, and the results in ${Buckets.aggregates}`);
   await writeSignal(checkpoints, { ...pause, phase: 'run' }, revision);

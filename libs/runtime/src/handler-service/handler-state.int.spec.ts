@@ -90,10 +90,10 @@ describe('handler state against a real nats-server', () => {
       },
     });
     const events: CloudEvent[] = ['a', 'b', 'a'].map((key, i) => ({ specversion: '1.0', id: `t-${i}`, source: 'test', type: 'tick', partitionkey: key }));
-    const ack = await js.publish(Subjects.routed(partition, 'counter'), encodeEnvelope(events));
+    const ack = await js.publish(Subjects.routed('processor', partition, 'counter'), encodeEnvelope(events));
     const envelope = (deliveryCount: number): InputEnvelope => ({
       seq: ack.seq,
-      subject: Subjects.routed(partition, 'counter'),
+      subject: Subjects.routed('processor', partition, 'counter'),
       timestampMs: Date.now(),
       deliveryCount,
       redriven: false,

@@ -22,6 +22,13 @@
  * has applied already is skipped; an envelope not split with such an event
  * was published whole before, so none of its outputs is published again
  * (its other events still run, for their keys' state).
+ * An event of a handler this instance does not host, while its record in
+ * `mesh_routes` says its service hosts it (a newer version of this service
+ * does, in a rolling update), waits the same way, with no attempt limit,
+ * until an instance that hosts it owns the partition (handler-records.ts).
+ * An envelope that cannot be split then holds the partition (the batch fails
+ * and the partition reopens after a backoff). A removed handler's events are
+ * dead-lettered with the reason.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
@@ -31,8 +38,8 @@ import {
   encodeEnvelopeParts,
   partitionKeyOf,
   partitionOf,
+  routedHandler,
   Streams,
-  subjectTail,
   Subjects,
   type CloudEvent,
 } from '@mesh/contracts';
@@ -48,6 +55,7 @@ import type { MetricsRegistry } from '@mesh/telemetry';
 import type { Span } from '@opentelemetry/api';
 import { defaultIfEmpty, from, lastValueFrom, mergeMap } from 'rxjs';
 import type { HandlerStateStore } from './handler-state';
+import { HandlerMovedError, HandlerNotHostedError, HandlerRemovedError, type HandlerRecords } from './handler-records';
 import type { RetryLedger, WaitingEvent } from './retry-ledger';
 import { attemptHandler, retriable, retryPolicy, runHandler, type HandlerRun } from './run-handler';
 
@@ -86,12 +94,18 @@ export interface ProcessorWorkerDeps {
   state?: HandlerStateStore;
   /** Time and waiting; a test harness gives a clock it controls. Default: the system's. */
   clock?: { now(): number; sleep(ms: number): Promise<void> };
+  /** The handler service this worker is part of (its stage): names its DLQ subject, metrics and spans. Default `processor`. */
+  service?: string;
+  /** Handler records: with them, an event of a handler not hosted here waits while its record says its service hosts it. */
+  records?: HandlerRecords;
 }
 
 /** A waiting event queued behind another of its key comes back this long after it. */
 const BEHIND_MS = 25;
 /** The shortest delay of a nak: never a hot loop. */
 const MIN_RETRY_MS = 20;
+/** The longest an event waiting for a host waits between two looks. */
+const MAX_HOST_WAIT_MS = 2_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -107,9 +121,12 @@ type Outcome = { kind: 'done'; run: HandlerRun } | { kind: 'wait'; waiting: Wait
 
 export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
   const log = d.log.child({ partition: d.partition });
-  const consumerGroup = `processor-p${String(d.partition).padStart(2, '0')}`;
+  const stage = d.service ?? 'processor';
+  const consumerGroup = `${stage}-p${String(d.partition).padStart(2, '0')}`;
   const handlerOf = (item: Item) => d.handlers.get(item.handler);
   const clock = d.clock ?? { now: () => Date.now(), sleep };
+  /** Looks at a handler not hosted here, per handler: the wait grows to MAX_HOST_WAIT_MS. */
+  const hostWaits = new Map<string, number>();
 
   return {
     async handle(batch: InputEnvelope[]) {
@@ -130,7 +147,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       const bySeq = batch.map((_, e) => e).sort((a, b) => batch[a].seq - batch[b].seq);
       bySeq.forEach((e) => {
         const env = batch[e];
-        const handler = subjectTail(env.subject, 3);
+        const handler = routedHandler(env.subject);
         const add = (index: number) => {
           const event = env.events[index];
           items.push({ env: e, index, event, handler, key: partitionKeyOf(event) });
@@ -183,7 +200,22 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           });
           const def = handlerOf(item);
           if (!def) {
-            outcomes[k] = { kind: 'done', run: { ok: false, attempts: attempts + 1, error: new UnknownHandlerError(item.handler, [...d.handlers.keys()]) } };
+            const absent = d.records ? await notHosted(d.records, item.handler, stage) : undefined;
+            if (absent === 'wait') {
+              if (!splittable[item.env]) throw new HandlerNotHostedError(item.handler, stage);
+              const looks = (hostWaits.get(item.handler) ?? 0) + 1;
+              hostWaits.set(item.handler, looks);
+              endEventSpan(spans[k]);
+              spans[k] = undefined;
+              const wait = Math.min(MAX_HOST_WAIT_MS, 100 * 2 ** Math.min(looks, 5));
+              outcomes[k] = { kind: 'wait', waiting: { index: item.index, key: item.key, attempts, notBefore: clock.now() + wait } };
+              held = true;
+              continue;
+            }
+            outcomes[k] = {
+              kind: 'done',
+              run: { ok: false, attempts: attempts + 1, error: absent ?? new UnknownHandlerError(item.handler, [...d.handlers.keys()]) },
+            };
             continue;
           }
           const options = { partition: d.partition, log, sleep: clock.sleep, state: d.state };
@@ -191,7 +223,7 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           if (retriable(def, run)) {
             const delay = backoffDelay(retryPolicy(def), run.attempts);
             d.counters.retried++;
-            d.metrics?.handlerRetries.add(1, { stage: 'processor', handler: def.name });
+            d.metrics?.handlerRetries.add(1, { stage, handler: def.name });
             log.debug('handler failed; retrying', {
               handler: def.name,
               id: item.event.id,
@@ -246,13 +278,13 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
           const r = o.run;
           if (!r.ok) {
             d.counters.failed++;
-            d.metrics?.deadLetters.add(1, { stage: 'processor', handler: item.handler });
+            d.metrics?.deadLetters.add(1, { stage, handler: item.handler });
             endEventSpan(spans[k], r.error);
             spans[k] = undefined;
             log.warn('event dead-lettered', { handler: item.handler, id: item.event.id, attempts: r.attempts, error: errorMessage(r.error) });
             dead.push(
               deadLetter(d.js, {
-                stage: 'processor',
+                stage,
                 partition: d.partition,
                 handler: item.handler,
                 error: r.error,
@@ -297,14 +329,14 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
         if (byEnv[e].waiting.length > 0) dispositions.set(env.seq, { kind: 'retry', delayMs: retryDelay(d.ledger, env.seq, byEnv[e].waiting, clock.now()) });
         else if (split[e]) dispositions.set(env.seq, { kind: 'ack-confirmed' });
       });
-      for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage: 'processor', handler });
+      for (const [handler, n] of emittedBy) d.metrics?.eventsOut.add(n, { stage, handler });
       try {
         await Promise.all([publishAll(d.js, outs), ...dead]);
       } finally {
         for (const span of spans) endEventSpan(span);
       }
       // After the outputs: a key's state never says an event was applied before its outputs are stored.
-      if (d.state?.changed) faultPoint('before-state-commit', { stage: 'processor', partition: d.partition, seqs: batch.map((env) => env.seq) });
+      if (d.state?.changed) faultPoint('before-state-commit', { stage, partition: d.partition, seqs: batch.map((env) => env.seq) });
       await d.state?.commit();
       return dispositions;
     },
@@ -313,6 +345,18 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       await d.ledger.settle(seqs);
     },
   };
+}
+
+/**
+ * Why an event of a handler not hosted here is not handled: 'wait' while its
+ * record says this service hosts it (another instance does), else the error
+ * it is dead-lettered with (undefined: never declared, UnknownHandlerError).
+ */
+async function notHosted(records: HandlerRecords, handler: string, service: string): Promise<'wait' | Error | undefined> {
+  const status = await records.status(handler);
+  if (status.kind === 'removed') return new HandlerRemovedError(handler);
+  if (status.kind === 'undeclared') return undefined;
+  return status.record.service === service ? 'wait' : new HandlerMovedError(handler, service, status.record.service);
 }
 
 /** Whether the ledger already says exactly this of the envelope. */

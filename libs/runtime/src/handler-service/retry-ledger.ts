@@ -76,8 +76,8 @@ export class RetryLedger {
    * fails within the request timeout when the bucket has no leader (a KV
    * key listing would wait through an election), so the runner can retry.
    */
-  static async load(kv: KV, jsm: JetStreamManager, partition: number, ackFloor: number): Promise<RetryLedger> {
-    const ledger = new RetryLedger(kv, jsm, retryRecordPrefix(partition));
+  static async load(kv: KV, jsm: JetStreamManager, partition: number, ackFloor: number, service = 'processor'): Promise<RetryLedger> {
+    const ledger = new RetryLedger(kv, jsm, retryRecordPrefix(partition, service));
     const info = await jsm.streams.info(CheckpointStream, { subjects_filter: kvSubject(`${ledger.prefix}>`) });
     const subjectPrefix = kvSubject(ledger.prefix);
     for (const subject of Object.keys(info.state.subjects ?? {})) {

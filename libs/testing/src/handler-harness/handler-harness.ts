@@ -356,7 +356,7 @@ export function createHandlerHarness(options: HandlerHarnessOptions): HandlerHar
         messages.set(env.partition, queue);
         queue.push({
           seq: nextSeq++,
-          subject: Subjects.routed(env.partition, env.handler),
+          subject: Subjects.routed('processor', env.partition, env.handler),
           partition: env.partition,
           events: env.events,
           data: encodeEnvelope(env.events),

@@ -16,7 +16,7 @@ export interface GeneratorTree {
 }
 
 export interface HandlerGeneratorOptions {
-  /** kebab-case; names the subject `mesh.routed.<p>.<name>` and the file. */
+  /** kebab-case; names the subject `mesh.routed.processor.<p>.<name>` and the file. */
   name: string;
   /** Event types it takes, comma-separated patterns (`*` one token, `>` the rest). Default `<name>.requested`. */
   types?: string;

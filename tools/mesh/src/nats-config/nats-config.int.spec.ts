@@ -36,7 +36,7 @@ import {
 } from '@mesh/contracts';
 import { ensurePartitionConsumers, partitionConsumerConfig, provisionMesh } from '@mesh/messaging';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { getDeadLetter, partitionRows, readDeadLetters, redriveOne, routeEntries, storeRule, type MeshContext } from '@mesh/operations';
+import { allStages, getDeadLetter, partitionRows, readDeadLetters, redriveOne, routeEntries, storeRule, type MeshContext } from '@mesh/operations';
 import { credentialOptions, readEnvFile, startNatsServer, type NatsServer } from '@mesh/testing';
 import { MemoryOutput } from '../output';
 import { createCertificateAuthority, issueCertificate } from './certificates';
@@ -72,7 +72,10 @@ describe('mesh nats-config --tls under nats-server', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mesh-nats-config-'));
-    written = writeNatsConfig({ out: join(dir, 'conf'), tls: true, partitions: P, hosts: ['nats.internal'], force: false }, new MemoryOutput());
+    written = writeNatsConfig(
+      { out: join(dir, 'conf'), tls: true, partitions: P, hosts: ['nats.internal'], force: false, handlerServices: ['refunds'] },
+      new MemoryOutput(),
+    );
     server = await startNatsServer({ args: ['-c', written.serverConfig] });
     for (const identity of Identities) conns.set(identity, await open(identity));
   });
@@ -178,7 +181,7 @@ describe('mesh nats-config --tls under nats-server', () => {
       const ordered = await jsOf('router').consumers.get(Streams.ingest, { filter_subjects: Subjects.ingestPartition(2) });
       expect((await ordered.next({ expires: 5_000 }))?.subject).toBe(Subjects.ingest(2, 'order.created'));
       await ordered.delete();
-      expect((await jsOf('router').publish(Subjects.routed(2, 'orders'), '[]', { msgID: 'int:router:2' })).stream).toBe(Streams.routed);
+      expect((await jsOf('router').publish(Subjects.routed('processor', 2, 'orders'), '[]', { msgID: 'int:router:2' })).stream).toBe(Streams.routed);
       expect((await jsOf('router').publish(Subjects.dlq('router', 2), '[]', { msgID: 'int:router:3' })).stream).toBe(Streams.dlq);
     });
 
@@ -227,7 +230,7 @@ describe('mesh nats-config --tls under nats-server', () => {
       expect((await jsm.consumers.info(stream, config.durable_name!)).name).toBe(consumerName('processor', 1));
       await jsm.consumers.delete(stream, config.durable_name!);
       await jsm.consumers.add(stream, config);
-      await jsOf('admin').publish(Subjects.routed(1, 'orders'), '[]', { msgID: 'int:processor:1' });
+      await jsOf('admin').publish(Subjects.routed('processor', 1, 'orders'), '[]', { msgID: 'int:processor:1' });
       const m = await (await jsOf('processor').consumers.get(stream, consumerName('processor', 1))).next({ expires: 5_000 });
       m!.nak(10);
       expect((await jsOf('processor').publish(Subjects.processed(1, 'order.validated'), '[]', { msgID: 'int:processor:2' })).stream).toBe(Streams.processed);
@@ -243,6 +246,36 @@ describe('mesh nats-config --tls under nats-server', () => {
       const jsm = await jsmOf('processor');
       await expect(jsm.consumers.info(Streams.processed, consumerName('aggregator', 0))).rejects.toThrow(anyRefusal);
       await expect(jsm.consumers.delete(Streams.ingest, consumerName('router', 0))).rejects.toThrow(anyRefusal);
+    });
+  });
+
+  describe('a handler service (--handler-service refunds)', () => {
+    it('uses its own partition consumers, declares and reads handler records, and touches nothing of the processor', async () => {
+      conns.set('refunds', await open('refunds'));
+      const jsm = await jsmOf('refunds');
+      await jsm.consumers.add(Streams.routed, partitionConsumerConfig('refunds', 2, consumerOptions));
+      await jsOf('admin').publish(Subjects.routed('refunds', 2, 'refunds'), '[]', { msgID: 'int:refunds:1' });
+      const m = await (await jsOf('refunds').consumers.get(Streams.routed, consumerName('refunds', 2))).next({ expires: 5_000 });
+      expect(m?.subject).toBe(Subjects.routed('refunds', 2, 'refunds'));
+      m!.ack();
+      expect((await jsOf('refunds').publish(Subjects.processed(2, 'refund.approved'), '[]', { msgID: 'int:refunds:2' })).stream).toBe(Streams.processed);
+      const routes = await new Kvm(as('refunds')).open(Buckets.routes, { allow_direct: true });
+      await routes.put(`${RouteKeyPrefix.handler}refunds`, '{"types":["refund.requested"],"service":"refunds"}');
+      expect((await routes.get(`${RouteKeyPrefix.handler}refunds`))?.string()).toContain('"service":"refunds"');
+      const watch = await routes.watch({ key: `${RouteKeyPrefix.handler}>` });
+      for await (const e of watch) {
+        expect(e.key.startsWith(RouteKeyPrefix.handler)).toBe(true);
+        break;
+      }
+      const checkpoints = await kvOf('refunds', Buckets.checkpoints);
+      await checkpoints.create(`${retryRecordPrefix(2, 'refunds')}5`, '{}');
+      await (await kvOf('refunds', Buckets.members)).put('refunds.r1', '{"handlers":["refunds"]}');
+      await expect(checkpoints.put(checkpointKey('processor', 0), '{}')).rejects.toThrow(anyRefusal);
+      await expect((await kvOf('refunds', Buckets.members)).put('processor.r1', '{}')).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.info(Streams.routed, consumerName('processor', 0))).rejects.toThrow(anyRefusal);
+      await expect(jsm.consumers.add(Streams.routed, partitionConsumerConfig('processor', 0, consumerOptions))).rejects.toThrow(anyRefusal);
+      await expect(jsOf('refunds').publish(Subjects.dlq('processor', 0), '[]')).rejects.toThrow(anyRefusal);
+      await jsOf('refunds').publish(Subjects.dlq('refunds', 0), '[]');
     });
   });
 
@@ -278,7 +311,10 @@ describe('mesh nats-config --tls under nats-server', () => {
     const ctx = async (): Promise<MeshContext> => ({ nc: as('console'), js: jsOf('console'), jsm: await jsmOf('console'), natsUrl: server.url });
 
     it('reads partitions, the route table and dead letters, and redrives one where it failed', async () => {
-      expect((await partitionRows(await ctx(), {})).length).toBe(Stages.length * P);
+      // Every stage the console finds (handler services of earlier cases too), each with all its partitions.
+      const stages = await allStages(await ctx());
+      expect(stages).toEqual(expect.arrayContaining([...Stages]));
+      expect((await partitionRows(await ctx(), {})).length).toBe(stages.length * P);
       await (await adminKv(Buckets.routes)).put(`${RouteKeyPrefix.handler}orders`, '{"types":["order.created"]}');
       expect((await routeEntries(await ctx())).map((e) => `${e.kind}.${e.name}`)).toContain('handler.orders');
 
@@ -297,8 +333,8 @@ describe('mesh nats-config --tls under nats-server', () => {
     it('tails the stage subjects and watches an aggregation key', async () => {
       const tail = as('console').subscribe(Subjects.routedAll, { max: 1 });
       await as('console').flush();
-      await jsOf('admin').publish(Subjects.routed(1, 'orders'), '[]');
-      for await (const m of tail) expect(m.subject).toBe(Subjects.routed(1, 'orders'));
+      await jsOf('admin').publish(Subjects.routed('processor', 1, 'orders'), '[]');
+      for await (const m of tail) expect(m.subject).toBe(Subjects.routed('processor', 1, 'orders'));
       await (await adminKv(Buckets.aggregates)).put(aggregateKvKey('totals', 'k1'), '{"windows":[]}');
       const watch = await (await kvOf('console', Buckets.aggregates)).watch({ key: aggregateKvKey('totals', 'k1') });
       for await (const e of watch) {

@@ -11,7 +11,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
-import { MeshServices, servicePermissions, type MeshService } from '@mesh/contracts';
+import { handlerServicePermissions, MeshServices, servicePermissions, type MeshService } from '@mesh/contracts';
 import { CliError } from '../errors';
 import type { Output } from '../output';
 import { createCertificateAuthority, issueCertificate } from './certificates';
@@ -19,7 +19,8 @@ import { renderEnvFile } from './env-file';
 import { renderServerConfig, type ServerUser } from './server-config';
 
 export const Identities = ['admin', ...MeshServices] as const;
-export type Identity = (typeof Identities)[number];
+/** The admin, a service of the mesh, or a handler service (--handler-service). */
+export type Identity = (typeof Identities)[number] | (string & {});
 
 export interface NatsConfigOptions {
   /** Directory to write into (created if missing). */
@@ -30,13 +31,15 @@ export interface NatsConfigOptions {
   hosts: readonly string[];
   /** Replace what the directory holds (new secrets). */
   force: boolean;
+  /** Handler services besides the processor, each an identity of its own limited to its own subjects. */
+  handlerServices?: readonly string[];
 }
 
 export interface WrittenNatsConfig {
   dir: string;
   serverConfig: string;
   /** The env file of each identity. */
-  envFiles: Record<Identity, string>;
+  envFiles: Record<string, string>;
   /** With --tls: the CA certificate every client and the server trust. */
   caFile?: string;
 }
@@ -70,16 +73,21 @@ export function writeNatsConfig(o: NatsConfigOptions, out: Output): WrittenNatsC
   const dir = resolve(o.out);
   prepareDir(dir, o.force);
 
+  const identities: Identity[] = [...Identities, ...(o.handlerServices ?? []).filter((s) => !(Identities as readonly string[]).includes(s))];
+  const permissionsOf = (identity: Identity) =>
+    (MeshServices as readonly string[]).includes(identity)
+      ? servicePermissions(identity as MeshService, o.partitions)
+      : handlerServicePermissions(identity, o.partitions);
   const users: ServerUser[] = [];
-  const env = {} as Record<Identity, Record<string, string>>;
-  for (const identity of Identities) {
+  const env = {} as Record<string, Record<string, string>>;
+  for (const identity of identities) {
     const kp = createUser();
     const seedFile = join(dir, `${identity}.nk`);
     writeSecret(seedFile, `${new TextDecoder().decode(kp.getSeed())}\n`);
     users.push({
       identity,
       nkey: kp.getPublicKey(),
-      permissions: identity === 'admin' ? undefined : servicePermissions(identity as MeshService, o.partitions),
+      permissions: identity === 'admin' ? undefined : permissionsOf(identity),
     });
     env[identity] = { NATS_NKEY_SEED_FILE: seedFile };
   }
@@ -96,7 +104,7 @@ export function writeNatsConfig(o: NatsConfigOptions, out: Output): WrittenNatsC
     tls = { certFile: join(tlsDir, 'server-cert.pem'), keyFile: join(tlsDir, 'server-key.pem'), caFile };
     writeFileSync(tls.certFile, server.certPem);
     writeSecret(tls.keyFile, server.keyPem);
-    for (const identity of Identities) {
+    for (const identity of identities) {
       const client = issueCertificate(ca, { commonName: identity, usage: 'client' });
       const certFile = join(tlsDir, `${identity}-cert.pem`);
       const keyFile = join(tlsDir, `${identity}-key.pem`);
@@ -108,17 +116,17 @@ export function writeNatsConfig(o: NatsConfigOptions, out: Output): WrittenNatsC
 
   const serverConfig = join(dir, 'nats-server.conf');
   writeFileSync(serverConfig, renderServerConfig({ users, tls, partitions: o.partitions }));
-  const envFiles = {} as Record<Identity, string>;
-  for (const identity of Identities) {
+  const envFiles = {} as Record<string, string>;
+  for (const identity of identities) {
     envFiles[identity] = join(dir, `${identity}.env`);
     // It names secret files only, but keep it as private as they are.
     writeSecret(envFiles[identity], renderEnvFile(env[identity]));
   }
 
   out.out(`wrote ${serverConfig}`);
-  out.out(`  users: ${Identities.join(', ')} (nkeys); services limited to their own subjects for ${o.partitions} partitions`);
+  out.out(`  users: ${identities.join(', ')} (nkeys); services limited to their own subjects for ${o.partitions} partitions`);
   if (tls) out.out(`  TLS: CA ${tls.caFile}; clients need a certificate of it (one per identity in ${join(dir, 'tls')})`);
-  out.out(`wrote ${Identities.map((i) => `${i}.env`).join(', ')} in ${dir}`);
+  out.out(`wrote ${identities.map((i) => `${i}.env`).join(', ')} in ${dir}`);
   const url = `${tls ? 'tls' : 'nats'}://127.0.0.1:4222`;
   out.err('next:');
   out.err(`  nats-server -c ${serverConfig} -js -sd <store dir>`);
