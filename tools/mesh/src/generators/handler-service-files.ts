@@ -93,15 +93,12 @@ export default defineHandler({
   },
 });
 `,
-    [`src/handlers/${o.name}.handler.spec.ts`]: `import type { CloudEvent } from '@mesh/contracts';
-import { createLogger, handlerTakes, runHandler } from '@mesh/runtime';
+    [`src/handlers/${o.name}.handler.spec.ts`]: `// Through the test kit (@mesh/testing): the service's own worker, in memory, on a clock the test moves.
+import { handlerTakes } from '@mesh/runtime';
+import { createHandlerHarness } from '@mesh/testing';
 import ${id} from './${o.name}.handler';
 
-const options = { partition: 0, log: createLogger({}, 'error', () => {}), sleep: async () => {} };
-
-function event(data: unknown): CloudEvent {
-  return { specversion: '1.0', id: 'e-1', source: 'test', type: '${example}', time: '2026-02-01T10:00:00Z', partitionkey: 'k-1', data };
-}
+const event = (data: unknown) => ({ type: '${example}', partitionkey: 'k-1', data });
 
 describe('${o.name} handler', () => {
   it('takes ${example}', () => {
@@ -109,9 +106,11 @@ describe('${o.name} handler', () => {
   });
 
   it('emits one ${o.emits} carrying the data unchanged, for the same key', async () => {
+    const mesh = createHandlerHarness({ handlers: [${id}] });
     const data = { id: 'x-1', amount: 3, note: { nested: true } };
-    const run = await runHandler(${id}, event(data), options);
-    expect(run.ok && run.outputs.map((o) => [o.type, o.data, o.partitionkey])).toEqual([['${o.emits}', data, 'k-1']]);
+    await mesh.send(event(data));
+    expect(mesh.emitted().map((o) => [o.type, o.data, o.partitionkey])).toEqual([['${o.emits}', data, 'k-1']]);
+    expect(mesh.deadLetters()).toEqual([]);
   });
 });
 `,
