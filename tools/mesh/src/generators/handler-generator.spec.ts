@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { addHandler, GeneratorError, HandlersDir, type GeneratorTree } from './handler-generator';
+import { addHandler, GeneratorError, HandlersDir, register, type GeneratorTree } from './handler-generator';
 
 const Root = resolve(__dirname, '../../../..');
 
@@ -63,6 +63,39 @@ describe('the handler generator', () => {
   it('asks for a hand edit when the registry is not in the shape it knows', () => {
     const tree = repoTree();
     tree.files.set(`${HandlersDir}/index.ts`, 'export const handlers = loadAll();\n');
-    expect(() => addHandler(tree, { name: 'refunds' })).toThrow(/index\.ts is not in the shape the generator knows .*add refunds to it by hand/);
+    expect(() => addHandler(tree, { name: 'refunds' })).toThrow(/index\.ts has no 'handlers' array .*add refunds to it by hand/);
+  });
+});
+
+describe('the registry edit', () => {
+  it('survives the list formatted one entry per line, with a trailing comma and comments', () => {
+    const index = [
+      "import type { AnyHandlerDefinition } from '@mesh/runtime';",
+      "import orders from './orders.handler'; // the first",
+      '',
+      'export const handlers: readonly AnyHandlerDefinition[] = [',
+      '  orders, // keep first',
+      '  // more below',
+      '];',
+      '',
+    ].join('\n');
+    const out = register(index, 'fraud-check');
+    expect(out).toContain("import orders from './orders.handler'; // the first\nimport fraudCheck from './fraud-check.handler';");
+    expect(out).toMatch(/\[\n {2}orders, fraudCheck, \/\/ keep first\n {2}\/\/ more below\n\];/);
+  });
+
+  it('takes an empty list, a list `as const` or `satisfies`, and a file whose imports are not the handlers', () => {
+    expect(register("import type { X } from 'y';\nexport const handlers = [];\n", 'a-b')).toBe(
+      "import type { X } from 'y';\nimport aB from './a-b.handler';\nexport const handlers = [aB];\n",
+    );
+    expect(register('export const handlers = [one] as const;\n', 'two')).toBe(
+      "import two from './two.handler';\nexport const handlers = [one, two] as const;\n",
+    );
+    expect(register('export const handlers = [one] satisfies unknown[];\n', 'two')).toContain('[one, two] satisfies');
+  });
+
+  it('refuses, saying what to do, a file without a handlers array or already listing the handler', () => {
+    expect(() => register('export const others = [a];\n', 'two')).toThrow(/has no 'handlers' array .*: add two to it by hand/);
+    expect(() => register('export const handlers = [two];\n', 'two')).toThrow(/lists two already/);
   });
 });

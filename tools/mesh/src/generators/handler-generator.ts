@@ -6,14 +6,11 @@
  * kebab-case or is taken, and type patterns that are not valid.
  */
 import { typePatternProblem } from '@mesh/contracts';
+import { formatFiles, type Tree } from '@nx/devkit';
+import ts from 'typescript';
 
-/** The part of Nx's generator Tree this uses (Nx passes the real one). */
-export interface GeneratorTree {
-  exists(path: string): boolean;
-  read(path: string, encoding: 'utf-8'): string | null;
-  write(path: string, content: string): void;
-  children(dirPath: string): string[];
-}
+/** The part of Nx's generator Tree (@nx/devkit) the checks and writes use. */
+export type GeneratorTree = Pick<Tree, 'exists' | 'read' | 'write' | 'children'>;
 
 export interface HandlerGeneratorOptions {
   /** kebab-case; names the subject `mesh.routed.processor.<p>.<name>` and the file. */
@@ -97,24 +94,42 @@ describe('${name} handler', () => {
 `;
 }
 
-/** Adds the import and the list entry to handlers/index.ts. */
-function register(index: string, name: string): string {
+/**
+ * Adds the import and the list entry to handlers/index.ts, found by
+ * TypeScript's parser rather than by the text's layout: the file may be
+ * formatted any way (one entry per line, a trailing comma, comments), and
+ * the list may be typed or `as const`.
+ */
+export function register(index: string, name: string): string {
   const id = camel(name);
-  const imports = [...index.matchAll(/^import \w+ from '\.\/[\w-]+\.handler';$/gm)];
-  const list = /export const handlers: readonly AnyHandlerDefinition\[\] = \[([^\]]*)\];/.exec(index);
-  if (imports.length === 0 || !list) {
-    throw new GeneratorError(
-      `${HandlersDir}/index.ts is not in the shape the generator knows (imports of './<name>.handler' and 'export const handlers: readonly AnyHandlerDefinition[] = [...]'): add ${id} to it by hand`,
-    );
+  const source = ts.createSourceFile('index.ts', index, ts.ScriptTarget.Latest, true);
+  const imports = source.statements.filter(ts.isImportDeclaration);
+  let list: ts.ArrayLiteralExpression | undefined;
+  for (const statement of source.statements) {
+    if (!ts.isVariableStatement(statement)) continue;
+    for (const d of statement.declarationList.declarations) {
+      if (!ts.isIdentifier(d.name) || d.name.text !== 'handlers' || !d.initializer) continue;
+      let init: ts.Expression = d.initializer;
+      while (ts.isAsExpression(init) || ts.isSatisfiesExpression(init) || ts.isParenthesizedExpression(init)) init = init.expression;
+      if (ts.isArrayLiteralExpression(init)) list = init;
+    }
   }
-  const last = imports[imports.length - 1];
-  const at = last.index! + last[0].length;
-  const withImport = `${index.slice(0, at)}\nimport ${id} from './${name}.handler';${index.slice(at)}`;
-  const entries = list[1]
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  return withImport.replace(list[0], `export const handlers: readonly AnyHandlerDefinition[] = [${[...entries, id].join(', ')}];`);
+  if (!list) {
+    throw new GeneratorError(`${HandlersDir}/index.ts has no 'handlers' array (export const handlers = [...]): add ${id} to it by hand`);
+  }
+  if (list.elements.some((e) => ts.isIdentifier(e) && e.text === id)) throw new GeneratorError(`${HandlersDir}/index.ts lists ${id} already`);
+  // Edits from the end, so earlier positions stay valid.
+  const elements = list.elements;
+  const entryAt = elements.length > 0 ? elements[elements.length - 1].getEnd() : list.getStart(source) + 1;
+  const entry = elements.length > 0 ? `, ${id}` : id;
+  let text = index.slice(0, entryAt) + entry + index.slice(entryAt);
+  // After the line of the last import (and a comment that ends it).
+  const lastImportEnd = imports.length > 0 ? imports[imports.length - 1].getEnd() : 0;
+  const lineEnd = text.indexOf('\n', lastImportEnd);
+  const importAt = imports.length === 0 ? 0 : lineEnd === -1 ? text.length : lineEnd;
+  const line = `import ${id} from './${name}.handler';`;
+  text = importAt > 0 ? `${text.slice(0, importAt)}\n${line}${text.slice(importAt)}` : `${line}\n${text}`;
+  return text;
 }
 
 export function addHandler(tree: GeneratorTree, options: HandlerGeneratorOptions): string[] {
@@ -157,8 +172,10 @@ export function addHandler(tree: GeneratorTree, options: HandlerGeneratorOptions
 }
 
 /** The Nx generator entry. */
-export default async function handlerGenerator(tree: GeneratorTree, options: HandlerGeneratorOptions): Promise<() => void> {
+export default async function handlerGenerator(tree: Tree, options: HandlerGeneratorOptions): Promise<() => void> {
   const written = addHandler(tree, options);
+  // The repo's Prettier config, as every file of it is formatted.
+  await formatFiles(tree);
   return () => {
     console.log(`added handler '${options.name}': ${written.join(', ')}`);
     console.log('next: npm test, then restart the processor (npx nx serve processor)');
