@@ -51,7 +51,14 @@ describe('the CloudEvents SDK as a client', () => {
     const answer = await post(events, message);
     expect(answer).toEqual({
       status: 400,
-      body: { error: '1 problem(s) in the request; nothing was stored', problems: [{ index: 0, attribute: 'source', problem: 'is required' }] },
+      body: {
+        type: 'about:blank',
+        title: 'Bad Request',
+        status: 400,
+        detail: '1 problem(s) in the request; nothing was stored',
+        error: '1 problem(s) in the request; nothing was stored',
+        problems: [{ index: 0, attribute: 'source', problem: 'is required' }],
+      },
     });
     // Nothing else is sent meanwhile: a stored event would show here.
     await new Promise((r) => setTimeout(r, 300));
