@@ -34,5 +34,6 @@ describeStageContract({
   stage: 'aggregator',
   specFile: __filename,
   concurrencyEnv: {},
+  extraFaultPoints: ['after-checkpoint'],
   readOutput: arrivals,
 });

@@ -5,8 +5,11 @@
  * processes behind the rest of the mesh, on a nats-server of its own, and
  * checks, with a seeded random choice of keys, kill points and pauses:
  *
- * (a) exactly once across many restarts: SIGKILLed and restarted 3-4 times
- *     while events stream in, it writes every event's output once;
+ * (a) exactly once across many restarts: killed and restarted 3-4 times
+ *     while events stream in (SIGKILL from outside at a random moment, and
+ *     its own SIGKILL at a fault point: after its outputs are stored and
+ *     before its inputs are acked, between commits, while taking a
+ *     partition), it writes every event's output once;
  * (b) order with concurrency: two instances (three for a while, as one
  *     joins and leaves), each running keys concurrently, keep every key's
  *     outputs in the order its events were sent;
@@ -28,6 +31,7 @@
  * and begins every failure's message with how to rerun it.
  */
 import type { Stage } from '@mesh/contracts';
+import { FaultPointMessage, FaultPointStopMessage } from '@mesh/runtime';
 import {
   eventually,
   leaseOwner,
@@ -57,6 +61,8 @@ export interface StageTarget {
   specFile: string;
   /** Env that raises the stage's per-key concurrency above 1 (given to every instance). */
   concurrencyEnv: Record<string, string>;
+  /** Fault points of its own (beyond before-ack, between-commits and handover) where case (a) may kill it. */
+  extraFaultPoints?: string[];
   /** Each key's outputs as the `data.seq` of its events, in the order the stage wrote them. */
   readOutput(natsUrl: string, keys: readonly string[]): Promise<Map<string, number[]>>;
 }
@@ -64,7 +70,6 @@ export interface StageTarget {
 /** Small and fast: few partitions, a short lease TTL, small batches (many commits, so kills land between them). */
 const P = 4;
 const LEASE_TTL_MS = 2_000;
-const FaultPointStopMessage = 'fault point reached; stopping this process';
 /** An aggregation that lists each key's `data.seq` in the order the aggregator applied them. */
 export const ArrivalsModule = join(__dirname, 'arrivals.aggregation.js');
 
@@ -234,30 +239,50 @@ export function describeStageContract(target: StageTarget): void {
       expect(await totalsFor(mesh.aggregatorUrl(), feed.keys)).toEqual(feed.expectedTotals());
     };
 
-    contractCase('exactly-once across many restarts (SIGKILL mid-stream, 3-4 times)', async (rng, keyPrefix) => {
-      await mesh.scaleTo(1);
-      const feed = newFeed(rng, keyPrefix, 'restarts').start();
+    contractCase('exactly-once across many restarts (killed mid-stream 3-4 times, at random and at fault points)', async (rng, keyPrefix) => {
+      // Where each instance dies: a SIGKILL from outside a random while after it took its partitions, or its
+      // own SIGKILL the n-th time it reaches a fault point. Every run has one from outside, one with a batch's
+      // outputs stored and its inputs unacked (before-ack), and one with a batch received but not yet handled
+      // (between-commits); a fourth, if drawn, anywhere (also while taking a partition: handover). In random order.
+      const points = ['before-ack', 'between-commits', 'handover', ...(target.extraFaultPoints ?? [])];
       const kills = rng.between(3, 4);
-      const killedAfter: number[] = [];
+      const plan = ['signal', 'before-ack', 'between-commits', ...Array.from({ length: kills - 3 }, () => rng.pick(['signal', ...points]))]
+        .map((kind) => ({ kind, order: rng.next() }))
+        .sort((x, y) => x.order - y.order)
+        .map(({ kind }) =>
+          kind === 'signal' ? { kind, waitMs: rng.between(0, 600) } : { kind, n: kind === 'handover' ? rng.between(1, P) : rng.between(2, 10) },
+        );
+      await mesh.scaleTo(0);
+      const feed = newFeed(rng, keyPrefix, 'restarts').start();
       try {
-        for (let i = 0; i < kills; i++) {
-          // The current instance is at work on every partition (a restarted one, once the dead one's leases lapsed) ...
-          await mesh.shareAll();
-          await feed.flowFor(rng.between(20, 200));
-          // ... and dies a random while later, whatever it has in hand.
-          const wait = rng.between(0, 600);
-          await sleep(wait);
-          killedAfter.push(wait);
-          await mesh.kill(mesh.instances[0]);
-          await mesh.start({}, false);
+        for (const kill of plan) {
+          if (kill.kind === 'signal') {
+            const p = await mesh.start({}, false);
+            // At work on every partition (once the dead one's leases lapsed), then killed whatever it has in hand.
+            await mesh.shareAll();
+            await feed.flowFor(rng.between(20, 200));
+            await sleep(kill.waitMs!);
+            await mesh.kill(p);
+          } else {
+            const p = await mesh.start({ MESH_TEST_FAULT: `${kill.kind}:${kill.n}` }, false);
+            await eventually(
+              async () => p.exitSignal() !== null,
+              60_000,
+              20,
+              () => `still alive, armed with ${kill.kind}:${kill.n}:\n${p.output().slice(-2000)}`,
+            );
+            expect({ signal: p.exitSignal(), point: logRecords(p.output(), FaultPointMessage)[0]?.point }).toEqual({ signal: 'SIGKILL', point: kill.kind });
+            mesh.forget(p);
+          }
         }
+        await mesh.start({}, false);
         await mesh.shareAll();
         await feed.flowFor(rng.between(50, 200));
       } finally {
         await feed.stop();
       }
       console.log(
-        `${stage}: ${kills} kills, each a random while after work resumed (${killedAfter.join(', ')} ms); ${feed.sent} events over ${feed.keys.length} keys`,
+        `${stage}: killed ${plan.map((k) => (k.kind === 'signal' ? `from outside ${k.waitMs} ms after resuming` : `at ${k.kind}:${k.n}`)).join(', ')}; ${feed.sent} events over ${feed.keys.length} keys`,
       );
       await expectExactlyOnceInOrder(feed);
     });
