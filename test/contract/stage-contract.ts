@@ -10,9 +10,10 @@
  *     its own SIGKILL at a fault point: after its outputs are stored and
  *     before its inputs are acked, between commits, while taking a
  *     partition), it writes every event's output once;
- * (b) order with concurrency: two instances (three for a while, as one
- *     joins and leaves), each running keys concurrently, keep every key's
- *     outputs in the order its events were sent;
+ * (b) order with concurrency: two instances, each running keys side by
+ *     side, under a heavier load, while a third joins and leaves (SIGTERM)
+ *     and a fourth joins and dies (SIGKILL) with messages in hand, keep every
+ *     key's outputs in the order its events were sent;
  * (c) redelivery without ack: an instance that stored a batch's outputs
  *     and froze before acking it (SIGSTOP, for longer than the lease TTL)
  *     never acks; the batch goes to the next owner and is written once;
@@ -31,6 +32,7 @@
  * and begins every failure's message with how to rerun it.
  */
 import type { Stage } from '@mesh/contracts';
+import { assignPartitions } from '@mesh/messaging';
 import { FaultPointMessage, FaultPointStopMessage } from '@mesh/runtime';
 import {
   eventually,
@@ -204,6 +206,17 @@ async function instanceIdOf(p: ServiceProcess): Promise<string> {
   return ((await (await fetch(`${p.url}/v1/partitions`)).json()) as { instance: string }).instance;
 }
 
+/** `p`, armed with MESH_TEST_FAULT=`point:n`, kills itself there. */
+async function diesAtFaultPoint(p: ServiceProcess, point: string, n: number): Promise<void> {
+  await eventually(
+    async () => p.exitSignal() !== null,
+    60_000,
+    20,
+    () => `still alive, armed with ${point}:${n}:\n${p.output().slice(-2000)}`,
+  );
+  expect({ signal: p.exitSignal(), point: logRecords(p.output(), FaultPointMessage)[0]?.point }).toEqual({ signal: 'SIGKILL', point });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function describeStageContract(target: StageTarget): void {
@@ -224,11 +237,12 @@ export function describeStageContract(target: StageTarget): void {
     const contractCase = (name: string, fn: (rng: ReturnType<typeof seededRng>, keyPrefix: string) => Promise<void>, timeoutMs = 150_000) =>
       it(name, () => withSeed(seed, rerun, () => fn(seededRng(seed, `${stage} ${name}`), `${stage}-${name.split(' ')[0]}`)), timeoutMs);
 
-    const newFeed = (rng: ReturnType<typeof seededRng>, keyPrefix: string, label: string) =>
+    /** Keys in every partition; `heavy`: more producers, larger requests and shorter pauses, so batches queue up and run side by side. */
+    const newFeed = (rng: ReturnType<typeof seededRng>, keyPrefix: string, label: string, heavy = false) =>
       new SeededFeed(mesh.ingestUrl, keysInEveryPartition(keyPrefix, P, rng.between(3, 6)), seed, `${stage} ${label}`, {
-        producers: 2,
-        perRequest: rng.between(8, 20),
-        pauseMs: [50, 150],
+        producers: heavy ? 3 : 2,
+        perRequest: heavy ? rng.between(20, 40) : rng.between(8, 20),
+        pauseMs: heavy ? [20, 60] : [50, 150],
       });
 
     /** Once the mesh has settled: every key's outputs are 0 .. n-1 once each, in order, and its totals exact. */
@@ -265,13 +279,7 @@ export function describeStageContract(target: StageTarget): void {
             await mesh.kill(p);
           } else {
             const p = await mesh.start({ MESH_TEST_FAULT: `${kill.kind}:${kill.n}` }, false);
-            await eventually(
-              async () => p.exitSignal() !== null,
-              60_000,
-              20,
-              () => `still alive, armed with ${kill.kind}:${kill.n}:\n${p.output().slice(-2000)}`,
-            );
-            expect({ signal: p.exitSignal(), point: logRecords(p.output(), FaultPointMessage)[0]?.point }).toEqual({ signal: 'SIGKILL', point: kill.kind });
+            await diesAtFaultPoint(p, kill.kind, kill.n!);
             mesh.forget(p);
           }
         }
@@ -287,15 +295,27 @@ export function describeStageContract(target: StageTarget): void {
       await expectExactlyOnceInOrder(feed);
     });
 
-    contractCase('order with concurrency (two instances, a third joining and leaving)', async (rng, keyPrefix) => {
+    contractCase('order with concurrency (keys side by side in two instances; a third joins and leaves, a fourth joins and dies)', async (rng, keyPrefix) => {
       await mesh.scaleTo(2);
-      const feed = newFeed(rng, keyPrefix, 'order').start();
+      const feed = newFeed(rng, keyPrefix, 'order', true).start();
       try {
         await feed.flowFor(rng.between(100, 300));
-        // Partitions move under load: to the third instance as it joins, back as it leaves.
+        // Partitions move under load: to a third instance as it joins, back as it leaves (SIGTERM) ...
         const third = await mesh.start();
         await feed.flowFor(rng.between(100, 300));
         expect(await mesh.stop(third)).toBe(0);
+        await mesh.shareAll();
+        // ... and to a fourth, which dies (its own SIGKILL between two commits, one message a batch) with
+        // messages received and unacked: they must come again before anything after them. Its id is one the
+        // assignment gives a partition to.
+        const members = await Promise.all(mesh.instances.map(instanceIdOf));
+        const fresh = (i: number) => `${stage}-dying-${rng.int(1e9)}-${i}`;
+        let id = fresh(0);
+        for (let i = 1; (assignPartitions([...members, id], P).get(id)?.length ?? 0) === 0; i++) id = fresh(i);
+        const n = rng.between(2, 8);
+        const fourth = await mesh.start({ MESH_INSTANCE_ID: id, MESH_TEST_FAULT: `between-commits:${n}`, MESH_BATCH_MESSAGES: '1' }, false);
+        await diesAtFaultPoint(fourth, 'between-commits', n);
+        mesh.forget(fourth);
         await mesh.shareAll();
         await feed.flowFor(rng.between(100, 300));
       } finally {
