@@ -371,7 +371,6 @@ export function describeStageContract(target: StageTarget): void {
         expect(await mesh.stop(leaving)).toBe(0);
         const exitedAt = Date.now();
         const owners = async () => Promise.all(Array.from({ length: P }, (_, p) => leaseOwner(mesh.natsUrl, stage, p)));
-        // Released before it exited, not left to lapse.
         leftBehind = (await owners()).flatMap((o, p) => (o === leavingId ? [p] : []));
         await eventually(async () => (await owners()).every((o) => o === stayingId), 30_000, 20);
         handedOverMs = Date.now() - exitedAt;
@@ -380,9 +379,13 @@ export function describeStageContract(target: StageTarget): void {
       } finally {
         await feed.stop();
       }
-      expect(leftBehind).toEqual([]);
-      // A lease left to lapse moves only after the TTL less one renewal interval (a third of it): here it moved well before.
-      expect(handedOverMs).toBeLessThan(LEASE_TTL_MS / 2);
+      console.log(`${stage}: every lease held by the other instance ${handedOverMs} ms after the stopped one exited; ${feed.sent} events`);
+      // Released before it exited, not left to lapse; and a lease left to lapse moves only after the TTL less one
+      // renewal interval (a third of it): these moved well before.
+      expect({ leasesStillNamingTheStoppedInstance: leftBehind, allHeldByTheOtherWithinHalfTheTtl: handedOverMs < LEASE_TTL_MS / 2 }).toEqual({
+        leasesStillNamingTheStoppedInstance: [],
+        allHeldByTheOtherWithinHalfTheTtl: true,
+      });
       await expectExactlyOnceInOrder(feed);
     });
   });
