@@ -274,7 +274,7 @@ export function describeStageContract(target: StageTarget): void {
             const p = await mesh.start({}, false);
             // At work on every partition (once the dead one's leases lapsed), then killed whatever it has in hand.
             await mesh.shareAll();
-            await feed.flowFor(rng.between(20, 200));
+            await feed.flowFor(rng.between(20, 120));
             await sleep(kill.waitMs!);
             await mesh.kill(p);
           } else {
@@ -285,7 +285,7 @@ export function describeStageContract(target: StageTarget): void {
         }
         await mesh.start({}, false);
         await mesh.shareAll();
-        await feed.flowFor(rng.between(50, 200));
+        await feed.flowFor(rng.between(50, 150));
       } finally {
         await feed.stop();
       }
@@ -299,7 +299,7 @@ export function describeStageContract(target: StageTarget): void {
       await mesh.scaleTo(2);
       const feed = newFeed(rng, keyPrefix, 'order', true).start();
       try {
-        await feed.flowFor(rng.between(100, 300));
+        await feed.flowFor(rng.between(50, 200));
         // Partitions move under load: to a third instance as it joins, back as it leaves (SIGTERM) ...
         const third = await mesh.start();
         await feed.flowFor(rng.between(100, 300));
@@ -344,7 +344,7 @@ export function describeStageContract(target: StageTarget): void {
         mesh.forget(frozen);
         await mesh.start();
         await mesh.shareAll();
-        await feed.flowFor(rng.between(100, 300));
+        await feed.flowFor(rng.between(50, 200));
         await feed.stop();
         // Drained means every message is acked: the frozen batch too, which its first owner never acked.
         await waitUntilSettled(mesh.natsUrl, P, 90_000);
@@ -367,7 +367,7 @@ export function describeStageContract(target: StageTarget): void {
       let leftBehind: number[] = [];
       let handedOverMs = Number.POSITIVE_INFINITY;
       try {
-        await feed.flowFor(rng.between(100, 400));
+        await feed.flowFor(rng.between(50, 250));
         expect(await mesh.stop(leaving)).toBe(0);
         const exitedAt = Date.now();
         const owners = async () => Promise.all(Array.from({ length: P }, (_, p) => leaseOwner(mesh.natsUrl, stage, p)));
@@ -375,7 +375,7 @@ export function describeStageContract(target: StageTarget): void {
         await eventually(async () => (await owners()).every((o) => o === stayingId), 30_000, 20);
         handedOverMs = Date.now() - exitedAt;
         await mesh.shareAll();
-        await feed.flowFor(rng.between(50, 200));
+        await feed.flowFor(rng.between(50, 150));
       } finally {
         await feed.stop();
       }
