@@ -47,6 +47,7 @@ import {
   totalsFor,
   withSeed,
   type NatsServer,
+  type Rng,
   type ServiceProcess,
 } from '@mesh/testing';
 import { join, relative } from 'node:path';
@@ -234,11 +235,11 @@ export function describeStageContract(target: StageTarget): void {
     afterAll(() => mesh.close(), 60_000);
 
     /** A case: its own generator and keys, and a failure that names the seed. */
-    const contractCase = (name: string, fn: (rng: ReturnType<typeof seededRng>, keyPrefix: string) => Promise<void>, timeoutMs = 150_000) =>
+    const contractCase = (name: string, fn: (rng: Rng, keyPrefix: string) => Promise<void>, timeoutMs = 150_000) =>
       it(name, () => withSeed(seed, rerun, () => fn(seededRng(seed, `${stage} ${name}`), `${stage}-${name.split(' ')[0]}`)), timeoutMs);
 
     /** Keys in every partition; `heavy`: more producers, larger requests and shorter pauses, so batches queue up and run side by side. */
-    const newFeed = (rng: ReturnType<typeof seededRng>, keyPrefix: string, label: string, heavy = false) =>
+    const newFeed = (rng: Rng, keyPrefix: string, label: string, heavy = false) =>
       new SeededFeed(mesh.ingestUrl, keysInEveryPartition(keyPrefix, P, rng.between(3, 6)), seed, `${stage} ${label}`, {
         producers: heavy ? 3 : 2,
         perRequest: heavy ? rng.between(20, 40) : rng.between(8, 20),
