@@ -26,7 +26,7 @@ import { connect } from '@nats-io/transport-node';
 import { consumerName, decodeKvToken, partitionOf, stageInput, type Stage } from '@mesh/contracts';
 import { eventually, startNatsServer, startService, type NatsServer, type ServiceName, type ServiceProcess } from '@mesh/testing';
 import { keysInEveryPartition, KeyedWaves, logRecords } from './support/keyed-waves';
-import { readFileSync } from 'node:fs';
+import { processState } from './support/process-state';
 import { consumingPartitions } from './support/mesh-state';
 
 const P = 16;
@@ -42,12 +42,6 @@ const FREEZE_AT: Record<Stage, string> = { router: 'before-ack', processor: 'bef
 /** What A must refuse first after the thaw: the acks, or (aggregator) the results write that comes before them. */
 const REFUSED: Record<Stage, string> = { router: 'acked', processor: 'acked', aggregator: 'written' };
 
-/** The state letter of a process in /proc (`T`: stopped). */
-function processState(pid: number): string {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8')
-    .replace(/^.*\) /s, '')
-    .charAt(0);
-}
 const TTL_MS = 2_000;
 
 /** What each stage writes, as subjects a plain subscriber sees. */

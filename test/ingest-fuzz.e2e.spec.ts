@@ -19,7 +19,7 @@ import { connect as netConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Streams } from '@mesh/contracts';
-import { startNatsServer, startService, type NatsServer, type ServiceProcess } from '@mesh/testing';
+import { mulberry32, startNatsServer, startService, type NatsServer, type Rng, type ServiceProcess } from '@mesh/testing';
 
 const MAX_BODY = 1_048_576; // MESH_MAX_BODY_BYTES default
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_123);
@@ -296,21 +296,6 @@ class Ledger {
 
 // ---------------------------------------------------------------------------
 // Seeded pseudo-random mutations
-
-/** mulberry32: a small, fast, seedable PRNG; good enough to pick mutations. */
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return { next, int, pick: <T>(items: readonly T[]): T => items[int(items.length)], chance: (p: number) => next() < p };
-}
-type Rng = ReturnType<typeof mulberry32>;
 
 const STRING_PARTS = [
   'a',

@@ -16,3 +16,5 @@ export { createHandlerHarness } from './handler-harness/handler-harness';
 export type { HandlerHarness, HandlerHarnessOptions, HarnessEvent, HarnessRetry, HarnessDeadLetter, SendOptions } from './handler-harness/handler-harness';
 export { MemoryCheckpoints, MemoryStreams, WrongRevisionError } from './handler-harness/memory-jetstream';
 export type { StoredMessage } from './handler-harness/memory-jetstream';
+export { mulberry32, testSeed, seededRng, withSeed } from './seeded';
+export type { Rng } from './seeded';
