@@ -3,6 +3,7 @@
  * environment variables, then command-line flags. A bad value stops the
  * bench with a message naming the flag, the value and what is accepted.
  */
+import { parseArgs } from 'node:util';
 
 export interface BenchOptions {
   /** Offered loads of the load steps in events/s; `Infinity` is 'max' (as fast as the HTTP workers go). */
@@ -216,22 +217,30 @@ function parseValue(where: string, s: Spec, raw: string): unknown {
 }
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
+  // node:util's parser splits the words (--flag, --flag=value, --flag value); the specs check what they mean.
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      ...Object.fromEntries(
+        Object.entries(Specs).map(([flag, s]) => [flag.slice(2), { type: s.kind === 'flag' ? ('boolean' as const) : ('string' as const) }]),
+      ),
+    },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const fromFlags = new Map<Spec, unknown>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') return 'help';
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+  const known = `known options: ${Object.keys(Specs).join(', ')}, --help`;
+  for (const t of tokens) {
+    if (t.kind === 'positional') throw new OptionError(`unknown option '${t.value}'; ${known}`);
+    if (t.kind === 'option-terminator') continue;
+    if (t.name === 'help') return 'help';
+    const flag = `--${t.name}`;
     const spec = Specs[flag];
-    if (!spec) throw new OptionError(`unknown option '${arg}'; known options: ${Object.keys(Specs).join(', ')}, --help`);
-    let raw: string;
-    if (eq > 0) raw = arg.slice(eq + 1);
-    else if (spec.kind === 'flag') raw = '';
-    else {
-      if (i + 1 >= argv.length) throw new OptionError(`${flag} needs a value: ${spec.doc}`);
-      raw = argv[++i];
-    }
-    fromFlags.set(spec, parseValue(flag, spec, raw));
+    if (!spec || t.rawName !== flag) throw new OptionError(`unknown option '${t.rawName}'; ${known}`);
+    if (spec.kind !== 'flag' && t.value === undefined) throw new OptionError(`${flag} needs a value: ${spec.doc}`);
+    fromFlags.set(spec, parseValue(flag, spec, t.value ?? ''));
   }
   const fromEnv = new Map<Spec, unknown>();
   for (const s of Object.values(Specs)) {

@@ -1,9 +1,11 @@
 /**
- * The command line, parsed by hand: `mesh <group> <command> [args] [options]`.
+ * The command line: `mesh <group> <command> [args] [options]`, split by
+ * node:util's parseArgs and checked against the commands' option specs.
  * Options may come anywhere after `mesh`, as `--opt value` or `--opt=value`;
  * `--` ends the options. Every mistake is a UsageError naming what was wrong,
  * the value given and what is accepted.
  */
+import { parseArgs } from 'node:util';
 import { handlerServiceNameProblem, MeshVersion, Stages, typePatternProblem, type DlqStage, type Stage } from '@mesh/contracts';
 import { credentialsFromEnv, EnvLabels, type CredentialLabels, type NatsCredentials } from '@mesh/messaging';
 import { Commands, DefaultLimit, GlobalOptions, VersionOption, type CommandName, type OptionSpec } from './commands';
@@ -93,31 +95,41 @@ interface Lexed {
   problem?: (command: string, allowed: readonly OptionSpec[]) => UsageError;
 }
 
+/** What node:util's parseArgs is told: every option's name and whether it takes a value. */
+const parserOptions = {
+  ...Object.fromEntries(
+    [...knownOptions.values(), VersionOption].map((o) => [o.flag.replace(/^--/, ''), { type: o.value ? ('string' as const) : ('boolean' as const) }]),
+  ),
+  help: { type: 'boolean' as const, short: 'h' },
+};
+
+/**
+ * The words and options of a command line. node:util's parseArgs splits it
+ * (`--opt value`, `--opt=value`, `--` ending the options); what each option
+ * means, and what is wrong with it, is decided here against the commands'
+ * option specs.
+ */
 function lex(argv: readonly string[]): Lexed {
   const out: Lexed = { words: [], values: new Map(), help: false, version: false };
   const fail = (p: Lexed['problem']) => {
     out.problem ??= p;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      out.words.push(...argv.slice(i + 1));
-      break;
+  const { tokens } = parseArgs({ args: [...argv], options: parserOptions, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind === 'positional') {
+      out.words.push(t.value);
+      continue;
     }
-    if (arg === '-h' || arg === '--help') {
+    if (t.kind === 'option-terminator') continue;
+    if (t.name === 'help') {
       out.help = true;
       continue;
     }
-    if (arg === VersionOption.flag) {
+    const flag = t.rawName;
+    if (flag === VersionOption.flag) {
       out.version = true;
       continue;
     }
-    if (!arg.startsWith('-') || arg === '-') {
-      out.words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = knownOptions.get(flag);
     if (!spec) {
       fail((command, allowed) => new UsageError(`unknown option '${flag}' for 'mesh ${command}'; use ${oneOf(allowed.map((o) => o.flag))}`));
@@ -125,9 +137,8 @@ function lex(argv: readonly string[]): Lexed {
     }
     let value: string | true = true;
     if (spec.value) {
-      if (eq > 0) value = arg.slice(eq + 1);
-      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
-      else {
+      // parseArgs takes the next word as the value whatever it is; another option is not a value.
+      if (t.value === undefined || (!t.inlineValue && t.value.startsWith('--'))) {
         fail((_, allowed) => {
           // The same flag may mean slightly different things per command (--stage); explain the command's.
           const own = allowed.find((o) => o.flag === flag) ?? spec;
@@ -135,8 +146,9 @@ function lex(argv: readonly string[]): Lexed {
         });
         continue;
       }
-    } else if (eq > 0) {
-      fail(() => new UsageError(`option ${flag} takes no value, got '${arg.slice(eq + 1)}'`));
+      value = t.value;
+    } else if (t.inlineValue) {
+      fail(() => new UsageError(`option ${flag} takes no value, got '${t.value}'`));
       continue;
     }
     if (out.values.has(flag)) fail(() => new UsageError(`option ${flag} is given twice; give it once`));
