@@ -96,6 +96,7 @@ describe('the console in a browser, on a running mesh', () => {
     })();
     const fields = [
       ['ingest', 'data-in'],
+      ['ingest', 'data-out'],
       ['router', 'data-in'],
       ['router', 'data-out'],
       ['processor', 'data-in'],

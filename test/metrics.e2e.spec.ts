@@ -129,7 +129,9 @@ describe('Prometheus metrics of every service', () => {
     expect(scraped.get('aggregator')!.metrics.value('mesh_events_in_total', { stage: 'aggregator' })).toBe(ORDERS);
   });
 
-  it('counts the router output by route and the processor output by handler', () => {
+  it("counts ingest's stored events, the router output by route and the processor output by handler", () => {
+    // Every order and the failing event were stored; the invalid request stored nothing.
+    expect(scraped.get('ingest')!.metrics.value('mesh_events_out_total', { stage: 'ingest' })).toBe(ORDERS + 1);
     const router = scraped.get('router')!.metrics;
     expect(router.value('mesh_events_out_total', { stage: 'router', handler: 'orders' })).toBe(ORDERS);
     expect(router.value('mesh_events_out_total', { stage: 'router', handler: FailingHandlerName })).toBe(1);

@@ -120,13 +120,26 @@ describe('PartitionOwnership (real nats-server)', () => {
     // bucket does not answer, as in a leader election): it publishes nothing itself.
     const members = (a as unknown as { members: KV }).members;
     const put = members.put.bind(members);
-    members.put = async (..._args: Parameters<KV['put']>) => {
-      members.put = put;
-      await new Promise((r) => setTimeout(r, 50));
-      throw new Error('members bucket unavailable');
+    const failNextRound = () => {
+      members.put = async (..._args: Parameters<KV['put']>) => {
+        members.put = put;
+        await new Promise((r) => setTimeout(r, 50));
+        throw new Error('members bucket unavailable');
+      };
     };
-    const entry = await leases.get(leaseKey('router', 0));
-    await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'a', since: new Date().toISOString() }), entry!.revision);
+    // Compare-and-set as another writer does: when a's own renewal lands between
+    // the read and the write (it renews every TTL/3), read again; and the round
+    // that renewal belonged to may have used up the failing put, so arm it again.
+    for (;;) {
+      failNextRound();
+      const entry = await leases.get(leaseKey('router', 0));
+      try {
+        await leases.update(leaseKey('router', 0), JSON.stringify({ owner: 'a', since: new Date().toISOString() }), entry!.revision);
+        break;
+      } catch (err) {
+        if (!/wrong last sequence/.test((err as Error).message)) throw err;
+      }
+    }
     await until(() => !a.holds(0), TTL, 'losing partition 0');
     await until(() => a.holds(0), 2 * TTL, 'retaking partition 0');
     // The runner dropped the partition on lost$; it consumes it again only if owned$ says so.

@@ -316,7 +316,7 @@ export class MeshPictureSource {
       });
       if (!res.ok) return undefined;
       const sums = sumByLabel(await res.text(), ['mesh_events_out_total', 'mesh_handler_retries_total'], 'stage');
-      // A counter a service does not have (ingest counts no events out, only handler hosts count retries) stays unknown.
+      // A counter a service does not have (only handler hosts count retries) stays unknown.
       const rateOf = (name: string, series: string) => {
         const samples = sums.get(name)!;
         // A handler host's retry counter appears with its first retry: until then it is 0, not unknown.

@@ -64,6 +64,8 @@ export async function accept(
   span.setAttribute('http.response.status_code', answer.status);
   span.end();
   deps.metrics?.ingestRequests.add(1, { status: answer.status });
+  // Events stored (a duplicate of one stored before counts: JetStream holds it once).
+  if (answer.status === 202) deps.metrics?.eventsOut.add(Number(answer.body.accepted), { stage: 'ingest' });
   deps.metrics?.ingestRequestDuration.record((performance.now() - started) / 1000, {});
   return answer;
 }
