@@ -83,9 +83,16 @@ describe('PartitionOwnership (real nats-server)', () => {
     // slow this machine, the lease never lapses on the server meanwhile, so
     // nothing but a's retake path could give partition 0 back to a.
     const leases = await new Kvm(nc).open(Buckets.leases);
-    const entry = await leases.get(leaseKey('router', 0));
     const b = () => JSON.stringify({ owner: 'b', since: new Date().toISOString() });
-    let bRevision = await leases.update(leaseKey('router', 0), b(), entry!.revision);
+    // Compare-and-set as another writer does: read again when a's renewal lands between the read and the write.
+    let bRevision = 0;
+    while (bRevision === 0) {
+      const entry = await leases.get(leaseKey('router', 0));
+      bRevision = await leases.update(leaseKey('router', 0), b(), entry!.revision).catch((err: Error) => {
+        if (!/wrong last sequence/.test(err.message)) throw err;
+        return 0;
+      });
+    }
     const renewing = setInterval(() => {
       leases.update(leaseKey('router', 0), b(), bRevision).then(
         (r) => (bRevision = r),
@@ -104,6 +111,33 @@ describe('PartitionOwnership (real nats-server)', () => {
     } finally {
       clearInterval(renewing);
     }
+  });
+
+  it('takes no lease in a round that was under way when it left: every lease is gone and it is no member once leave() resolves', async () => {
+    const a = ownership('a');
+    await a.start();
+    // The first round stops in the member listing (as on a slow server) until its
+    // own time limit lets it go on with the members it knew; leave() comes meanwhile.
+    const members = (a as unknown as { members: KV }).members;
+    let listing = false;
+    members.keys = (() => {
+      listing = true;
+      return new Promise(() => undefined);
+    }) as KV['keys'];
+    await until(() => listing, 5 * TTL, 'the first round listing the members');
+    await a.leave();
+    // Past the listing's time limit (a tick), and a little more: the round has gone on by now.
+    await new Promise((r) => setTimeout(r, TTL / 3 + 500));
+    const leases = await new Kvm(nc).open(Buckets.leases);
+    const owners = [];
+    for (const p of [0, 1]) {
+      const e = await leases.get(leaseKey('router', p));
+      owners.push(e?.operation === 'PUT' ? (JSON.parse(e.string()) as { owner: string }).owner : null);
+    }
+    expect({ leaseOwners: owners, member: (await (await new Kvm(nc).open(Buckets.members)).get('router.a'))?.operation ?? 'none' }).toEqual({
+      leaseOwners: [null, null],
+      member: expect.not.stringMatching(/^PUT$/),
+    });
   });
 
   it('shows a partition lost on a failed renewal leave owned$ and come back when retaken, even when that round fails', async () => {

@@ -83,6 +83,8 @@ export class PartitionOwnership {
   private readonly subject = new BehaviorSubject<ReadonlySet<number>>(new Set());
   private timer?: NodeJS.Timeout;
   private ticking = false;
+  /** The round under way: leave() waits for it, so it cannot take a lease after the leases were released. */
+  private roundInFlight?: Promise<void>;
   private stopped = false;
   private watchers: { stop(): void }[] = [];
   /** What each member of the stage advertised in its last heartbeat (for `eligible`). */
@@ -184,8 +186,10 @@ export class PartitionOwnership {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`ownership round took over ${this.o.ttlMs} ms`)), this.o.ttlMs);
     });
+    const round = this.round();
+    this.roundInFlight = round.catch(() => undefined);
     try {
-      await Promise.race([this.round(), deadline]);
+      await Promise.race([round, deadline]);
     } catch (err) {
       this.fence();
       this.o.onError?.('ownership tick failed', err);
@@ -215,8 +219,11 @@ export class PartitionOwnership {
     // Renewals first, and alongside the heartbeat: under CPU pressure every
     // await is slow, and a late renewal costs a partition.
     await Promise.all([this.renew(), this.heartbeat()]);
+    // Stopped meanwhile: take nothing more (leave() releases what is held once this round ends).
+    if (this.stopped) return;
     this.fence();
     const live = await this.listMembers();
+    if (this.stopped) return;
     if (!live.includes(this.o.instanceId)) live.push(this.o.instanceId);
     this.liveMembers = [...live].sort();
     let pool: string[] = live;
@@ -312,7 +319,7 @@ export class PartitionOwnership {
       try {
         // Ours until somebody writes the key or it expires: then the revision no longer matches.
         const revision = await this.leases.update(key, this.leaseValue(), lapsed);
-        this.held.set(p, { revision, renewedAt: startedAt, releasing: false });
+        this.hold(p, revision, startedAt);
         return;
       } catch {
         // Taken by another member, or expired: create it like anybody else.
@@ -320,10 +327,15 @@ export class PartitionOwnership {
     }
     try {
       const revision = await this.leases.create(key, this.leaseValue());
-      this.held.set(p, { revision, renewedAt: startedAt, releasing: false });
+      this.hold(p, revision, startedAt);
     } catch {
       // Held by another member (still finishing, or dead and not yet expired).
     }
+  }
+
+  private hold(p: number, revision: number, renewedAt: number): void {
+    const h: Held = { revision, renewedAt, releasing: this.stopped };
+    this.held.set(p, h);
   }
 
   private publish(): void {
@@ -365,6 +377,9 @@ export class PartitionOwnership {
     this.relinquish();
     if (!this.members) return; // never started
     for (const w of this.watchers) w.stop();
+    // A round under way may still be taking a lease (or writing the heartbeat):
+    // release after it, or that lease would name this instance until its TTL.
+    if (this.roundInFlight) await Promise.race([this.roundInFlight, new Promise((r) => setTimeout(r, this.o.ttlMs).unref())]);
     await Promise.all(this.heldPartitions().map((p) => this.released(p)));
     await this.members.delete(memberKey(this.o.stage, this.o.instanceId)).catch(() => undefined);
     this.subject.complete();
