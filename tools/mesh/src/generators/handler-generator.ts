@@ -32,6 +32,28 @@ export class GeneratorError extends Error {
   }
 }
 
+/**
+ * `--types` (default `<name>.requested`) and `--emits` (default `<name>.done`),
+ * checked: the same for a handler and a handler service.
+ */
+export function typesAndEmits(name: string, options: { types?: string; emits?: string }): { types: string[]; emits: string } {
+  const types = (options.types ?? `${name}.requested`)
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  if (types.length === 0) throw new GeneratorError(`--types is empty: give one or more event type patterns, such as 'refund.requested' or 'refund.*'`);
+  for (const t of types) {
+    const problem = typePatternProblem(t);
+    if (problem) throw new GeneratorError(`--types: ${JSON.stringify(t)} ${problem}`);
+  }
+  const emits = options.emits ?? `${name}.done`;
+  if (!TYPE.test(emits))
+    throw new GeneratorError(
+      `--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`,
+    );
+  return { types, emits };
+}
+
 const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 function handlerFile(name: string, types: string[], emits: string): string {
@@ -139,20 +161,7 @@ export function addHandler(tree: GeneratorTree, options: HandlerGeneratorOptions
       `handler name ${JSON.stringify(options.name)} is not valid: use lowercase letters and digits in words joined by '-', such as 'refunds' or 'fraud-check'`,
     );
   }
-  const types = (options.types ?? `${name}.requested`)
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  if (types.length === 0) throw new GeneratorError(`--types is empty: give one or more event type patterns, such as 'refund.requested' or 'refund.*'`);
-  for (const t of types) {
-    const problem = typePatternProblem(t);
-    if (problem) throw new GeneratorError(`--types: ${JSON.stringify(t)} ${problem}`);
-  }
-  const emits = options.emits ?? `${name}.done`;
-  if (!TYPE.test(emits))
-    throw new GeneratorError(
-      `--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`,
-    );
+  const { types, emits } = typesAndEmits(name, options);
 
   const file = `${HandlersDir}/${name}.handler.ts`;
   if (tree.exists(file)) throw new GeneratorError(`${file} exists already: choose another name`);

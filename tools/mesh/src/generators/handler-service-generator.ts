@@ -13,8 +13,8 @@
  * name, one taken by a project or a handler, invalid type patterns.
  */
 import { formatFiles, type Tree } from '@nx/devkit';
-import { handlerServiceNameProblem, typePatternProblem } from '@mesh/contracts';
-import { GeneratorError } from './handler-generator';
+import { handlerServiceNameProblem } from '@mesh/contracts';
+import { GeneratorError, typesAndEmits } from './handler-generator';
 import { serviceFiles } from './handler-service-files';
 
 export interface HandlerServiceGeneratorOptions {
@@ -28,7 +28,6 @@ export interface HandlerServiceGeneratorOptions {
   directory?: string;
 }
 
-const TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Where generated services' HTTP ports start: the built-in services use 8080-8085. */
 export const FirstServicePort = 8090;
 const DIRECTORY = /^[a-z0-9_-]+(\/[a-z0-9_-]+)*$/;
@@ -126,20 +125,7 @@ export function addHandlerService(tree: Tree, options: HandlerServiceGeneratorOp
   if (problem) throw new GeneratorError(`service name ${JSON.stringify(options.name)} ${problem}`);
   const directory = (options.directory ?? 'services').replace(/\/+$/, '');
   if (!DIRECTORY.test(directory)) throw new GeneratorError(`--directory ${JSON.stringify(options.directory)} is not a relative folder such as 'services'`);
-  const types = (options.types ?? `${name}.requested`)
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  if (types.length === 0) throw new GeneratorError(`--types is empty: give one or more event type patterns, such as 'refund.requested' or 'refund.*'`);
-  for (const t of types) {
-    const p = typePatternProblem(t);
-    if (p) throw new GeneratorError(`--types: ${JSON.stringify(t)} ${p}`);
-  }
-  const emits = options.emits ?? `${name}.done`;
-  if (!TYPE.test(emits))
-    throw new GeneratorError(
-      `--emits: ${JSON.stringify(emits)} is not an event type: use dot-separated tokens of letters, digits, '_' or '-', such as 'refund.approved'`,
-    );
+  const { types, emits } = typesAndEmits(name, options);
   const projectRoot = `${directory}/${name}`;
   if (tree.exists(projectRoot)) throw new GeneratorError(`${projectRoot} exists already: choose another name`);
   const project = projectNamed(tree, name);
