@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { HttpApp, readBody, sendError, sendJson } from './http';
 
 describe('HttpApp', () => {
@@ -144,5 +145,53 @@ describe('HttpApp', () => {
     expect(await res.json()).toEqual({ late: true });
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, { get?: { summary: string } }> };
     expect(doc.paths['/late'].get?.summary).toBe('added late');
+  });
+});
+
+describe('HttpApp.close', () => {
+  /** Reads from a raw socket until `count` complete answers (head + JSON body) have arrived or it closes. */
+  function answers(socket: Socket): { text: () => string; ended: Promise<void> } {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return { text: () => text, ended };
+  }
+
+  it('answers a request that arrives on an idle keep-alive connection just after the stop began, then closes that connection', async () => {
+    const app = new HttpApp();
+    app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
+    const port = await app.listen(0, '127.0.0.1');
+    const socket = connect(port, '127.0.0.1');
+    const got = answers(socket);
+    const ask = 'GET /status HTTP/1.1\r\nhost: x\r\n\r\n';
+    socket.write(ask);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got.text()).toMatch(/^HTTP\/1\.1 200/);
+    expect(got.text()).toMatch(/connection: keep-alive/i);
+
+    // The connection is idle when the stop begins; the client's next request is already on its way.
+    const closed = app.close();
+    socket.write(ask);
+    await closed;
+    await got.ended;
+
+    const heads = got.text().match(/HTTP\/1\.1 \d+/g);
+    expect(heads).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(got.text().split('HTTP/1.1')[2]).toMatch(/connection: close/i);
+  });
+
+  it('does not wait for a connection that stays idle beyond the grace', async () => {
+    const app = new HttpApp();
+    app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
+    const port = await app.listen(0, '127.0.0.1');
+    const socket = connect(port, '127.0.0.1');
+    const got = answers(socket);
+    await new Promise((r) => socket.once('connect', r));
+    const t0 = Date.now();
+    await app.close(200);
+    await got.ended;
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(190);
+    expect(took).toBeLessThan(1_000);
   });
 });

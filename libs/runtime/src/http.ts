@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifySchema } from 'fastify';
 import type { ApiKeyEntry } from './api-keys/key-file';
@@ -164,6 +164,9 @@ export class HttpApp {
   private server?: Server | TlsServer;
   /** The fastify instance for the routes there were when it was built. */
   private compiled?: { routes: number; app: Promise<FastifyInstance> };
+  /** Open connections, and when the last request on each ended (0 while one is in progress). */
+  private readonly sockets = new Map<Socket, { active: number }>();
+  private closing = false;
   private guard?: Guard;
   private info: ApiInfo = { title: 'mesh service', version: '0.0.0' };
   /**
@@ -259,6 +262,13 @@ export class HttpApp {
    */
   async listen(port: number, host: string, tls?: TlsFiles): Promise<number> {
     const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+      const socket = this.sockets.get(req.socket);
+      if (socket) {
+        socket.active++;
+        res.once('close', () => socket.active--);
+      }
+      // While closing, each connection ends after its answer, so keep-alives drain by themselves.
+      if (this.closing) res.setHeader('connection', 'close');
       if (this.compiled?.routes !== this.routes.length) {
         const previous = this.compiled;
         const routes = this.routes.length;
@@ -272,6 +282,10 @@ export class HttpApp {
     };
     const server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, dispatch) : createServer(dispatch);
     this.server = server;
+    server.on('connection', (socket: Socket) => {
+      this.sockets.set(socket, { active: 0 });
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     // A client gets 408 if its headers take over 20 s or its whole request over 30 s.
     server.keepAliveTimeout = 15_000;
     server.headersTimeout = 20_000;
@@ -377,17 +391,26 @@ export class HttpApp {
   }
 
   /**
-   * Stop accepting connections and close the open ones. Called after the
-   * service has finished its in-flight work, so what is left (a client
-   * stalled mid-body, idle keep-alives) is cut rather than waited for.
+   * Stop serving, without cutting a request a client sent before the stop.
+   * Called after the service has finished its in-flight work. A request can
+   * be on its way on a keep-alive connection that looks idle here (sent, not
+   * yet read), so connections are not cut at once: for a short grace every
+   * answer closes its connection and requests still arriving are served (the
+   * service answers 503 while it stops); then the server stops listening,
+   * idle connections close, and what is left after a last bound (a client
+   * stalled mid-body) is cut.
    */
-  async close(): Promise<void> {
+  async close(graceMs = 500): Promise<void> {
     const server = this.server;
     if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    this.closing = true;
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const busyUntil = Date.now() + graceMs;
+    while ([...this.sockets.values()].some((s) => s.active > 0) && Date.now() < busyUntil) await new Promise((r) => setTimeout(r, 10));
+    server.closeAllConnections();
+    await closed;
     await this.compiled?.app.then((app) => app.close()).catch(() => undefined);
   }
 }
