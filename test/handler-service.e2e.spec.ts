@@ -212,7 +212,7 @@ describe('a generated handler service beside the mesh', () => {
     expect((await handlersTable()).find((r) => r.handler === 'payouts')!.lag).toBeGreaterThan(0);
 
     await startPayouts();
-    await expectExactTotalsOnceDrained(() => mesh.aggregator.url, expected, drained(withPayouts));
+    await expectExactTotalsOnceDrained(() => mesh.aggregator.url, expected, drained(withPayouts), 90_000);
     expect(await deadLetters(jsm)).toEqual([]);
   }, 180_000);
 
