@@ -66,10 +66,16 @@ describe('sink: PostgreSQL away for 10 s mid-stream', () => {
     await postgres.stop();
     const stoppedAt = Date.now();
     expect(
-      await eventually(async () => {
-        const r = await readiness();
-        return r.status === 503 && r.checks.postgres === false;
-      }, OUTAGE_MS),
+      await eventually(
+        async () => {
+          const r = await readiness();
+          return r.status === 503 && r.checks.postgres === false;
+        },
+        OUTAGE_MS,
+        250,
+        // When the sink does not answer at all, its last log lines say why.
+        () => ({ sinkExit: sink!.exitSignal(), sinkLog: sink!.output().split('\n').slice(-15) }),
+      ),
     ).toBe(true);
 
     // Everything is sent and aggregated while PostgreSQL is still away: the

@@ -105,7 +105,10 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  if (!(err instanceof Error)) return String(err);
+  // fetch says only "fetch failed"; what failed (refused, reset, closed) is in its cause.
+  const cause = err.cause instanceof Error ? ` (cause: ${err.cause.name}: ${err.cause.message})` : '';
+  return `${err.name}: ${err.message}${cause}`;
 }
 
 export interface Totals {
