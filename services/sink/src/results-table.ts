@@ -54,6 +54,11 @@ export async function upsertWindows(pool: Pool, rows: readonly WindowRow[]): Pro
   if (rows.length === 0) return 0;
   const client: PoolClient = await pool.connect();
   let broken = false;
+  // A checked-out client has no listener of the pool's: PostgreSQL ending the
+  // connection between two messages (a shutdown's FATAL right after the
+  // query's last reply) would be an unhandled 'error' that ends the process.
+  const onError = () => (broken = true);
+  client.on('error', onError);
   try {
     const result = await client.query(UpsertWindows, [
       rows.map((r) => r.name),
@@ -70,6 +75,7 @@ export async function upsertWindows(pool: Pool, rows: readonly WindowRow[]): Pro
     broken = true;
     throw err;
   } finally {
+    client.removeListener('error', onError);
     client.release(broken);
   }
 }
