@@ -1,4 +1,4 @@
-import { partitionOf, type CloudEvent } from '@mesh/contracts';
+import { decodeEnvelope, decodeIndex, partitionOf, type CloudEvent } from '@mesh/contracts';
 import { prepareEvents, type PrepareOptions, type Prepared } from './prepare-events';
 
 const P = 16;
@@ -138,6 +138,18 @@ describe('prepareEvents', () => {
       expect(r.envelopes.map((e) => e.events.map((x) => x.id))).toEqual([['0', '1', '2'], ['3', '4', '5'], ['6']]);
       expect(new Set(r.envelopes.map((e) => e.subject)).size).toBe(1);
       expect(new Set(r.envelopes.map((e) => e.msgId)).size).toBe(3);
+    });
+
+    it('gives each envelope the index of its body', () => {
+      const [a, b] = keysInDistinctPartitions(2);
+      const r = accepted(
+        prepareEvents([event('1', { partitionkey: a }), event('2', { partitionkey: b }), event('3', { partitionkey: a, data: { note: 'ünï' } })], options),
+      );
+      for (const env of r.envelopes) {
+        const entries = decodeIndex(env.index!, env.body!.length);
+        expect(entries.map((x) => [x.type, x.key, x.source, x.id])).toEqual(env.events.map((e) => [e.type, e.partitionkey, e.source, e.id]));
+        expect(decodeEnvelope(env.body!, entries)).toEqual(env.events);
+      }
     });
 
     it('splits a group by maxBytes as well', () => {

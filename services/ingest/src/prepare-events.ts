@@ -5,7 +5,7 @@
  * or the problems do and nothing is to be stored.
  */
 import { createHash } from 'node:crypto';
-import { chunkEvents, encodeEnvelopeParts, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem } from '@mesh/contracts';
+import { chunkEvents, encodeIndexedEnvelope, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem } from '@mesh/contracts';
 import type { EnvelopeOut } from '@mesh/messaging';
 
 export interface PrepareOptions {
@@ -43,7 +43,8 @@ export interface PackOptions {
 
 /**
  * Envelopes for events: one per partition and type, in the events' order,
- * split by size; the message id is a hash of their `source` + `id`.
+ * split by size, each with its index (the `Mesh-Index` header the router
+ * routes by); the message id is a hash of their `source` + `id`.
  */
 export function packEnvelopes(
   events: readonly CloudEvent[],
@@ -62,8 +63,9 @@ export function packEnvelopes(
   const envelopes: EnvelopeOut[] = [];
   for (const g of groups.values()) {
     for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, sizeOf)) {
-      const body = jsonOf ? encodeEnvelopeParts(chunk.map(jsonOf)) : undefined;
-      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk, body });
+      // With the events' JSON at hand the body is made of it (else publishing encodes them); either way with its index.
+      const { body, index } = jsonOf ? encodeIndexedEnvelope(chunk, chunk.map(jsonOf)) : { body: undefined, index: undefined };
+      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk, body, index });
     }
   }
   return envelopes;
