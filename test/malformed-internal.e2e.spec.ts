@@ -9,7 +9,8 @@
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Headers, partitionOf, Streams, Subjects, type Stage } from '@mesh/contracts';
+import { encodeEnvelope, encodeIndexedEnvelope, Headers, partitionOf, Streams, Subjects, type Stage } from '@mesh/contracts';
+import { headers as natsHeaders } from '@nats-io/nats-core';
 import {
   eventually,
   orderEvent,
@@ -248,6 +249,87 @@ describe('malformed messages on internal subjects', () => {
     expect(JSON.parse(letter!.text)).toEqual([event]);
     expect(await eventually(async () => allStagesAcked(), 20_000, 100)).toBe(true);
     expect((await totalsFor(mesh!.aggregator.url, ['lost-key']))['lost-key']).toEqual({ count: 0, sum: 0 });
+  }, 60_000);
+
+  it('dead-letters at the router an envelope whose index (Mesh-Index) cannot describe its body, naming the problem', async () => {
+    const body = encodeEnvelope([orderEvent('index-key', 1, 4)]);
+    const { index } = encodeIndexedEnvelope([orderEvent('index-key', 1, 4), orderEvent('index-key', 2, 4)]);
+    const cases = [
+      { header: '{"types":', error: /^malformed envelope: index \(Mesh-Index header\) is not JSON \(.+\)$/ },
+      { header: index, error: /^malformed envelope: index \(Mesh-Index header\) does not match the body: its 2 event\(s\) make \d+ bytes, the body has \d+$/ },
+    ];
+    const subject = Subjects.ingest(partitionOf('index-key', P), 'order.created');
+    const acks = await Promise.all(
+      cases.map((c) => {
+        const h = natsHeaders();
+        h.set(Headers.index, c.header);
+        return js.publish(subject, body, { headers: h });
+      }),
+    );
+    let letters: DeadLetterMessage[] = [];
+    const letterOf = (seq: number) =>
+      letters.find((d) => d.headers[Headers.originalSubject] === subject && d.headers[Headers.originalSequence] === String(seq));
+    expect(
+      await eventually(
+        async () => {
+          letters = await deadLetters(jsm);
+          return acks.every((a) => letterOf(a.seq) !== undefined);
+        },
+        20_000,
+        100,
+      ),
+    ).toBe(true);
+    cases.forEach((c, i) => {
+      const letter = letterOf(acks[i].seq)!;
+      expect(letter.subject).toBe(Subjects.dlq('router', partitionOf('index-key', P)));
+      expect(letter.headers).toEqual(
+        expect.objectContaining({ [Headers.stage]: 'router', [Headers.errorKind]: 'MalformedEnvelopeError', [Headers.error]: expect.stringMatching(c.error) }),
+      );
+      expect(Buffer.from(letter.body).toString('hex')).toBe(Buffer.from(body).toString('hex'));
+    });
+    expect(await eventually(async () => allStagesAcked(), 20_000, 100)).toBe(true);
+    expect((await totalsFor(mesh!.aggregator.url, ['index-key']))['index-key']).toEqual({ count: 0, sum: 0 });
+  }, 60_000);
+
+  it('refuses, at the first stage that parses it, a body that differs from its index; the router forwards it unread', async () => {
+    const honest = orderEvent('lying-key', 1, 6);
+    const { index } = encodeIndexedEnvelope([honest]);
+    // The same length and key, another id: only parsing the body shows it.
+    const lying = encodeEnvelope([{ ...honest, id: honest.id.replace(/.$/, (c) => (c === 'X' ? 'Y' : 'X')) }]);
+    const h = natsHeaders();
+    h.set(Headers.index, index);
+    const p = partitionOf('lying-key', P);
+    await js.publish(Subjects.ingest(p, 'order.created'), lying, { headers: h });
+    let letters: DeadLetterMessage[] = [];
+    expect(
+      await eventually(
+        async () => {
+          letters = (await deadLetters(jsm)).filter((d) => d.subject === Subjects.dlq('processor', p) && d.text === Buffer.from(lying).toString());
+          return letters.length > 0;
+        },
+        20_000,
+        100,
+      ),
+    ).toBe(true);
+    for (const letter of letters) {
+      expect(letter.headers).toEqual(
+        expect.objectContaining({
+          [Headers.stage]: 'processor',
+          [Headers.errorKind]: 'MalformedEnvelopeError',
+          [Headers.error]: expect.stringMatching(/^malformed envelope: index \(Mesh-Index header\) does not match the body: event 0 is .+ \(id differs\)$/),
+          [Headers.originalStream]: Streams.routed,
+        }),
+      );
+    }
+    expect(await eventually(async () => allStagesAcked(), 20_000, 100)).toBe(true);
+    expect((await totalsFor(mesh!.aggregator.url, ['lying-key']))['lying-key']).toEqual({ count: 0, sum: 0 });
+  }, 60_000);
+
+  it('routes and counts exactly an envelope without an index, as stored before the index existed', async () => {
+    const events = [orderEvent('old-format-key', 1, 5), orderEvent('old-format-key', 2, 7)];
+    await js.publish(Subjects.ingest(partitionOf('old-format-key', P), 'order.created'), Buffer.from(JSON.stringify(events)));
+    expected.set('old-format-key', { count: 2, sum: 12 });
+    await expectExactTotals();
   }, 60_000);
 
   it('lets a new router take over partitions whose stream holds malformed messages, and counts what follows exactly', async () => {

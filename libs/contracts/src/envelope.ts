@@ -6,11 +6,16 @@
  * redelivered input republishes ids the stream has already seen.
  */
 import type { CloudEvent } from './cloud-event';
+import { decodeIndexedBody, MalformedEnvelopeError, type IndexEntry } from './envelope-index';
+
+export { MalformedEnvelopeError } from './envelope-index';
 
 /** Headers the mesh sets on its messages. */
 export const Headers = {
   msgId: 'Nats-Msg-Id',
   count: 'Mesh-Count',
+  /** The envelope index (envelope-index.ts): type, key, source, id and length of each event. */
+  index: 'Mesh-Index',
   stage: 'Mesh-Stage',
   handler: 'Mesh-Handler',
   error: 'Mesh-Error',
@@ -33,15 +38,13 @@ export function encodeEnvelopeParts(parts: readonly string[]): Uint8Array {
   return Buffer.from(`[${parts.join(',')}]`);
 }
 
-/** Thrown when a message on an internal subject is not a batch envelope. */
-export class MalformedEnvelopeError extends Error {
-  constructor(readonly reason: string) {
-    super(`malformed envelope: ${reason}`);
-    this.name = 'MalformedEnvelopeError';
-  }
-}
-
-export function decodeEnvelope(data: Uint8Array): CloudEvent[] {
+/**
+ * The events of an envelope. With its index (decodeIndex), each event is
+ * checked against its entry and a mismatch refused; without, the body is
+ * read as it always was (envelopes stored before the index, redriven ones).
+ */
+export function decodeEnvelope(data: Uint8Array, index?: readonly IndexEntry[]): CloudEvent[] {
+  if (index) return decodeIndexedBody(data, index);
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));

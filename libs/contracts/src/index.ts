@@ -27,6 +27,8 @@ export { encodeKvToken, decodeKvToken, aggregateKvKey } from './kv-key';
 export { validateEvent, isCloudEvent, eventTimeMs, MaxTypeLength, MaxIdLength, MaxSourceLength, MaxPartitionKeyLength, MaxDataDepth } from './cloud-event';
 export type { CloudEvent, EventProblem } from './cloud-event';
 export { Headers, encodeEnvelope, encodeEnvelopeParts, decodeEnvelope, chunkEvents, MalformedEnvelopeError } from './envelope';
+export { decodeIndex, encodeIndex, encodeIndexedEnvelope, indexEntryOf, sliceEnvelope, traceSampled } from './envelope-index';
+export type { IndexEntry } from './envelope-index';
 export { JsApi, kvStream, kvSubject } from './jetstream-api';
 export {
   MeshServices,

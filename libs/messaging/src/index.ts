@@ -11,7 +11,7 @@ export { PartitionCountMismatchError, NatsCredentialsError, NatsRefusedError, Me
 export { partitionMessages } from './partition-messages';
 export type { PartitionMessagesOptions } from './partition-messages';
 export { publishEnvelope, publishAll } from './publish';
-export type { EnvelopeOut } from './publish';
+export type { EnvelopeOut, RawEnvelopeOut } from './publish';
 export { assignPartitions } from './assignment';
 export { PartitionOwnership, leaseKey, memberKey } from './partition-ownership';
 export type { OwnershipOptions, LeaseValue } from './partition-ownership';

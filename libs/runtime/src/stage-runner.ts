@@ -19,10 +19,11 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import { EndpointStats } from './endpoint-stats';
-import { consumerName, decodeEnvelope, Headers, stageInput, type CloudEvent, type Stage } from '@mesh/contracts';
+import { consumerName, stageInput, type CloudEvent, type IndexEntry, type Stage } from '@mesh/contracts';
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
 import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
+import { decodeInput } from './decode-input';
 import { faultPoint } from './fault-point';
 import type { Logger } from './logger';
 import { batchWhileBusy } from './operators/batch-while-busy';
@@ -38,9 +39,19 @@ export interface InputEnvelope {
   deliveryCount: number;
   /** Put back from the dead-letter stream by an operator (`mesh dlq redrive`). */
   redriven: boolean;
-  events: CloudEvent[];
+  /**
+   * The events. Decoded before the worker sees the envelope, unless the
+   * worker `readsIndex` and the envelope has an index: then decoded (and
+   * checked against the index) on first read, which throws
+   * MalformedEnvelopeError if the body does not match.
+   */
+  readonly events: CloudEvent[];
   /** The envelope as received: a stage that forwards all of its events unchanged can send these bytes. */
   data: Uint8Array;
+  /** The envelope's index (the `Mesh-Index` header), checked against the body's length; absent in envelopes without one. */
+  index?: readonly IndexEntry[];
+  /** The index as received (the header's value), to forward with `data`. */
+  indexHeader?: string;
 }
 
 /** What the runner does with one input message once the worker is done with it. */
@@ -52,6 +63,12 @@ export type Disposition =
   | { kind: 'retry'; delayMs: number };
 
 export interface PartitionWorker {
+  /**
+   * The worker routes by `index` and reads `events` only when it must: an
+   * envelope with an index reaches it with its body unparsed, and the worker
+   * dead-letters one whose `events` throw MalformedEnvelopeError itself.
+   */
+  readonly readsIndex?: boolean;
   /**
    * Handle envelopes of one partition, in order. Resolve once every output is
    * stored and state checkpointed; the runner then acks them, or does what
@@ -233,15 +250,7 @@ class PartitionRun {
     for (const m of msgs) {
       const info = m.info;
       try {
-        envelopes.push({
-          seq: m.seq,
-          subject: m.subject,
-          timestampMs: Math.floor(Number(info.timestampNanos) / 1e6),
-          deliveryCount: info.deliveryCount,
-          redriven: m.headers?.has(Headers.redrive) ?? false,
-          events: decodeEnvelope(m.data),
-          data: m.data,
-        });
+        envelopes.push(decodeInput(m, worker.readsIndex === true));
       } catch (err) {
         await deadLetter(this.o.js, {
           stage: this.o.stage,
@@ -277,7 +286,7 @@ class PartitionRun {
       if (confirmed.length > 0) await worker.settled?.(confirmed);
     }
     this.lag = Math.max(0, this.lag - msgs.length);
-    const events = envelopes.reduce((n, e) => n + e.events.length, 0);
+    const events = envelopes.reduce((n, e) => n + (e.index ?? e.events).length, 0);
     const ms = performance.now() - started;
     const stage = { stage: this.o.stage };
     this.o.metrics?.eventsIn.add(events, stage);

@@ -1,4 +1,4 @@
-import { partitionOf, type CloudEvent } from '@mesh/contracts';
+import { decodeEnvelope, decodeIndex, encodeIndex, indexEntryOf, partitionOf, type CloudEvent } from '@mesh/contracts';
 import { prepareEvents, type PrepareOptions, type Prepared } from './prepare-events';
 
 const P = 16;
@@ -93,7 +93,10 @@ describe('prepareEvents', () => {
 
     it('counts what stamp added against the largest event accepted', () => {
       const base = event('1', { data: { pad: 'x'.repeat(100) } });
-      const size = Buffer.byteLength(JSON.stringify({ ...base, time: now.toISOString() }));
+      const stored = { ...base, time: now.toISOString() };
+      const json = Buffer.byteLength(JSON.stringify(stored));
+      // The event's JSON and its entry in the envelope's index.
+      const size = json + Buffer.byteLength(encodeIndex([indexEntryOf(stored, json)]));
       const stamp = (events: CloudEvent[]) => {
         for (const e of events) e.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       };
@@ -101,6 +104,25 @@ describe('prepareEvents', () => {
       const r = prepareEvents([base], { ...options, maxEventBytes: size, stamp });
       expect(r.ok).toBe(false);
       expect(!r.ok && r.tooLarge).toBe(true);
+    });
+
+    it("counts the event's entry in the envelope index against the largest event accepted, when it could make the difference", () => {
+      const key = 'k'.repeat(1000);
+      const base = event('1', { partitionkey: key, time: now.toISOString() });
+      const json = Buffer.byteLength(JSON.stringify(base));
+      const entry = Buffer.byteLength(encodeIndex([indexEntryOf(base, json)]));
+      expect(entry).toBeGreaterThan(1000);
+      expect(prepareEvents([base], { ...options, maxEventBytes: json + entry }).ok).toBe(true);
+      const r = prepareEvents([base], { ...options, maxEventBytes: json + entry - 1 });
+      expect(!r.ok && r.problems).toEqual([
+        {
+          index: 0,
+          attribute: '',
+          problem: `the event is ${json} bytes, ${json + entry} with its entry in the envelope's index; at most ${json + entry - 1} bytes are accepted per event`,
+        },
+      ]);
+      // Far below the limit, the JSON alone is counted.
+      expect(prepareEvents([base], { ...options, maxEventBytes: 3 * json + 64 }).ok).toBe(true);
     });
   });
 
@@ -138,6 +160,27 @@ describe('prepareEvents', () => {
       expect(r.envelopes.map((e) => e.events.map((x) => x.id))).toEqual([['0', '1', '2'], ['3', '4', '5'], ['6']]);
       expect(new Set(r.envelopes.map((e) => e.subject)).size).toBe(1);
       expect(new Set(r.envelopes.map((e) => e.msgId)).size).toBe(3);
+    });
+
+    it('gives each envelope the index of its body', () => {
+      const [a, b] = keysInDistinctPartitions(2);
+      const r = accepted(
+        prepareEvents([event('1', { partitionkey: a }), event('2', { partitionkey: b }), event('3', { partitionkey: a, data: { note: 'ünï' } })], options),
+      );
+      for (const env of r.envelopes) {
+        const entries = decodeIndex(env.index!, env.body!.length);
+        expect(entries.map((x) => [x.type, x.key, x.source, x.id])).toEqual(env.events.map((e) => [e.type, e.partitionkey, e.source, e.id]));
+        expect(decodeEnvelope(env.body!, entries)).toEqual(env.events);
+      }
+    });
+
+    it('keeps the body and the index of an envelope within maxBytes together', () => {
+      // One partition (by subject), each event its own long source: the index holds each source and the key, about what the body holds.
+      const events = Array.from({ length: 40 }, (_, i) => event(String(i), { subject: 'k'.repeat(300), source: `${'s'.repeat(300)}-${i}` }));
+      const r = accepted(prepareEvents(events, { ...options, maxBytes: 5000 }));
+      expect(r.envelopes.length).toBeGreaterThan(1);
+      for (const env of r.envelopes) expect(env.body!.length + Buffer.byteLength(env.index!)).toBeLessThanOrEqual(5000);
+      expect(r.envelopes.flatMap((e) => e.events.map((x) => x.id))).toEqual(events.map((e) => e.id));
     });
 
     it('splits a group by maxBytes as well', () => {

@@ -5,7 +5,18 @@
  * or the problems do and nothing is to be stored.
  */
 import { createHash } from 'node:crypto';
-import { chunkEvents, encodeEnvelopeParts, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent, type EventProblem } from '@mesh/contracts';
+import {
+  chunkEvents,
+  encodeIndex,
+  encodeIndexedEnvelope,
+  indexEntryOf,
+  partitionKeyOf,
+  partitionOf,
+  Subjects,
+  validateEvent,
+  type CloudEvent,
+  type EventProblem,
+} from '@mesh/contracts';
 import type { EnvelopeOut } from '@mesh/messaging';
 
 export interface PrepareOptions {
@@ -43,7 +54,8 @@ export interface PackOptions {
 
 /**
  * Envelopes for events: one per partition and type, in the events' order,
- * split by size; the message id is a hash of their `source` + `id`.
+ * split by size, each with its index (the `Mesh-Index` header the router
+ * routes by); the message id is a hash of their `source` + `id`.
  */
 export function packEnvelopes(
   events: readonly CloudEvent[],
@@ -59,11 +71,17 @@ export function packEnvelopes(
     if (!g) groups.set(k, (g = { partition, type: e.type, events: [] }));
     g.events.push(e);
   }
+  // The index travels in the same message: an envelope's events and their
+  // entries (counted as if each had its own type and source: at most what
+  // they take) stay within maxBytes.
+  const withIndexEntry = (e: CloudEvent) =>
+    sizeOf(e) + Buffer.byteLength(e.type) + Buffer.byteLength(e.source) + Buffer.byteLength(partitionKeyOf(e)) + Buffer.byteLength(e.id) + 32;
   const envelopes: EnvelopeOut[] = [];
   for (const g of groups.values()) {
-    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, sizeOf)) {
-      const body = jsonOf ? encodeEnvelopeParts(chunk.map(jsonOf)) : undefined;
-      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk, body });
+    for (const chunk of chunkEvents(g.events, o.maxEvents, o.maxBytes, withIndexEntry)) {
+      // With the events' JSON at hand the body is made of it (else publishing encodes them); either way with its index.
+      const { body, index } = jsonOf ? encodeIndexedEnvelope(chunk, chunk.map(jsonOf)) : { body: undefined, index: undefined };
+      envelopes.push({ subject: Subjects.ingest(g.partition, g.type), msgId: envelopeId(chunk), events: chunk, body, index });
     }
   }
   return envelopes;
@@ -81,6 +99,16 @@ function envelopeId(events: readonly CloudEvent[]): string {
   const h = createHash('sha256');
   for (const e of events) h.update(`${e.source.length}:${e.source}${e.id}\n`);
   return `ingest:${h.digest('base64url').slice(0, 32)}`;
+}
+
+/**
+ * What an event takes of a stored message: its JSON, and its entry in the
+ * envelope's index (a header, in the same message). The entry repeats at
+ * most the event's type, source, key and id, so it is under twice the JSON
+ * plus 64 bytes: it is measured only when it could make the difference.
+ */
+function storedBytes(e: CloudEvent, json: number, limit: number): number {
+  return json * 3 + 64 <= limit ? json : json + Buffer.byteLength(encodeIndex([indexEntryOf(e, json)]));
 }
 
 export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions): Prepared {
@@ -113,11 +141,14 @@ export function prepareEvents(candidates: readonly unknown[], o: PrepareOptions)
     sizes.set(e, Buffer.byteLength(text));
   }
   if (o.maxEventBytes !== undefined) {
-    const large = accepted.flatMap((e, index) =>
-      sizes.get(e)! > o.maxEventBytes!
-        ? [{ index, attribute: '', problem: `the event is ${sizes.get(e)} bytes; at most ${o.maxEventBytes} bytes are accepted per event` }]
-        : [],
-    );
+    const limit = o.maxEventBytes;
+    const large = accepted.flatMap((e, index) => {
+      const json = sizes.get(e)!;
+      const stored = storedBytes(e, json, limit);
+      if (stored <= limit) return [];
+      const size = stored === json ? `${json} bytes` : `${json} bytes, ${stored} with its entry in the envelope's index`;
+      return [{ index, attribute: '', problem: `the event is ${size}; at most ${limit} bytes are accepted per event` }];
+    });
     if (large.length > 0) return { ok: false, problems: large, tooLarge: true };
   }
   const envelopes =

@@ -9,7 +9,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { encodeEnvelope, Headers, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
+import { encodeEnvelope, encodeIndexedEnvelope, Headers, Streams, Subjects, type CloudEvent } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 import { headers as natsHeaders } from '@nats-io/nats-core';
@@ -47,6 +47,11 @@ describe('rebuildDedup against a real nats-server', () => {
   };
   /** Whether the window takes `e` for a duplicate at `atMs` (default now); records it otherwise. */
   const remembers = (w: DedupWindow, e: CloudEvent, atMs = Date.now()) => w.seen(DedupWindow.keyOf(e.source, e.id), atMs);
+  const indexHeaders = (index: string) => {
+    const h = natsHeaders();
+    h.set(Headers.index, index);
+    return h;
+  };
   const consumerCount = async () => (await jsm.streams.info(Streams.ingest)).state.consumer_count;
 
   it('remembers nothing when nothing of the partition was acked (floor 0), and reads nothing', async () => {
@@ -89,6 +94,24 @@ describe('rebuildDedup against a real nats-server', () => {
     expect(remembers(window, plain)).toBe(true);
     expect(remembers(window, last)).toBe(true);
     expect(remembers(window, redriven)).toBe(false);
+  });
+
+  it('remembers an envelope with an index by its index alone, as the live router does, and skips one whose index cannot describe its body', async () => {
+    const indexed = [ev('p7-a'), ev('p7-b')];
+    const { body, index } = encodeIndexedEnvelope(indexed);
+    // A body of the right length that is no envelope at all: read, it would be skipped.
+    const unread = Buffer.alloc(body.length, 0x78);
+    await js.publish(Subjects.ingest(7, 'order.created'), unread, { headers: indexHeaders(index) });
+    const misfit = ev('p7-misfit');
+    // A valid body whose index is of another envelope: skipped, as the live router's stage skips it.
+    await js.publish(Subjects.ingest(7, 'order.created'), encodeEnvelope([misfit]), { headers: indexHeaders(index) });
+    const floor = await store(7, [ev('p7-last')]);
+
+    const { window, scanned } = await rebuildDedup(js, jsm, 7, WINDOW_MS, floor);
+    expect(scanned).toBe(3);
+    expect(window.size).toBe(3);
+    for (const e of [...indexed, ev('p7-last')]) expect(remembers(window, e)).toBe(true);
+    expect(remembers(window, misfit)).toBe(false);
   });
 
   it('reads back only the duplicate window before the floor, by stream time', async () => {

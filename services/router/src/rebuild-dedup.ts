@@ -5,7 +5,7 @@
  * will be delivered again and fill the window as it goes).
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { decodeEnvelope, Headers, MalformedEnvelopeError, Streams, Subjects } from '@mesh/contracts';
+import { decodeEnvelope, decodeIndex, Headers, MalformedEnvelopeError, Streams, Subjects } from '@mesh/contracts';
 import { DedupWindow } from './dedup-window';
 
 export async function rebuildDedup(
@@ -43,7 +43,9 @@ export async function rebuildDedup(
         const at = Math.floor(Number(m.info.timestampNanos) / 1e6);
         if (m.headers?.has(Headers.redrive)) continue; // as live: redriven events are not remembered
         try {
-          for (const e of decodeEnvelope(m.data)) window.seen(DedupWindow.keyOf(e.source, e.id), at);
+          // As live: by the index when the envelope has one (its body unread), else by the events.
+          const index = m.headers?.get(Headers.index);
+          for (const e of index ? decodeIndex(index, m.data.byteLength) : decodeEnvelope(m.data)) window.seen(DedupWindow.keyOf(e.source, e.id), at);
         } catch (err) {
           if (!(err instanceof MalformedEnvelopeError)) throw err;
         }

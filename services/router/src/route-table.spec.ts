@@ -315,4 +315,30 @@ describe('parseRule', () => {
       expect(counts.v2).toBeGreaterThan(100);
     });
   });
+
+  describe('routing by an envelope index', () => {
+    it('needs the event only for a type a rule with a where on another attribute than type, source and id matches', () => {
+      const t = tableWith({ orders: ['order.*'] }, [
+        rule('by-source', { match: 'order.created', where: { source: 'shop', id: 'e-1' }, to: ['shop-orders'] }),
+        rule('by-tier', { match: 'order.paid', where: { tier: 'vip' }, to: ['vip-orders'] }),
+        rule('by-key', { match: 'order.shipped', where: { partitionkey: 'k' }, to: ['k-orders'] }),
+      ]);
+      expect(['order.created', 'order.paid', 'order.shipped', 'order.cancelled'].map((type) => t.needsEvent(type))).toEqual([false, true, true, false]);
+    });
+
+    it('forgets what it needed when rules change', () => {
+      const t = tableWith({ orders: ['order.*'] });
+      expect(t.needsEvent('order.created')).toBe(false);
+      t.setRule(rule('by-tier', { match: 'order.*', where: { tier: 'vip' }, to: ['vip-orders'] }));
+      expect(t.needsEvent('order.created')).toBe(true);
+      t.removeRule('by-tier');
+      expect(t.needsEvent('order.created')).toBe(false);
+    });
+
+    it('routes an index entry as it routes the event it describes', () => {
+      const t = tableWith({ orders: ['order.*'] }, [rule('by-source', { match: 'order.created', where: { source: 'till' }, to: ['till-orders'] })]);
+      const entry = (source: string) => ({ type: 'order.created', key: 'k', source, id: 'e-1', bytes: 99, sampled: false });
+      for (const source of ['till', 'shop']) expect(t.route(entry(source))).toEqual(t.route(event('order.created', { source })));
+    });
+  });
 });

@@ -14,12 +14,22 @@
  *   Rules are tried by priority (highest first), then name; the first that
  *   matches decides. Weighted targets pick one handler per event, by a hash of
  *   its `source` + `id`, so a replay picks the same one.
+ *
+ * An event is routed by its envelope's index (type, source, id) unless a
+ * rule that matches its type looks at another attribute in `where`
+ * (needsEvent): then the router reads the event itself.
  */
 import { fnv1a32, mix32, RouteKeyPrefix, typeMatches, type CloudEvent, type RouteRule } from '@mesh/contracts';
 
 // The rule format is shared with the `mesh routes` CLI, which validates a rule before storing it.
 export { parseRule } from '@mesh/contracts';
 export type { RouteRule } from '@mesh/contracts';
+
+/** What routing reads of an event: all of it, or its index entry when no rule for its type needs more. */
+export type Routable = Pick<CloudEvent, 'type' | 'source' | 'id'>;
+
+/** The attributes an envelope's index gives a rule's `where`. */
+const IndexedAttributes: ReadonlySet<string> = new Set(['type', 'source', 'id']);
 
 export type RouteDecision = { kind: 'handlers'; handlers: string[]; rule?: string } | { kind: 'drop'; rule: string } | { kind: 'unroutable' };
 
@@ -35,6 +45,8 @@ export class RouteTable {
    * matches (then the type alone decides). Cleared on every change.
    */
   private byType = new Map<string, RouteDecision>();
+  /** needsEvent by event type. Cleared on every change. */
+  private needs = new Map<string, boolean>();
 
   get handlerCount(): number {
     return this.handlers.size;
@@ -43,13 +55,13 @@ export class RouteTable {
   setHandler(name: string, types: readonly string[], service = 'processor'): void {
     this.handlers.set(name, types);
     this.services.set(name, service);
-    this.byType.clear();
+    this.changed();
   }
 
   removeHandler(name: string): void {
     this.handlers.delete(name);
     this.services.delete(name);
-    this.byType.clear();
+    this.changed();
   }
 
   /** The handler service hosting `handler`: whose subjects carry its events. */
@@ -65,10 +77,26 @@ export class RouteTable {
 
   removeRule(name: string): void {
     this.rules = this.rules.filter((r) => r.name !== name);
-    this.byType.clear();
+    this.changed();
   }
 
-  route(event: CloudEvent): RouteDecision {
+  private changed(): void {
+    this.byType.clear();
+    this.needs.clear();
+  }
+
+  /** Whether routing an event of this type reads attributes its index entry lacks (a rule's `where` names one). */
+  needsEvent(type: string): boolean {
+    let needs = this.needs.get(type);
+    if (needs === undefined) {
+      needs = this.rules.some((r) => r.where !== undefined && typeMatches(r.match, type) && Object.keys(r.where).some((k) => !IndexedAttributes.has(k)));
+      this.needs.set(type, needs);
+    }
+    return needs;
+  }
+
+  /** Route an event, or its index entry when `needsEvent` says that is enough. */
+  route(event: Routable): RouteDecision {
     const known = this.byType.get(event.type);
     if (known) return known;
     const decision = this.decide(event);
@@ -81,10 +109,10 @@ export class RouteTable {
     return this.rules.every((r) => !typeMatches(r.match, type) || (r.where === undefined && r.to.every((t) => t.weight === undefined)));
   }
 
-  private decide(event: CloudEvent): RouteDecision {
+  private decide(event: Routable): RouteDecision {
     for (const rule of this.rules) {
       if (!typeMatches(rule.match, event.type)) continue;
-      if (rule.where && !Object.entries(rule.where).every(([k, v]) => event[k] === v)) continue;
+      if (rule.where && !Object.entries(rule.where).every(([k, v]) => (event as Record<string, unknown>)[k] === v)) continue;
       if (rule.drop) return { kind: 'drop', rule: rule.name };
       return { kind: 'handlers', handlers: pickTargets(rule, event), rule: rule.name };
     }
@@ -94,7 +122,7 @@ export class RouteTable {
   }
 }
 
-function pickTargets(rule: RouteRule, event: CloudEvent): string[] {
+function pickTargets(rule: RouteRule, event: Routable): string[] {
   const weighted = rule.to.filter((t) => t.weight !== undefined);
   if (weighted.length === 0) return rule.to.map((t) => t.handler);
   const total = weighted.reduce((s, t) => s + (t.weight ?? 0), 0);
