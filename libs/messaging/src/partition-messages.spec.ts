@@ -43,6 +43,19 @@ describe('partitionMessages', () => {
     expect(pulls[0].stopped).toBe(true);
   });
 
+  it('ends the pull under way at once on a graceful stop, instead of at its expiry', async () => {
+    const { js, pulls } = fakeJs(1);
+    const stop = new AbortController();
+    let completed = false;
+    partitionMessages(js, 'S', 'c', { expiresMs: 60_000, stop: stop.signal }).subscribe({ complete: () => (completed = true) });
+    while (pulls.length === 0) await sleep(5);
+    stop.abort();
+    // The old loop let the pull run to its expiry (a minute here).
+    const giveUpAt = Date.now() + 2_000;
+    while (!completed && Date.now() < giveUpAt) await sleep(5);
+    expect({ stopped: pulls[0].stopped, completed, pulls: pulls.length }).toEqual({ stopped: true, completed: true, pulls: 1 });
+  });
+
   it('leaves a pull alone while the server still holds a pull request for the consumer', async () => {
     const { js, pulls } = fakeJs(1);
     const sub = partitionMessages(js, 'S', 'c', { expiresMs: 100 }).subscribe();
