@@ -1,7 +1,7 @@
 /**
  * The partition edge against a real nats-server: what an idle partition
- * asks of the server, and that a graceful stop ends the pull under way at
- * once without losing or reordering a message.
+ * asks of the server, that a graceful stop ends an idle pull at once, and
+ * that no graceful stop loses or reorders a message.
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -50,13 +50,15 @@ describe('partitionMessages (real nats-server)', () => {
     return { p, consumer: consumerName(Stage, p) };
   }
 
-  /** Counts the pull requests and consumer info requests sent for `consumer`. */
-  async function countRequests(consumer: string): Promise<{ pulls: number; infos: number }> {
-    const counts = { pulls: 0, infos: 0 };
-    watcher.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${Stream}.${consumer}`, { callback: () => void counts.pulls++ });
-    watcher.subscribe(`$JS.API.CONSUMER.INFO.${Stream}.${consumer}`, { callback: () => void counts.infos++ });
+  /** The pull requests (how many messages each asked for) and the consumer info requests sent for `consumer`. */
+  async function watchRequests(consumer: string): Promise<{ pulls: number[]; infos: number }> {
+    const seen = { pulls: [] as number[], infos: 0 };
+    watcher.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${Stream}.${consumer}`, {
+      callback: (_, m) => void seen.pulls.push((m.json() as { batch: number }).batch),
+    });
+    watcher.subscribe(`$JS.API.CONSUMER.INFO.${Stream}.${consumer}`, { callback: () => void seen.infos++ });
     await watcher.flush();
-    return counts;
+    return seen;
   }
 
   /** Take and ack the partition's messages until `stop`; `completed` resolves once the Observable completed and every ack was confirmed. */
@@ -80,22 +82,34 @@ describe('partitionMessages (real nats-server)', () => {
     return { completed };
   }
 
-  it('an idle partition sends one pull request per expiry and no other request', async () => {
-    const { consumer } = await freshPartition();
-    const counts = await countRequests(consumer);
+  it('an idle partition sends one pull request per 30 s and no other request; a message ends its wait at once', async () => {
+    const { p, consumer } = await freshPartition();
+    const seen = await watchRequests(consumer);
+    const received: JsMsg[] = [];
     const stop = new AbortController();
-    const { completed } = consume(consumer, stop.signal, []);
-    await eventually(async () => counts.pulls === 1, 5_000, 10);
+    const { completed } = consume(consumer, stop.signal, received);
+    // A busy pull (2 s) brings nothing; then an idle pull waits for one message.
+    await eventually(async () => seen.pulls.length === 2, 5_000, 10);
+    expect(seen.pulls).toEqual([256, 1]);
     // The window measured: with 2 s pulls and an info request after each
     // expiry (the loop before), 5 s idle cost 3 pulls and up to 3 infos.
     await new Promise((r) => setTimeout(r, 5_000));
-    expect(counts).toEqual({ pulls: 1, infos: 0 });
+    expect(seen).toEqual({ pulls: [256, 1], infos: 0 });
+
+    const sentAt = Date.now();
+    await js.publish(Subjects.ingest(p, 'test'), 'wake');
+    await eventually(async () => received.length === 1, 5_000, 5);
+    expect(Date.now() - sentAt).toBeLessThan(1_000);
+    // And the partition is busy again: the next pull asks for a full batch.
+    await eventually(async () => seen.pulls.length === 3, 5_000, 5);
+    expect(seen.pulls[2]).toBe(256);
     stop.abort();
     await completed;
-  }, 20_000);
+  }, 30_000);
 
-  it('a graceful stop ends the pull under way at once, and the next pull takes up where it left off', async () => {
+  it('a graceful stop ends an idle pull at once, and the next owner takes up where it left off', async () => {
     const { p, consumer } = await freshPartition();
+    const seen = await watchRequests(consumer);
     const publish = async (from: number, n: number) => {
       for (let i = from; i < from + n; i++) await js.publish(Subjects.ingest(p, 'test'), String(i));
     };
@@ -104,11 +118,13 @@ describe('partitionMessages (real nats-server)', () => {
     const stop = new AbortController();
     const { completed } = consume(consumer, stop.signal, received);
     await eventually(async () => received.length === 5, 5_000, 10);
+    // The busy pull ran out (2 s): the partition waits with an idle pull.
+    await eventually(async () => seen.pulls.at(-1) === 1, 5_000, 10);
 
     const stoppedAt = Date.now();
     stop.abort();
     await completed;
-    // A pull lasts 30 s; the stop did not wait for it.
+    // An idle pull lasts 30 s; the stop did not wait for it.
     expect(Date.now() - stoppedAt).toBeLessThan(1_000);
     // The server holds no pull request of the stopped owner and nothing unacked.
     const info = await jsm.consumers.info(Stream, consumer);
@@ -118,7 +134,7 @@ describe('partitionMessages (real nats-server)', () => {
       delivered: 5,
     });
 
-    // The next owner: nothing to restart, and what comes next arrives at once, in order, first delivery.
+    // The next owner: nothing to restart, and what comes next arrives in order, first delivery.
     await publish(5, 5);
     const resume = await preparePartitionConsumer(jsm, Stage, p, ConsumerOpts);
     expect(resume.reset).toBe(false);
@@ -130,7 +146,7 @@ describe('partitionMessages (real nats-server)', () => {
     expect(received.map((m) => ({ body: m.string(), deliveries: m.info.deliveryCount }))).toEqual(
       Array.from({ length: 10 }, (_, i) => ({ body: String(i), deliveries: 1 })),
     );
-  }, 20_000);
+  }, 30_000);
 
   it('loses and reorders nothing when the owner stops gracefully while messages keep arriving', async () => {
     const { p, consumer } = await freshPartition();
@@ -151,6 +167,8 @@ describe('partitionMessages (real nats-server)', () => {
     stop.abort();
     await first.completed;
     const firstOwner = received.length;
+    // A busy pull runs out on a graceful stop: everything it was sent arrived and was acked.
+    expect((await jsm.consumers.info(Stream, consumer)).num_ack_pending).toBe(0);
     await publishing;
 
     // The next owner prepares the consumer (restarting it at its ack floor if anything was left unacked) and takes the rest.
