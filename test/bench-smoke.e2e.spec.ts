@@ -34,11 +34,19 @@ describe('npm run bench -- --smoke', () => {
       const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as {
         baseline: Record<'perEvent' | 'batched' | 'batchedAfter', { eventsPerSec: number } | undefined>;
         ratios: Record<string, number | undefined>;
-        mesh: { saturation?: { eventsPerSec: number } };
+        mesh: { saturation?: { eventsPerSec: number }; idle?: { partitions: number; msPerS: Record<string, number>; totalPctOfCore: number }[] };
       };
       // Both batched baseline runs that bracket the mesh, and the figures derived from them.
       for (const run of ['perEvent', 'batched', 'batchedAfter'] as const) expect(results.baseline[run]?.eventsPerSec).toBeGreaterThan(0);
       expect(results.mesh.saturation?.eventsPerSec).toBeGreaterThan(0);
+      // The idle measurement: every process of the mesh, settled with no load, at the default partition count.
+      expect(results.mesh.idle).toEqual([
+        expect.objectContaining({
+          partitions: 16,
+          msPerS: expect.objectContaining({ 'nats-server': expect.any(Number), ingest: expect.any(Number), aggregator: expect.any(Number) }),
+        }),
+      ]);
+      expect(results.mesh.idle![0].totalPctOfCore).toBeGreaterThanOrEqual(0);
       expect(results.ratios.batchedBaselineDrift).toBeGreaterThan(0);
       expect(results.ratios.saturationVsBatchedBaseline).toBeCloseTo(
         (2 * results.mesh.saturation!.eventsPerSec) / (results.baseline.batched!.eventsPerSec + results.baseline.batchedAfter!.eventsPerSec),

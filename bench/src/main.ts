@@ -6,11 +6,14 @@
  *    on 4222).
  * 2. Raw baseline: the same four durable hops with the bare client, one
  *    event per message and batched.
- * 3. Start the four services as processes, warm them up, then run the
- *    latency step (a fixed offered load) and the load steps (each offered
- *    load in turn), each ending when every key's totals are exact.
+ * 3. Start the four services as processes, measure their CPU while idle
+ *    (settled, no load), warm them up, then run the latency step (a fixed
+ *    offered load) and the load steps (each offered load in turn), each
+ *    ending when every key's totals are exact.
  * 4. Read CPU and peak RSS of every process from /proc, stop everything by
  *    pid, write bench/results/<date>.json and .svg and print a table.
+ *
+ * `--idle` runs only the idle measurement, at each of `--idle-partitions`.
  *
  * Exits 1 when any key's totals are not exact or the bench failed, 2 on a
  * bad option.
@@ -27,6 +30,7 @@ import { credentialOptions, RepoRoot, ServiceNodeOptions, startNatsServer, start
 import { ProbeWatch } from './aggregate-watch';
 import { renderChart } from './chart';
 import { summariseProfile } from './cpu-profile';
+import { IdleSettleMs, measureIdle } from './idle';
 import { IngestClient } from './ingest-client';
 import { runStep, startServices, type Services, type StepContext } from './mesh-steps';
 import { loadLabel, OptionError, parseOptions, usage, type BenchOptions } from './options';
@@ -63,12 +67,17 @@ function meshEnv(): Record<string, string> {
   );
 }
 
-async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
-  // --secure: the generated least-privilege config with TLS, provisioned by the admin identity.
-  const secure = o.secure ? await startSecureNats({ partitions: Number(process.env.MESH_PARTITIONS || 16) }) : undefined;
+/** The partition count the services run with: MESH_PARTITIONS of the bench's environment, else the services' default. */
+function partitionCount(): number {
+  return Number(process.env.MESH_PARTITIONS || 16);
+}
+
+/** A fresh nats-server (with --secure: the generated least-privilege config with TLS), registered for clean-up. */
+async function startServer(o: BenchOptions, owned: OwnedProcesses, partitions: number) {
+  const secure = o.secure ? await startSecureNats({ partitions }) : undefined;
   const server = secure?.server ?? (await startNatsServer());
   const adminAuth = secure?.env('admin') ?? {};
-  owned.add({
+  const registered = owned.add({
     name: 'nats-server',
     pid: server.pid,
     tier: 1,
@@ -83,6 +92,39 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
     },
   });
   say(`nats-server pid ${server.pid} at ${server.url}, store ${server.storeDir}`);
+  return { server, secure, adminAuth, registered };
+}
+
+/**
+ * `--idle`: for each partition count, a fresh nats-server and the four
+ * services with MESH_PARTITIONS set, the idle measurement, then everything
+ * stopped before the next.
+ */
+async function runIdle(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
+  results.mesh.idle = [];
+  for (const partitions of o.idlePartitions) {
+    const { server, secure, registered } = await startServer(o, owned, partitions);
+    const serviceEnv: Record<string, string> = { LOG_LEVEL: 'info', ...meshEnv(), MESH_PARTITIONS: String(partitions) };
+    results.mesh.serviceEnv = serviceEnv;
+    const services = await startServices(owned, (name) => ({
+      NATS_URL: server.url,
+      ...(secure ? { ...secure.env(name), MESH_PROVISION: 'false' } : {}),
+      ...serviceEnv,
+      ...nodeOptions(o, outDir, results.date, name),
+    }));
+    started.services = services;
+    say(`services up: ${ServiceNames.map((n) => `${n} pid ${services[n].pid}`).join(', ')}`);
+    const pids: Record<string, number> = { 'nats-server': server.pid };
+    for (const n of ServiceNames) pids[n] = services[n].pid;
+    results.mesh.idle.push(await measureIdle(pids, partitions, { settleMs: IdleSettleMs, windowMs: o.idleWindowMs }, say));
+    const servicesOwned = owned.list().filter((p) => (ServiceNames as string[]).includes(p.name));
+    await Promise.all(servicesOwned.map((p) => owned.stop(p)));
+    await owned.stop(registered);
+  }
+}
+
+async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults, outDir: string, started: { services?: Services }): Promise<void> {
+  const { server, secure, adminAuth } = await startServer(o, owned, partitionCount());
   let nc: NatsConnection | undefined;
   let probes: ProbeWatch | undefined;
   let client: IngestClient | undefined;
@@ -130,13 +172,17 @@ async function run(o: BenchOptions, owned: OwnedProcesses, results: BenchResults
     }));
     started.services = services;
     say(`services up: ${ServiceNames.map((n) => `${n} pid ${services[n].pid}`).join(', ')}`);
+    const pids: Record<string, number> = { 'nats-server': server.pid, bench: process.pid };
+    for (const n of ServiceNames) pids[n] = services[n].pid;
+    if (o.idleWindowMs > 0) {
+      // Before any load: the services have done nothing yet but start.
+      results.mesh.idle = [await measureIdle(pids, partitionCount(), { settleMs: o.smoke ? 500 : IdleSettleMs, windowMs: o.idleWindowMs }, say)];
+    }
 
     const kv = await new Kvm(nc).open(Buckets.aggregates);
     const workload = new Workload(o.keys, o.probes, o.eventBytes);
     probes = await ProbeWatch.start(kv, workload.probeKeys);
     client = new IngestClient(services.ingest.url, Math.max(o.concurrency, o.latencyConcurrency));
-    const pids: Record<string, number> = { 'nats-server': server.pid, bench: process.pid };
-    for (const n of ServiceNames) pids[n] = services[n].pid;
     const ctx: StepContext = { client, workload, probes, kv, aggregatorUrl: services.aggregator.url, pids, drainTimeoutMs: o.drainTimeoutMs, say };
 
     // Warm-up: every key gets events and a result in KV, the services' code is compiled.
@@ -253,7 +299,8 @@ function finish(results: BenchResults, o: BenchOptions): void {
     latencyStepVsPerEventBaseline: r(results.mesh.latency?.e2eEventsPerSec, perEvent?.eventsPerSec),
   };
   results.exact = results.errors.length === 0 && [results.mesh.latency, ...results.mesh.steps].every((s) => s === undefined || s.exact);
-  if (!o.smoke && results.mesh.steps.length === 0) results.exact = false;
+  if (o.idle) results.exact = results.errors.length === 0 && results.mesh.idle?.length === o.idlePartitions.length;
+  else if (!o.smoke && results.mesh.steps.length === 0) results.exact = false;
 }
 
 function summariseProfiles(results: BenchResults, outDir: string): void {
@@ -321,10 +368,10 @@ async function main(): Promise<number> {
     exact: false,
     errors: [],
   };
-  say(`${o.smoke ? 'smoke run' : 'bench'}; results to ${outDir}`);
+  say(`${o.idle ? 'idle measurement' : o.smoke ? 'smoke run' : 'bench'}; results to ${outDir}`);
   const running: { services?: Services } = {};
   try {
-    await run(o, owned, results, outDir, running);
+    await (o.idle ? runIdle : run)(o, owned, results, outDir, running);
   } catch (err) {
     results.errors.push((err as Error).stack ?? String(err));
     say(`failed: ${(err as Error).message}`);
@@ -337,6 +384,14 @@ async function main(): Promise<number> {
   results.finishedAt = new Date().toISOString();
   finish(results, o);
 
+  if (o.idle) {
+    // Its own file: an idle run does not replace the day's full results.
+    const json = join(outDir, `${date}-idle.json`);
+    writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(renderTable(results));
+    say(`wrote ${json}`);
+    return results.exact ? 0 : 1;
+  }
   const json = join(outDir, `${date}.json`);
   const svg = join(outDir, `${date}.svg`);
   writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);

@@ -44,6 +44,12 @@ export interface BenchOptions {
   /** Where results go; the smoke run defaults to a temporary directory. */
   outDir?: string;
   smoke: boolean;
+  /** CPU of each process with the mesh started and settled and no load, measured over this long; 0 skips it. */
+  idleWindowMs: number;
+  /** Only the idle measurement, once per partition count of `idlePartitions`, each on a fresh nats-server. */
+  idle: boolean;
+  /** Partition counts (MESH_PARTITIONS) the idle measurement of `--idle` runs at. */
+  idlePartitions: number[];
 }
 
 export const Defaults: BenchOptions = {
@@ -67,6 +73,9 @@ export const Defaults: BenchOptions = {
   cpuProf: false,
   serviceNodeOptions: '',
   smoke: false,
+  idleWindowMs: 10_000,
+  idle: false,
+  idlePartitions: [16, 64],
 };
 
 /** A few seconds end to end: checks the harness works and the totals are exact, nothing about speed. */
@@ -80,6 +89,7 @@ export const SmokePreset: Partial<BenchOptions> = {
   baselineEvents: 2_000,
   baselineBatchedEvents: 20_000,
   drainTimeoutMs: 60_000,
+  idleWindowMs: 2_000,
 };
 
 /** Largest request body ingest takes by default (MESH_MAX_BODY_BYTES). */
@@ -95,7 +105,7 @@ export class OptionError extends Error {
 interface Spec {
   key: keyof BenchOptions;
   env: string;
-  kind: 'loads' | 'duration' | 'count' | 'size' | 'flag' | 'path' | 'text';
+  kind: 'loads' | 'duration' | 'count' | 'size' | 'flag' | 'path' | 'text' | 'counts' | 'window';
   doc: string;
 }
 
@@ -150,6 +160,24 @@ const Specs: Record<string, Spec> = {
     doc: 'NODE_OPTIONS for the services, to try runtime settings',
   },
   '--out': { key: 'outDir', env: 'BENCH_OUT', kind: 'path', doc: 'results directory (default bench/results; --smoke: a temporary directory)' },
+  '--idle-window': {
+    key: 'idleWindowMs',
+    env: 'BENCH_IDLE_WINDOW',
+    kind: 'window',
+    doc: 'CPU per process with the mesh settled and no load, measured this long right after the services are up (0 skips it)',
+  },
+  '--idle': {
+    key: 'idle',
+    env: 'BENCH_IDLE',
+    kind: 'flag',
+    doc: 'only the idle measurement, on a fresh nats-server and services for each of --idle-partitions; no baseline, no load',
+  },
+  '--idle-partitions': {
+    key: 'idlePartitions',
+    env: 'BENCH_IDLE_PARTITIONS',
+    kind: 'counts',
+    doc: 'partition counts (MESH_PARTITIONS) --idle measures, comma-separated',
+  },
   '--smoke': { key: 'smoke', env: 'BENCH_SMOKE', kind: 'flag', doc: 'a few seconds: checks the harness works and totals are exact; exits 1 otherwise' },
 };
 
@@ -166,6 +194,7 @@ export function usage(): string {
 
 function describe(key: keyof BenchOptions, v: unknown): string {
   if (key === 'loads') return (v as number[]).map((n) => (Number.isFinite(n) ? String(n) : 'max')).join(',');
+  if (key === 'idlePartitions') return (v as number[]).join(',');
   if (key.endsWith('Ms')) return `${Number(v) / 1000}s`;
   return String(v);
 }
@@ -193,6 +222,18 @@ function parseValue(where: string, s: Spec, raw: string): unknown {
       const ms = parseDurationMs(raw);
       if (ms === undefined || ms <= 0) throw bad('must be a positive duration such as 500ms, 15s or 2m');
       return ms;
+    }
+    case 'window': {
+      const ms = parseDurationMs(raw);
+      if (ms === undefined) throw bad('must be a duration such as 5s or 10s, or 0 to skip');
+      return ms;
+    }
+    case 'counts': {
+      const parts = raw.split(',').map((p) => p.trim());
+      if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 1024)) {
+        throw bad('must list partition counts from 1 to 1024, comma-separated, such as 16,64');
+      }
+      return parts.map(Number);
     }
     case 'count':
     case 'size': {
@@ -257,6 +298,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
 }
 
 function check(o: BenchOptions): BenchOptions {
+  if (o.idle && o.idleWindowMs === 0) throw new OptionError('--idle-window = 0 is invalid with --idle: the idle measurement needs a window, such as 5s');
   if (o.probes > o.keys) throw new OptionError(`--probes = ${o.probes} is invalid: at most --keys (${o.keys}) keys can be watched`);
   // JSON of one event without padding is about 190 bytes; keep requests under ingest's body limit.
   for (const [flag, batch] of [

@@ -1,6 +1,7 @@
 /** What a bench run records (bench/results/<date>.json) and the table it prints. */
 import type { Mismatch } from './aggregate-watch';
 import type { ProfileSummary } from './cpu-profile';
+import type { IdleResult } from './idle';
 import type { LatencySummary } from './percentiles';
 import type { BaselineResult } from './raw-baseline';
 
@@ -84,6 +85,8 @@ export interface BenchResults {
     /** Whole run, read from /proc just before the services were stopped. */
     processes: Record<string, ProcessFigures>;
     serviceEnv: Record<string, string>;
+    /** CPU with the services settled and no load: in a full run once, before the warm-up; with --idle once per partition count. */
+    idle?: IdleResult[];
     /** Where the services' logs were kept, and their warnings and errors. */
     logs?: { dir: string; services: Record<string, { warn: number; error: number; first: string[] }> };
   };
@@ -119,6 +122,19 @@ export function renderTable(r: BenchResults): string {
   out.push(
     `  ${o.eventBytes} bytes of padding per event, ${o.keys} keys (${o.probes} probed), node ${r.environment.node}, ${r.environment.cpus} cores, load average at start ${r.environment.loadAverageAtStart}`,
   );
+
+  const idle = r.mesh.idle ?? [];
+  if (idle.length > 0) {
+    out.push('', `Idle: the mesh settled, no load; CPU ms per second of a ${idle[0].windowS} s window (total: every process but the bench, % of one core)`);
+    const names = [...new Set(idle.flatMap((i) => Object.keys(i.msPerS)))];
+    const ordered = [...ServiceOrder.filter((n) => names.includes(n)), ...names.filter((n) => !ServiceOrder.includes(n))];
+    out.push(
+      ...table(
+        ['partitions', ...ordered, 'total % of a core'],
+        idle.map((i) => [String(i.partitions), ...ordered.map((n) => fix(i.msPerS[n])), fix(i.totalPctOfCore, 2)]),
+      ),
+    );
+  }
 
   const b = r.baseline;
   if (b.perEvent || b.batched) {
@@ -250,7 +266,8 @@ export function renderTable(r: BenchResults): string {
   }
 
   if (r.errors.length > 0) out.push('', 'Errors:', ...r.errors.map((e) => `  ${e}`));
-  out.push('', r.exact ? 'Totals exact for every key after every step.' : 'TOTALS NOT EXACT: see the steps above and the mismatches in the JSON.', '');
+  if (r.options.idle) out.push('', r.exact ? 'Idle measured at every partition count.' : 'IDLE MEASUREMENT FAILED: see the errors above.', '');
+  else out.push('', r.exact ? 'Totals exact for every key after every step.' : 'TOTALS NOT EXACT: see the steps above and the mismatches in the JSON.', '');
   return out.join('\n');
 }
 

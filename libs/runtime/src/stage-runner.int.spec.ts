@@ -85,4 +85,41 @@ describe('StageRunner handing a partition over (real nats-server)', () => {
     expect(logs.filter((l) => /"level":"(warn|error)"/.test(l))).toEqual([]);
     await runner.stop(1_000);
   });
+
+  it('keeps a batch that takes longer than the ack wait from being redelivered, and again after an idle spell', async () => {
+    const ackWaitMs = 1_000;
+    const seen: { seq: number; deliveryCount: number }[] = [];
+    const runner = new StageRunner({
+      stage: 'router',
+      js: jetstream(nc),
+      jsm,
+      maxAckPending: 100,
+      ownership: new BehaviorSubject<ReadonlySet<number>>(new Set([0])),
+      open: async () => ({
+        handle: async (batch) => {
+          seen.push(...batch.map((e) => ({ seq: e.seq, deliveryCount: e.deliveryCount })));
+          // A slow handler: three ack waits.
+          await new Promise((r) => setTimeout(r, 3 * ackWaitMs));
+        },
+      }),
+      batchMessages: 10,
+      pullMessages: 10,
+      ackWaitMs,
+      log: createLogger({}, 'debug', (l) => logs.push(l)),
+    });
+    runner.start();
+    const js = jetstream(nc);
+    // The keep-alive runs only while messages are in hand: it must start again for the second.
+    for (const amount of [1, 2]) {
+      const ack = await js.publish(Subjects.ingest(0, 'order.created'), encodeEnvelope([orderEvent('k', amount, 5)]));
+      await until(
+        async () => (await jsm.consumers.info(StageInput.router, consumerName('router', 0))).ack_floor.stream_seq === ack.seq,
+        10_000,
+        `the slow batch of ${ack.seq} acked`,
+      );
+    }
+    await runner.stop(1_000);
+    const info = await jsm.consumers.info(StageInput.router, consumerName('router', 0));
+    expect({ redelivered: info.num_redelivered, deliveries: seen.map((s) => s.deliveryCount) }).toEqual({ redelivered: 0, deliveries: [1, 1] });
+  }, 30_000);
 });

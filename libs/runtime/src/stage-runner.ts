@@ -154,7 +154,8 @@ class PartitionRun {
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
   readonly done: Promise<void>;
-  private readonly keepAlive: NodeJS.Timeout;
+  /** Runs only while messages are in hand: an idle partition keeps no timer. */
+  private keepAlive?: NodeJS.Timeout;
 
   constructor(
     private readonly o: StageRunnerOptions,
@@ -163,9 +164,6 @@ class PartitionRun {
     const stream = stageInput(o.stage);
     const consumer = consumerName(o.stage, partition);
     const log = o.log.child({ partition });
-    // Everything received and not yet acked (the batch at work and those
-    // waiting behind it) is kept from being redelivered while it waits.
-    this.keepAlive = setInterval(() => this.inHand.forEach((m) => m.working()), Math.max(500, o.ackWaitMs / 3));
     this.done = new Promise<void>((resolve) => {
       this.subscription = defer(() => from(this.prepare(log)))
         .pipe(
@@ -174,6 +172,7 @@ class PartitionRun {
             return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages, mayPull: () => this.pullRefused() }).pipe(
               tap((m) => {
                 this.inHand.add(m);
+                this.keepInHandAlive();
                 this.lag = m.info.pending + this.inHand.size;
               }),
               batchWhileBusy((msgs: JsMsg[]) => from(this.process(worker, msgs)), o.batchMessages),
@@ -194,18 +193,39 @@ class PartitionRun {
         )
         .subscribe({
           complete: () => {
-            clearInterval(this.keepAlive);
+            this.stopKeepAlive();
             this.setConsuming(false);
             resolve();
           },
           error: (err) => {
-            clearInterval(this.keepAlive);
+            this.stopKeepAlive();
             this.setConsuming(false);
             log.error('partition stopped on error', { error: err });
             resolve();
           },
         });
     });
+  }
+
+  /**
+   * Everything received and not yet acked (the batch at work and those
+   * waiting behind it) is kept from being redelivered while it waits. The
+   * timer stops at the first tick that finds nothing in hand.
+   */
+  private keepInHandAlive(): void {
+    if (this.keepAlive) return;
+    this.keepAlive = setInterval(
+      () => {
+        if (this.inHand.size > 0) this.inHand.forEach((m) => m.working());
+        else this.stopKeepAlive();
+      },
+      Math.max(500, this.o.ackWaitMs / 3),
+    );
+  }
+
+  private stopKeepAlive(): void {
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
   }
 
   private async prepare(log: StageRunnerOptions['log']): Promise<PartitionWorker> {
@@ -317,7 +337,7 @@ class PartitionRun {
   /** Hard: drop everything now; what was in hand comes again at once. */
   abandon() {
     this.abandoned = true;
-    clearInterval(this.keepAlive);
+    this.stopKeepAlive();
     this.subscription?.unsubscribe();
     this.nakInHand();
     this.setConsuming(false);
