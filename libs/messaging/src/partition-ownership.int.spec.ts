@@ -205,3 +205,48 @@ describe('PartitionOwnership (real nats-server)', () => {
     expect(entry === null || entry.operation !== 'PUT').toBe(true);
   });
 });
+
+describe('PartitionOwnership members (real nats-server)', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const TTL_MS = 1_200;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    await provisionMesh(nc, { partitions: 2, leaseTtlMs: TTL_MS });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it('lists live members from its watch once it has run for a TTL, with no key listing (a consumer on the server) per round, and drops a member whose heartbeats stop', async () => {
+    const a = new PartitionOwnership(nc, { stage: 'processor', instanceId: 'a', partitions: 2, ttlMs: TTL_MS });
+    const b = new PartitionOwnership(nc, { stage: 'processor', instanceId: 'b', partitions: 2, ttlMs: TTL_MS });
+    try {
+      await a.start();
+      await b.start();
+      await eventually(async () => a.liveMembers.join() === 'a,b', 5_000, 20);
+      await new Promise((r) => setTimeout(r, TTL_MS));
+
+      // Every key listing creates a consumer on the members' stream: none over three TTLs of rounds.
+      const creates = nc.subscribe(`$JS.API.CONSUMER.CREATE.KV_${Buckets.members}.>`);
+      const ordered = nc.subscribe(`$JS.API.CONSUMER.CREATE.KV_${Buckets.members}`);
+      await new Promise((r) => setTimeout(r, 3 * TTL_MS));
+      const counted = creates.getProcessed() + ordered.getProcessed();
+      creates.unsubscribe();
+      ordered.unsubscribe();
+      expect(counted).toBe(0);
+      expect(a.liveMembers).toEqual(['a', 'b']);
+
+      // b stops without leaving (as if frozen or killed): its entry stays until its heartbeats are a TTL old.
+      b.relinquish();
+      const gone = await until(() => a.liveMembers.join() === 'a', 3 * TTL_MS, "b's removal from a's members");
+      expect(gone).toBeLessThan(3 * TTL_MS);
+    } finally {
+      await a.leave();
+      await b.leave();
+    }
+  });
+});

@@ -90,6 +90,16 @@ export class PartitionOwnership {
   /** What each member of the stage advertised in its last heartbeat (for `eligible`). */
   private readonly advertised = new Map<string, Record<string, unknown>>();
   private readonly since = new Date().toISOString();
+  /**
+   * When each member's last heartbeat (or this instance's join) reached the
+   * members watch. Once the watch has run for a TTL, every live member has
+   * been heard from in it, and the live list comes from here instead of a
+   * key listing per round (one temporary consumer on the server each time,
+   * most of an idle mesh's server work).
+   */
+  private readonly heardAt = new Map<string, number>();
+  /** Since when the members watch runs without a break (undefined: not running, list keys). */
+  private watchingSince?: number;
   /** Members seen at the last tick, for operators and tests. */
   liveMembers: string[] = [];
   /** True once a first round has run: before it, owning nothing means nothing yet. */
@@ -120,14 +130,20 @@ export class PartitionOwnership {
     const members = await this.members.watch({ key: prefix, include: KvWatchInclude.UpdatesOnly });
     const leases = await this.leases.watch({ key: prefix, include: KvWatchInclude.UpdatesOnly });
     this.watchers.push(members, leases);
+    this.watchingSince = Date.now();
     void (async () => {
       // Heartbeats are PUTs too: only a new member or one leaving changes the assignment.
       for await (const e of members) {
         const member = e.key.slice(stagePrefix.length);
+        if (e.operation === 'PUT') this.heardAt.set(member, Date.now());
+        else this.heardAt.delete(member);
         if (this.o.eligible) this.remember(member, e.operation === 'PUT' ? e.string() : undefined);
         if (e.operation !== 'PUT' || !this.liveMembers.includes(member)) this.kick();
       }
-    })().catch(() => undefined);
+    })()
+      .catch(() => undefined)
+      // A watch that ended can no longer vouch for the list: back to listing keys.
+      .finally(() => (this.watchingSince = undefined));
     void (async () => {
       // A released lease may be one this instance is waiting for.
       for await (const e of leases) if (e.operation !== 'PUT') this.kick();
@@ -201,6 +217,13 @@ export class PartitionOwnership {
 
   /** Live members of the stage; the last known list when the bucket does not answer in time. */
   private async listMembers(): Promise<string[]> {
+    const now = Date.now();
+    // Trusted only while this instance's own heartbeats come back through it (a stalled watch or server: list keys).
+    const selfHeard = now - (this.heardAt.get(this.o.instanceId) ?? 0) < this.o.ttlMs;
+    if (this.watchingSince !== undefined && now - this.watchingSince >= this.o.ttlMs && selfHeard) {
+      // A member is live while its heartbeats keep coming, as the bucket's TTL would have it.
+      return [...this.heardAt].filter(([, at]) => now - at < this.o.ttlMs).map(([member]) => member);
+    }
     const prefix = `${this.o.stage}.`;
     const list = (async () => {
       const live: string[] = [];
