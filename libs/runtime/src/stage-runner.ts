@@ -306,8 +306,9 @@ class PartitionRun {
       // Stopping: nothing waits.
       this.stop.signal.aborted ||
       performance.now() - this.uncommittedSince >= interval ||
-      // Every message the consumer may have unacked is in hand: the server sends no more until some are acked.
-      this.inHand.size >= this.o.maxAckPending
+      // Every message the consumer may have unacked is in hand, and handled: the server sends no more until some
+      // are acked, and nothing else is left to do. (While some wait to be handled, they are handled first.)
+      (this.inHand.size >= this.o.maxAckPending && this.uncommitted.reduce((n, b) => n + b.msgs.length, 0) >= this.inHand.size)
     );
   }
 
