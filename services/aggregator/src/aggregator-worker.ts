@@ -4,15 +4,17 @@
  * below it (a redelivery after a crash) is skipped, so every event counts
  * once. Per batch: apply; publish closed windows and late events (their ids
  * make that idempotent); checkpoint (compare-and-set); write the changed
- * results to `mesh_aggregates`. The runner acks after.
+ * results to `mesh_aggregates`, each key once (partition-results.ts, which
+ * also answers queries for them). The runner acks after.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { aggregateKvKey, encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
+import { encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
 import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWindows, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
+import { PartitionResults } from './partition-results';
 
 export interface AggregatorCounters {
   applied: number;
@@ -26,6 +28,8 @@ export interface AggregatorWorkerDeps {
   partition: number;
   results: KV;
   windows: PartitionWindows;
+  /** Writes the results of `windows` to `results` and answers queries (a new one over them when absent). */
+  owned?: PartitionResults;
   /** Where `windows` came from, and where they are saved after every batch. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
@@ -41,6 +45,7 @@ export interface AggregatorWorkerDeps {
  * may have checkpointed and died before writing its results (or a result may
  * have been lost or overwritten since); rewriting them here, not on the
  * partition's next batch, repairs them even if no event ever comes again.
+ * `owned` answers queries from then on.
  */
 export async function loadWindows(
   checkpoints: KV,
@@ -48,21 +53,18 @@ export async function loadWindows(
   partition: number,
   create: () => PartitionWindows,
   options: Partial<CheckpointOptions> = {},
-): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint }> {
+): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint; owned: PartitionResults }> {
   const windows = create();
   const checkpoint = await AggregatorCheckpoint.load(checkpoints, partition, windows, options);
   windows.markAllDirty();
-  await writeResults(results, windows);
-  return { windows, checkpoint };
-}
-
-/** Put the result of every key whose windows changed since the last call. */
-async function writeResults(results: KV, windows: PartitionWindows): Promise<void> {
-  await Promise.all(windows.takeDirtyJson().map((r) => results.put(aggregateKvKey(r.name, r.key), r.json)));
+  const owned = new PartitionResults(results, windows);
+  await owned.write();
+  return { windows, checkpoint, owned };
 }
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters, checkpoint } = d;
+  const owned = d.owned ?? new PartitionResults(d.results, windows);
   const epoch = d.epoch ?? 0;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   return {
@@ -121,8 +123,10 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
         // A crash between the two is repaired by the next owner, which rewrites
         // every result of the partition when it opens (loadWindows).
-        await writeResults(d.results, windows);
+        await owned.write();
       } catch (err) {
+        // The windows hold what no checkpoint has: the partition is reopened from its last one.
+        owned.close();
         failure = err;
         throw err;
       } finally {

@@ -1,0 +1,84 @@
+/**
+ * The results of one partition its owner keeps: it writes them to KV
+ * `mesh_aggregates` and answers queries for them from its live state.
+ *
+ * - Writes: once per commit, each key whose windows changed since the last
+ *   commit is put once (its latest result), however many of the batch's
+ *   events touched it.
+ * - Answers are never older than KV: a key is answered from the windows
+ *   only when they hold exactly what was last written for it (the key is
+ *   not dirty and no put of it is in flight). A key whose put is in flight
+ *   waits for the put; a key with changes not yet committed, or one the
+ *   partition does not hold (never seen, or dropped by retention after its
+ *   last result was written), is answered `kv`: KV holds its newest
+ *   committed result.
+ * - Answers are never newer than KV either, so a reader never sees a
+ *   result go back: when the owner dies or lets the partition go, the
+ *   readers fall back to KV, which holds everything the owner answered,
+ *   and the next owner starts from a checkpoint at least as new.
+ * - A failed write or batch closes it at once: the partition is reopened
+ *   from its checkpoint, and until then every answer is `kv`.
+ */
+import type { KV } from '@nats-io/kv';
+import { aggregateKvKey } from '@mesh/contracts';
+import type { PartitionWindows } from '@mesh/runtime';
+
+/** How many times an answer waits for a put of its key before it gives up and says `kv`. */
+const MaxWaits = 3;
+
+export class PartitionResults {
+  /** Puts in flight, by KV key. */
+  private readonly writing = new Map<string, Promise<unknown>>();
+  private closed = false;
+  /** Puts made, over the life of the partition's ownership (metrics, tests). */
+  puts = 0;
+
+  constructor(
+    private readonly kv: KV,
+    readonly windows: PartitionWindows,
+  ) {}
+
+  /** Put the result of every key whose windows changed since the last call, each once. */
+  async write(): Promise<void> {
+    const changed = this.windows.takeDirtyJson();
+    this.puts += changed.length;
+    await Promise.all(
+      changed.map(({ name, key, json }) => {
+        const kvKey = aggregateKvKey(name, key);
+        const put: Promise<unknown> = this.kv.put(kvKey, json).then(
+          () => {
+            if (this.writing.get(kvKey) === put) this.writing.delete(kvKey);
+          },
+          (err: unknown) => {
+            // The windows now say the key is written: nothing may be answered from them any more.
+            this.close();
+            throw err;
+          },
+        );
+        this.writing.set(kvKey, put);
+        return put;
+      }),
+    );
+  }
+
+  /** Stop answering from the windows (the partition failed, is lost or is being let go). */
+  close(): void {
+    this.closed = true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The key's result as last written to KV, from the windows; undefined: read KV. */
+  async answer(name: string, key: string): Promise<string | undefined> {
+    const kvKey = aggregateKvKey(name, key);
+    for (let waits = 0; !this.closed; waits++) {
+      const put = this.writing.get(kvKey);
+      if (put === undefined) return this.windows.isDirty(name, key) ? undefined : this.windows.resultJson(name, key);
+      if (waits === MaxWaits) return undefined;
+      await put.catch(() => undefined);
+    }
+    return undefined;
+  }
+}
