@@ -50,7 +50,11 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
       return aggregatorWorker({ js, partition, results, windows, checkpoint, owned, counters, ensureLease, epoch });
     },
     // Stopped after the partition's last batch wrote its results, before its lease is released.
-    { onPartitionChange: (partition, consuming) => consuming || queries.stop(partition) },
+    {
+      onPartitionChange: (partition, consuming) => {
+        if (!consuming) queries.stop(partition);
+      },
+    },
   );
   await stage.start();
   return {

@@ -30,8 +30,6 @@ export class PartitionResults {
   /** Puts in flight, by KV key. */
   private readonly writing = new Map<string, Promise<unknown>>();
   private closed = false;
-  /** Puts made, over the life of the partition's ownership (metrics, tests). */
-  puts = 0;
 
   constructor(
     private readonly kv: KV,
@@ -40,10 +38,8 @@ export class PartitionResults {
 
   /** Put the result of every key whose windows changed since the last call, each once. */
   async write(): Promise<void> {
-    const changed = this.windows.takeDirtyJson();
-    this.puts += changed.length;
     await Promise.all(
-      changed.map(({ name, key, json }) => {
+      this.windows.takeDirtyJson().map(({ name, key, json }) => {
         const kvKey = aggregateKvKey(name, key);
         const put: Promise<unknown> = this.kv.put(kvKey, json).then(
           () => {
