@@ -58,7 +58,7 @@ export async function loadWindows(
   const checkpoint = await AggregatorCheckpoint.load(checkpoints, partition, windows, options);
   windows.markAllDirty();
   const owned = new PartitionResults(results, windows);
-  await owned.write();
+  await owned.write(false);
   return { windows, checkpoint, owned };
 }
 

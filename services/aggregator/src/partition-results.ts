@@ -8,10 +8,12 @@
  * - Answers are never older than KV: a key is answered from the windows
  *   only when they hold exactly what was last written for it (the key is
  *   not dirty and no put of it is in flight). A key whose put is in flight
- *   waits for the put; a key with changes not yet committed, or one the
- *   partition does not hold (never seen, or dropped by retention after its
- *   last result was written), is answered `kv`: KV holds its newest
- *   committed result.
+ *   waits for the put. A key with changes not yet committed is answered
+ *   with what the last commit wrote for it (a hot key changes in every
+ *   batch: it is answered while the next batch runs), or `kv` if the last
+ *   commit did not write it; so is a key the partition does not hold (never
+ *   seen, or dropped by retention after its last result was written): KV
+ *   holds its newest committed result.
  * - Answers are never newer than KV either, so a reader never sees a
  *   result go back: when the owner dies or lets the partition go, the
  *   readers fall back to KV, which holds everything the owner answered,
@@ -29,6 +31,8 @@ const MaxWaits = 3;
 export class PartitionResults {
   /** Puts in flight, by KV key. */
   private readonly writing = new Map<string, Promise<unknown>>();
+  /** What the last commit wrote, by KV key, once KV acked all of it: still KV's value of each. */
+  private lastCommit = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -36,11 +40,17 @@ export class PartitionResults {
     readonly windows: PartitionWindows,
   ) {}
 
-  /** Put the result of every key whose windows changed since the last call, each once. */
-  async write(): Promise<void> {
+  /**
+   * Put the result of every key whose windows changed since the last call,
+   * each once. `remember`: keep them to answer while the next batch changes
+   * them (not for the rewrite of a whole partition when it opens).
+   */
+  async write(remember = true): Promise<void> {
+    const written = new Map<string, string>();
     await Promise.all(
       this.windows.takeDirtyJson().map(({ name, key, json }) => {
         const kvKey = aggregateKvKey(name, key);
+        if (remember) written.set(kvKey, json);
         const put: Promise<unknown> = this.kv.put(kvKey, json).then(
           () => {
             if (this.writing.get(kvKey) === put) this.writing.delete(kvKey);
@@ -55,6 +65,7 @@ export class PartitionResults {
         return put;
       }),
     );
+    this.lastCommit = written;
   }
 
   /** Stop answering from the windows (the partition failed, is lost or is being let go). */
@@ -71,7 +82,7 @@ export class PartitionResults {
     const kvKey = aggregateKvKey(name, key);
     for (let waits = 0; !this.closed; waits++) {
       const put = this.writing.get(kvKey);
-      if (put === undefined) return this.windows.isDirty(name, key) ? undefined : this.windows.resultJson(name, key);
+      if (put === undefined) return this.windows.isDirty(name, key) ? this.lastCommit.get(kvKey) : this.windows.resultJson(name, key);
       if (waits === MaxWaits) return undefined;
       await put.catch(() => undefined);
     }

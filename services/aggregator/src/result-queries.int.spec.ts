@@ -15,8 +15,8 @@ const time = '2026-01-05T10:00:30.000Z';
 const key = 'owner-key';
 const partition = partitionOf(key, P);
 
-function envelope(seq: number, amounts: number[]): InputEnvelope {
-  const events = amounts.map((a, i) => ({ ...orderEvent(key, seq * 10 + i, a), time }));
+function envelope(seq: number, amounts: number[], of = key): InputEnvelope {
+  const events = amounts.map((a, i) => ({ ...orderEvent(of, seq * 10 + i, a), time }));
   return {
     seq,
     subject: `mesh.processed.${partition}.order.created`,
@@ -73,13 +73,16 @@ describe('result queries answered by the owner of a partition, against a real na
       expect(JSON.parse(first!)).toMatchObject({ name: 'totals', key, windows: [{ count: 2, sum: 11 }] });
       expect(first).toBe(await stored());
 
-      // The next batch is applied (handle runs up to its first await) but not committed yet: the owner says "read KV".
-      const handling = worker.handle([envelope(2, [7])]);
-      expect(await owned.answer('totals', key)).toBeUndefined();
+      // The next batch is applied (handle runs up to its first await) but not committed yet: the owner answers
+      // what it wrote last, which is what KV holds; a key changed now that the last commit did not write: read KV.
+      const handling = worker.handle([envelope(2, [7]), envelope(3, [1], 'other')]);
+      expect(await owned.answer('totals', key)).toBe(first);
+      expect(await owned.answer('totals', 'other')).toBeUndefined();
       await handling;
       const second = await asking.ask('totals', key);
       expect(JSON.parse(second!)).toMatchObject({ windows: [{ count: 3, sum: 18 }] });
       expect(second).toBe(await stored());
+      expect(await owned.answer('totals', 'other')).toBe((await results.get(aggregateKvKey('totals', 'other')))?.string());
     } finally {
       serving.stopAll();
     }
