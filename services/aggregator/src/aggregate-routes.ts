@@ -128,8 +128,7 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
         res,
         () => parseTimeRange(searchParams(req)),
         async (range) => {
-          // A key function may map keys of any partition to this key: no one owner to ask.
-          let text = byName.get(name)!.key === undefined ? await d.queries?.ask(name, key) : undefined;
+          let text = await d.queries?.ask(byName.get(name)!, key);
           if (text === undefined) {
             let entry;
             try {

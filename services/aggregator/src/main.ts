@@ -25,7 +25,7 @@ async function start(ctx: ServiceContext<AggregatorConfig>): Promise<RunningServ
   const results = await kvm.open(Buckets.aggregates);
   const checkpoints = await kvm.open(Buckets.checkpoints);
   const counters: AggregatorCounters = { applied: 0, skipped: 0, late: 0, closed: 0 };
-  const queries = new ResultQueries(nc, { partitions: config.mesh.partitions, log });
+  const queries = new ResultQueries(nc, { partitions: config.mesh.partitions, log, metrics: ctx.metrics });
 
   aggregateRoutes(http, { byName, js, results, counters, queries, heartbeatMs: config.aggregator.updatesHeartbeat });
 

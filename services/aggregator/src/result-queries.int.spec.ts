@@ -69,7 +69,7 @@ describe('result queries answered by the owner of a partition, against a real na
     serving.serve(partition, owned, () => true);
     try {
       await worker.handle([envelope(1, [5, 6])]);
-      const first = await asking.ask('totals', key);
+      const first = await asking.ask(totals, key);
       expect(JSON.parse(first!)).toMatchObject({ name: 'totals', key, windows: [{ count: 2, sum: 11 }] });
       expect(first).toBe(await stored());
 
@@ -79,7 +79,7 @@ describe('result queries answered by the owner of a partition, against a real na
       expect(await owned.answer('totals', key)).toBe(first);
       expect(await owned.answer('totals', 'other')).toBeUndefined();
       await handling;
-      const second = await asking.ask('totals', key);
+      const second = await asking.ask(totals, key);
       expect(JSON.parse(second!)).toMatchObject({ windows: [{ count: 3, sum: 18 }] });
       expect(second).toBe(await stored());
       expect(await owned.answer('totals', 'other')).toBe((await results.get(aggregateKvKey('totals', 'other')))?.string());
@@ -102,17 +102,22 @@ describe('result queries answered by the owner of a partition, against a real na
   it('sends the asker to KV when no instance owns the partition, when the owner let it go and when it may no longer answer', async () => {
     const { owned } = await open();
     const serving = new ResultQueries(owner, { partitions: P, log });
-    const asking = new ResultQueries(asker, { partitions: P, log });
+    const reads: unknown[] = [];
+    const asking = new ResultQueries(asker, {
+      partitions: P,
+      log,
+      metrics: { resultReads: { add: (_n: number, attributes: unknown) => reads.push(attributes) } },
+    });
     // Nobody serves the partition: no responders, at once.
     const started = Date.now();
-    expect(await asking.ask('totals', key)).toBeUndefined();
+    expect(await asking.ask(totals, key)).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(1_000);
 
     let mayAnswer = true;
     serving.serve(partition, owned, () => mayAnswer);
-    expect(await asking.ask('totals', key)).toBe(await stored());
+    expect(await asking.ask(totals, key)).toBe(await stored());
     mayAnswer = false; // the lease lapsed, or the run that opened the state was abandoned
-    expect(await asking.ask('totals', key)).toBeUndefined();
+    expect(await asking.ask(totals, key)).toBeUndefined();
     mayAnswer = true;
     // A key the partition does not hold: KV has whatever there is.
     expect(await owned.answer('totals', 'never-seen')).toBeUndefined();
@@ -120,6 +125,15 @@ describe('result queries answered by the owner of a partition, against a real na
     serving.stop(partition);
     expect(owned.isClosed).toBe(true);
     expect(await owned.answer('totals', key)).toBeUndefined();
-    expect(await asking.ask('totals', key)).toBeUndefined();
+    expect(await asking.ask(totals, key)).toBeUndefined();
+    // An aggregation with a key function is not asked: its keys name no partition.
+    expect(await asking.ask({ ...totals, key: () => 'k' }, key)).toBeUndefined();
+    expect(reads).toEqual([
+      { source: 'kv', reason: 'no-owner' },
+      { source: 'owner' },
+      { source: 'kv', reason: 'owner-said' },
+      { source: 'kv', reason: 'no-owner' },
+      { source: 'kv', reason: 'key-function' },
+    ]);
   });
 });

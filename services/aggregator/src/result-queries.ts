@@ -16,11 +16,13 @@
  * Only aggregations keyed by the partition key (no `key` function) are
  * asked: for them the key names its partition. A key made by a `key`
  * function could come from any partition; such results are read from KV.
+ * `mesh_result_reads_total{source,reason}` counts where reads came from.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { headers as natsHeaders } from '@nats-io/nats-core';
+import { headers as natsHeaders, RequestError } from '@nats-io/nats-core';
 import { Headers, partitionOf, Subjects } from '@mesh/contracts';
-import type { Logger } from '@mesh/runtime';
+import type { AggregationDefinition, Logger } from '@mesh/runtime';
+import type { MeshInstruments } from '@mesh/telemetry';
 import type { PartitionResults } from './partition-results';
 
 /** How long an asker waits for the owner before it reads KV (an owner answering waits at most for a few puts). */
@@ -31,6 +33,7 @@ export type QueryAnswer = 'result' | 'kv';
 export interface ResultQueriesOptions {
   partitions: number;
   log: Logger;
+  metrics?: Pick<MeshInstruments, 'resultReads'>;
 }
 
 interface Served {
@@ -91,16 +94,27 @@ export class ResultQueries {
   }
 
   /** The key's result from the owner of its partition; undefined: read KV. */
-  async ask(name: string, key: string): Promise<string | undefined> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async ask(aggregation: AggregationDefinition<any, any>, key: string): Promise<string | undefined> {
+    const { name } = aggregation;
+    // A key function may map keys of any partition to this key: no one owner to ask.
+    if (aggregation.key) return this.fromKv('key-function');
     let reply: Msg;
     try {
       reply = await this.nc.request(Subjects.query('aggregator', partitionOf(key, this.o.partitions)), JSON.stringify({ name, key }), {
         timeout: QueryTimeoutMs,
       });
-    } catch {
-      // No responders (the partition is moving), a timeout (its owner stalled), or NATS is away (KV says which).
-      return undefined;
+    } catch (err) {
+      // No responders: the partition is moving. Otherwise its owner stalled, or NATS is away (KV says which).
+      return this.fromKv(err instanceof RequestError && err.isNoResponders() ? 'no-owner' : 'no-answer');
     }
-    return reply.headers?.get(Headers.queryAnswer) === 'result' ? reply.string() : undefined;
+    if (reply.headers?.get(Headers.queryAnswer) !== 'result') return this.fromKv('owner-said');
+    this.o.metrics?.resultReads.add(1, { source: 'owner' });
+    return reply.string();
+  }
+
+  private fromKv(reason: 'key-function' | 'no-owner' | 'no-answer' | 'owner-said'): undefined {
+    this.o.metrics?.resultReads.add(1, { source: 'kv', reason });
+    return undefined;
   }
 }
