@@ -33,6 +33,8 @@ export class PartitionResults {
   private readonly writing = new Map<string, Promise<unknown>>();
   /** What the last commit wrote, by KV key, once KV acked all of it: still KV's value of each. */
   private lastCommit = new Map<string, string>();
+  /** The write under way, if any: until it ends, lastCommit may be older than KV. */
+  private flushing?: Promise<unknown>;
   private closed = false;
 
   constructor(
@@ -47,7 +49,7 @@ export class PartitionResults {
    */
   async write(remember = true): Promise<void> {
     const written = new Map<string, string>();
-    await Promise.all(
+    const all = Promise.all(
       this.windows.takeDirtyJson().map(({ name, key, json }) => {
         const kvKey = aggregateKvKey(name, key);
         if (remember) written.set(kvKey, json);
@@ -65,7 +67,13 @@ export class PartitionResults {
         return put;
       }),
     );
-    this.lastCommit = written;
+    this.flushing = all;
+    try {
+      await all;
+      this.lastCommit = written;
+    } finally {
+      if (this.flushing === all) this.flushing = undefined;
+    }
   }
 
   /** Stop answering from the windows (the partition failed, is lost or is being let go). */
@@ -81,10 +89,11 @@ export class PartitionResults {
   async answer(name: string, key: string): Promise<string | undefined> {
     const kvKey = aggregateKvKey(name, key);
     for (let waits = 0; !this.closed; waits++) {
-      const put = this.writing.get(kvKey);
-      if (put === undefined) return this.windows.isDirty(name, key) ? this.lastCommit.get(kvKey) : this.windows.resultJson(name, key);
+      // Its put in flight, or (changed again while a write is under way) maybe in the commit being written.
+      const pending = this.writing.get(kvKey) ?? (this.windows.isDirty(name, key) ? this.flushing : undefined);
+      if (pending === undefined) return this.windows.isDirty(name, key) ? this.lastCommit.get(kvKey) : this.windows.resultJson(name, key);
       if (waits === MaxWaits) return undefined;
-      await put.catch(() => undefined);
+      await pending.catch(() => undefined);
     }
     return undefined;
   }

@@ -28,8 +28,6 @@ import type { PartitionResults } from './partition-results';
 /** How long an asker waits for the owner before it reads KV (an owner answering waits at most for a few puts). */
 export const QueryTimeoutMs = 2_000;
 
-export type QueryAnswer = 'result' | 'kv';
-
 export interface ResultQueriesOptions {
   partitions: number;
   log: Logger;
