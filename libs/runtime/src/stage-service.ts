@@ -40,9 +40,10 @@ export async function createStage<C extends StageConfig>(
   open: (partition: number, resume: Resume, ensureLease: () => void, replay: { epoch: number }) => Promise<PartitionWorker>,
   /**
    * `advertise`: more for this instance's entry in mesh_members (a handler service's hosted handlers);
-   * `eligible`: which live members partitions go to (PartitionOwnership).
+   * `eligible`: which live members partitions go to (PartitionOwnership);
+   * `onPartitionChange`: a partition started or stopped being consumed (stopped: after its last batch, before its lease is released).
    */
-  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> = {},
+  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> & { onPartitionChange?(partition: number, consuming: boolean): void } = {},
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
@@ -75,7 +76,10 @@ export async function createStage<C extends StageConfig>(
     ackWaitMs: config.consumer.ackWait,
     log,
     open: (partition, resume, ensureLease) => open(partition, resume, ensureLease, { epoch: gate.epoch }),
-    onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
+    onPartitionChange: (partition, consuming) => {
+      log.info(consuming ? 'partition consuming' : 'partition stopped', { partition });
+      options.onPartitionChange?.(partition, consuming);
+    },
   });
   gate.attach(runner);
   countPartitionLosses(ownership.lost$, ctx.metrics, stage);
