@@ -5,7 +5,7 @@
  */
 import { JetStreamApiCodes } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Buckets, isHandlerService, parseHandlerRecord, RouteKeyPrefix, type HandlerRecord } from '@mesh/contracts';
+import { Buckets, isHandlerService, kvStream, kvSubject, parseHandlerRecord, RouteKeyPrefix, type HandlerRecord } from '@mesh/contracts';
 import { isNotFound, type MeshContext } from './mesh-context';
 
 /** A bucket, or undefined when the mesh has none (not provisioned). */
@@ -18,6 +18,22 @@ export async function openBucket(ctx: MeshContext, name: string): Promise<KV | u
     if (isNotFound(err, JetStreamApiCodes.StreamNotFound)) return undefined;
     throw err;
   }
+}
+
+/**
+ * The keys of a bucket (matching `filter`) that have a message, live or a
+ * delete marker, sorted: one stream info request. A key listing through the
+ * client creates a consumer each time, and nats-server 2.9 can leave one
+ * that never delivers when its keys are rewritten meanwhile (a busy
+ * mesh_members, whose members heartbeat every few hundred ms), which stalled
+ * `mesh replay` for a minute under load.
+ */
+export async function bucketKeys(ctx: MeshContext, bucket: string, filter = '>'): Promise<string[]> {
+  const info = await ctx.jsm.streams.info(kvStream(bucket), { subjects_filter: kvSubject(bucket, filter) });
+  const prefix = kvSubject(bucket, '');
+  return Object.keys(info.state.subjects ?? {})
+    .map((subject) => subject.slice(prefix.length))
+    .sort();
 }
 
 /** Every handler record in mesh_routes, by handler name. */
@@ -45,10 +61,8 @@ export interface Member {
 export async function liveMembers(ctx: MeshContext): Promise<Member[]> {
   const kv = await openBucket(ctx, Buckets.members);
   if (!kv) return [];
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
   const members: Member[] = [];
-  for (const key of keys.sort()) {
+  for (const key of await bucketKeys(ctx, Buckets.members)) {
     const dot = key.indexOf('.');
     if (dot < 1) continue;
     const e = await kv.get(key);

@@ -17,5 +17,5 @@ export { checkRuleName, routesBucket, routeEntries, validateRule, storeRule, rem
 export type { RouteEntry } from './route-table';
 export { partitionRows } from './partitions';
 export type { PartitionRow } from './partitions';
-export { allStages, handlerRecords, knownHandlerServices, liveMembers, openBucket } from './handler-services';
+export { allStages, bucketKeys, handlerRecords, knownHandlerServices, liveMembers, openBucket } from './handler-services';
 export type { Member } from './handler-services';

@@ -226,7 +226,8 @@ class PartitionRun {
               tap((m) => {
                 this.inHand.add(m);
                 this.keepInHandAlive();
-                this.lag = m.info.pending + this.inHand.size;
+                // Handled but not yet committed is not lag: those stay in hand until the commit.
+                this.lag = m.info.pending + this.inHand.size - this.uncommitted.reduce((n, b) => n + b.msgs.length, 0);
               }),
               // Stopped gracefully: what is left is committed at once.
               endWith(CommitNow),

@@ -46,7 +46,7 @@ import type { ReplayArgs } from './replay-argv';
 import { isNotFound, requireStream, type CommandContext } from './context';
 import { CliError } from './errors';
 import { recordedPartitions } from '@mesh/operations';
-import { allStages } from '@mesh/operations';
+import { allStages, bucketKeys } from '@mesh/operations';
 
 /** When a consumer to recreate is missing, it gets the services' defaults (they adjust these when they open it). */
 const FallbackConsumer = { maxAckPending: 1000, ackWaitMs: 30_000 };
@@ -80,10 +80,14 @@ async function countSubjects(ctx: CommandContext, stream: string, filter: string
 }
 
 /** Live members of the stages (every key of mesh_members): `router.<instance>`, `refunds.<instance>`... */
-async function liveMembers(members: KV): Promise<string[]> {
+async function liveMembers(ctx: CommandContext, members: KV): Promise<string[]> {
   const live: string[] = [];
-  for await (const k of await members.keys()) if (k.indexOf('.') > 0) live.push(k);
-  return live.sort();
+  for (const k of await bucketKeys(ctx, Buckets.members)) {
+    if (k.indexOf('.') <= 0) continue;
+    // A member that left wrote a delete marker; one that died has no message left once its key expired.
+    if ((await members.get(k))?.operation === 'PUT') live.push(k);
+  }
+  return live;
 }
 
 async function makePlan(ctx: CommandContext, args: ReplayArgs, checkpoints: KV, members: KV): Promise<Plan> {
@@ -121,7 +125,7 @@ async function makePlan(ctx: CommandContext, args: ReplayArgs, checkpoints: KV, 
     epoch: (signal?.epoch ?? 0) + 1,
     signalRevision: current?.revision ?? 0,
     partitions,
-    members: await liveMembers(members),
+    members: await liveMembers(ctx, members),
     consumers,
     checkpointKeys,
     results,
@@ -157,12 +161,12 @@ async function writeSignal(checkpoints: KV, signal: ReplaySignal, revision: numb
 }
 
 /** Wait until every live stage member has acked `phase` of `epoch`; two rounds in a row, so a member that joined meanwhile is seen. */
-async function waitForAcks(checkpoints: KV, members: KV, epoch: number, timeoutMs: number): Promise<string[]> {
+async function waitForAcks(ctx: CommandContext, checkpoints: KV, members: KV, epoch: number, timeoutMs: number): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let allAckedBefore = false;
   let missing: string[] = [];
   for (;;) {
-    const live = await liveMembers(members);
+    const live = await liveMembers(ctx, members);
     missing = [];
     for (const m of live) {
       const [stage, ...rest] = m.split('.');
@@ -226,7 +230,7 @@ export async function replay(ctx: CommandContext, args: ReplayArgs): Promise<voi
   const revision = await writeSignal(checkpoints, pause, plan.signalRevision);
   let paused: string[];
   try {
-    paused = await waitForAcks(checkpoints, members, plan.epoch, args.timeoutMs);
+    paused = await waitForAcks(ctx, checkpoints, members, plan.epoch, args.timeoutMs);
   } catch (err) {
     if (!(err instanceof AckTimeout)) throw err;
     // Nothing was reset: the stages carry on where they were (under the new epoch's ids, which is harmless).
