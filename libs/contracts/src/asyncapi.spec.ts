@@ -31,7 +31,6 @@ const published: Record<string, string> = {
   processed: Subjects.processed(7, values.type),
   aggregates: Subjects.aggregates(values.name),
   aggregatesLate: Subjects.aggregatesLate(values.name),
-  query: Subjects.query(values.stage, 7),
   dlq: Subjects.dlq('processor', 7),
 };
 

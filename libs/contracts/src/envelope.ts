@@ -27,8 +27,6 @@ export const Headers = {
   /** Set by `mesh dlq redrive`: the DLQ sequence the event came back from. */
   redrive: 'Mesh-Redrive',
   traceparent: 'traceparent',
-  /** On the answer of a partition query (`mesh.query.<stage>.<p>`): `result` (the body) or `kv` (read the durable copy). */
-  queryAnswer: 'Mesh-Query-Answer',
 } as const;
 
 export function encodeEnvelope(events: readonly CloudEvent[]): Uint8Array {

@@ -248,7 +248,7 @@ export function handlerServicePermissions(service: string, partitions: number): 
 function aggregator(partitions: number): ServicePermissions {
   const checkpoints = kvStream(Buckets.checkpoints);
   const ownKeys = kvSubject(Buckets.checkpoints, `${checkpointPrefix('aggregator')}>`);
-  const permissions = stage('aggregator', partitions, [
+  return stage('aggregator', partitions, [
     { subject: Subjects.aggregatesAll, why: 'closed windows and late events to MESH_AGGREGATES' },
     { subject: kvSubject(Buckets.aggregates, '>'), why: 'results in mesh_aggregates' },
     { subject: JsApi.streamMsgGet(kvStream(Buckets.aggregates)), why: 'GET /v1/aggregates/:name/:key' },
@@ -264,11 +264,7 @@ function aggregator(partitions: number): ServicePermissions {
     { subject: JsApi.consumerCreate(checkpoints, '*', ownKeys), why: 'list the chunks of its checkpoint' },
     { subject: JsApi.consumerInfo(checkpoints, '*'), why: 'list the chunks of its checkpoint' },
     { subject: JsApi.flowControl(checkpoints), why: 'flow control of the chunk listing' },
-    { subject: Subjects.queryStage('aggregator'), why: "GET /v1/aggregates/:name/:key asks the owner of the key's partition" },
   ]);
-  // The owner of a partition answers its queries (any partition it may take); the answers go out under allow_responses.
-  permissions.subscribe.push({ subject: Subjects.queryStage('aggregator'), why: 'answer the queries of the partitions it owns, from its live state' });
-  return permissions;
 }
 
 /**

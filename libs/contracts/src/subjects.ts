@@ -35,16 +35,6 @@ export const Subjects = {
   aggregatesLate: (name: string) => `mesh.aggregates.late.${name}`,
   aggregatesAll: 'mesh.aggregates.>',
 
-  /**
-   * Queries answered by the instance owning a stage's partition, from its
-   * live state (NATS request/reply, no stream): `mesh.query.aggregator.<p>`.
-   * Only the owner subscribes, so a request nobody answers (no responders)
-   * means the partition is moving.
-   */
-  query: (stage: string, partition: number) => `mesh.query.${stage}.${partition}`,
-  /** Every partition's queries of one stage. */
-  queryStage: (stage: string) => `mesh.query.${stage}.*`,
-
   dlq: (stage: DlqStage, partition: number) => `mesh.dlq.${stage}.${partition}`,
   /** Every dead letter of one stage, whatever its partition. */
   dlqStage: (stage: DlqStage) => `mesh.dlq.${stage}.*`,

@@ -40,10 +40,9 @@ export async function createStage<C extends StageConfig>(
   open: (partition: number, resume: Resume, ensureLease: () => void, replay: { epoch: number }) => Promise<PartitionWorker>,
   /**
    * `advertise`: more for this instance's entry in mesh_members (a handler service's hosted handlers);
-   * `eligible`: which live members partitions go to (PartitionOwnership);
-   * `onPartitionChange`: a partition started or stopped being consumed (stopped: after its last batch, before its lease is released).
+   * `eligible`: which live members partitions go to (PartitionOwnership).
    */
-  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> & { onPartitionChange?(partition: number, consuming: boolean): void } = {},
+  options: Pick<OwnershipOptions, 'advertise' | 'eligible'> = {},
 ): Promise<StageHandle> {
   const { config, nc, js, log, http } = ctx;
   const jsm = await jetstreamManager(nc);
@@ -76,10 +75,7 @@ export async function createStage<C extends StageConfig>(
     ackWaitMs: config.consumer.ackWait,
     log,
     open: (partition, resume, ensureLease) => open(partition, resume, ensureLease, { epoch: gate.epoch }),
-    onPartitionChange: (partition, consuming) => {
-      log.info(consuming ? 'partition consuming' : 'partition stopped', { partition });
-      options.onPartitionChange?.(partition, consuming);
-    },
+    onPartitionChange: (partition, consuming) => log.info(consuming ? 'partition consuming' : 'partition stopped', { partition }),
   });
   gate.attach(runner);
   countPartitionLosses(ownership.lost$, ctx.metrics, stage);

@@ -352,32 +352,19 @@ export class PartitionWindows {
     const out: { name: string; key: string; json: string }[] = [];
     for (const [name, keys] of this.dirty) {
       const s = this.state.get(name)!;
-      for (const key of keys) out.push({ name, key, json: this.resultText(name, key, s.keys.get(key) ?? []) });
+      for (const key of keys) {
+        const windows = (s.keys.get(key) ?? []).map((c) => {
+          const t = this.textOf(c);
+          if (t.json !== undefined) return t.json;
+          const json = JSON.stringify(this.window(c));
+          if (c.closed) t.json = json;
+          return json;
+        });
+        out.push({ name, key, json: `{"name":${JSON.stringify(name)},"key":${JSON.stringify(key)},"windows":[${windows.join(',')}]}` });
+      }
       keys.clear();
     }
     return out;
-  }
-
-  /** Whether the key's windows changed since takeDirty or takeDirtyJson last took them. */
-  isDirty(name: string, key: string): boolean {
-    return this.dirty.get(name)?.has(key) ?? false;
-  }
-
-  /** The key's result as takeDirtyJson gives it, as its windows are now; undefined for a key this partition does not hold. */
-  resultJson(name: string, key: string): string | undefined {
-    const cells = this.state.get(name)?.keys.get(key);
-    return cells === undefined ? undefined : this.resultText(name, key, cells);
-  }
-
-  private resultText(name: string, key: string, cells: readonly WindowCell[]): string {
-    const windows = cells.map((c) => {
-      const t = this.textOf(c);
-      if (t.json !== undefined) return t.json;
-      const json = JSON.stringify(this.window(c));
-      if (c.closed) t.json = json;
-      return json;
-    });
-    return `{"name":${JSON.stringify(name)},"key":${JSON.stringify(key)},"windows":[${windows.join(',')}]}`;
   }
 
   private textOf(c: WindowCell): CellText {

@@ -4,7 +4,6 @@ import type {
   IngestStatusAttributes,
   NatsPermissionAttributes,
   MeshInstruments,
-  ResultReadAttributes,
   StageAttributes,
   StageHandlerAttributes,
   StagePartitionAttributes,
@@ -75,10 +74,6 @@ export function createMeshInstruments(meter: Meter): MeshInstruments {
     natsPermissionViolations: meter.createCounter<NatsPermissionAttributes>('mesh_nats_permission_violations', {
       description: 'Publishes and subscriptions the NATS server refused for lack of permission (the subject is in the log).',
       unit: '{violation}',
-    }),
-    resultReads: meter.createCounter<ResultReadAttributes>('mesh_result_reads', {
-      description: "Reads of a key's result, by where it came from: the partition owner's live state, or KV (and why).",
-      unit: '{read}',
     }),
   };
 }

@@ -109,14 +109,6 @@ export type StagePartitionAttributes = { stage: string; partition: number | stri
 export type IngestStatusAttributes = { status: number | string };
 /** `publish` or `subscription`: what the server refused. */
 export type NatsPermissionAttributes = { operation: string };
-/**
- * Where a result read came from: `owner` (the live state of the partition's
- * owner) or `kv`; for `kv`, `reason`: `owner-said` (nothing newer than KV),
- * `no-owner` (the partition is moving), `no-answer` (the owner did not
- * answer in time, or NATS failed), `key-function` (an aggregation whose keys
- * name no partition).
- */
-export type ResultReadAttributes = { source: 'owner' | 'kv'; reason?: string };
 
 /**
  * The mesh's instruments. Counters only go up; observable gauges are read by
@@ -147,8 +139,6 @@ export interface MeshInstruments {
   ingestRequests: Counter<IngestStatusAttributes>;
   /** mesh_nats_permission_violations_total{operation}: publishes and subscriptions the server refused. */
   natsPermissionViolations: Counter<NatsPermissionAttributes>;
-  /** mesh_result_reads_total{source,reason}: `GET /v1/aggregates/:name/:key` reads by where the result came from (aggregator). */
-  resultReads: Counter<ResultReadAttributes>;
   /** mesh_ingest_request_duration_seconds: time from request to answer. */
   ingestRequestDuration: Histogram<Record<string, never>>;
 }

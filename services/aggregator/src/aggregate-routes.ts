@@ -9,12 +9,8 @@
  * - `GET /v1/aggregates/:name/:key/events`: the key's result as
  *   Server-Sent Events, on every change.
  *
- * Any instance answers for any key. A key's result comes from the owner of
- * its partition, from its live state (result-queries.ts), or, while the
- * partition moves (and for an aggregation with its own `key` function),
- * from KV `mesh_aggregates`, the durable copy every owner writes per
- * commit; either way it is never older than what KV holds. Key listings and
- * update streams read KV.
+ * Results come from KV `mesh_aggregates`, the durable copy every owner
+ * writes per commit, so any instance answers for any key.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -24,7 +20,6 @@ import { sendError, sendJson, type AggregationDefinition, type HttpApp, type Win
 import type { AggregatorCounters } from './aggregator-worker';
 import { keyPage } from './key-pages';
 import { overlaps, parseNoParams, parsePageQuery, parseTimeRange, QueryParamError } from './query-params';
-import type { ResultQueries } from './result-queries';
 import { streamResultUpdates } from './result-updates';
 
 export interface AggregateRoutesDeps {
@@ -33,8 +28,6 @@ export interface AggregateRoutesDeps {
   js: JetStreamClient;
   results: KV;
   counters: AggregatorCounters;
-  /** Asks the owner of a key's partition; without it every result is read from KV. */
-  queries?: Pick<ResultQueries, 'ask'>;
   /** Comment line interval of the update streams (MESH_UPDATES_HEARTBEAT). */
   heartbeatMs: number;
 }
@@ -128,19 +121,15 @@ export function aggregateRoutes(http: HttpApp, d: AggregateRoutesDeps): void {
         res,
         () => parseTimeRange(searchParams(req)),
         async (range) => {
-          let text = await d.queries?.ask(byName.get(name)!, key);
-          if (text === undefined) {
-            let entry;
-            try {
-              entry = await results.get(aggregateKvKey(name, key));
-            } catch (err) {
-              return unavailable(res, err);
-            }
-            if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
-            text = entry.string();
+          let entry;
+          try {
+            entry = await results.get(aggregateKvKey(name, key));
+          } catch (err) {
+            return unavailable(res, err);
           }
-          const result = JSON.parse(text) as WindowResult;
-          if (!range) return sendJson(res, 200, result);
+          if (!entry || entry.operation !== 'PUT' || entry.length === 0) return sendJson(res, 200, { name, key, windows: [] });
+          if (!range) return sendJson(res, 200, entry.json());
+          const result = entry.json<WindowResult>();
           sendJson(res, 200, { ...result, windows: result.windows.filter((w) => overlaps(w, range)) });
         },
       );

@@ -5,20 +5,18 @@
  * once. Per batch: apply; publish closed windows and late events (their ids
  * make that idempotent). Per commit (every MESH_COMMIT_INTERVAL, for the
  * batches handled since the last): checkpoint (compare-and-set); write the
- * changed results to `mesh_aggregates`, each key once (partition-results.ts,
- * which also answers queries for them). The runner acks after. A crash
+ * changed results to `mesh_aggregates`. The runner acks after. A crash
  * between two commits loses the state of the uncommitted batches and none of
  * their acks: they come again and are applied to the checkpointed state,
  * which publishes the same windows under the same ids.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
+import { aggregateKvKey, encodeEnvelope, epochMsgId, Subjects } from '@mesh/contracts';
 import { endEventSpan, faultPoint, startEventSpan, type InputEnvelope, type PartitionWindows, type PartitionWorker } from '@mesh/runtime';
 import type { Span } from '@opentelemetry/api';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { AggregatorCheckpoint, type CheckpointOptions } from './checkpoint';
-import { PartitionResults } from './partition-results';
 
 export interface AggregatorCounters {
   applied: number;
@@ -32,8 +30,6 @@ export interface AggregatorWorkerDeps {
   partition: number;
   results: KV;
   windows: PartitionWindows;
-  /** Writes the results of `windows` to `results` and answers queries (a new one over them when absent). */
-  owned?: PartitionResults;
   /** Where `windows` came from, and where they are saved at every commit. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
@@ -49,7 +45,6 @@ export interface AggregatorWorkerDeps {
  * may have checkpointed and died before writing its results (or a result may
  * have been lost or overwritten since); rewriting them here, not on the
  * partition's next batch, repairs them even if no event ever comes again.
- * `owned` answers queries from then on.
  */
 export async function loadWindows(
   checkpoints: KV,
@@ -57,18 +52,21 @@ export async function loadWindows(
   partition: number,
   create: () => PartitionWindows,
   options: Partial<CheckpointOptions> = {},
-): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint; owned: PartitionResults }> {
+): Promise<{ windows: PartitionWindows; checkpoint: AggregatorCheckpoint }> {
   const windows = create();
   const checkpoint = await AggregatorCheckpoint.load(checkpoints, partition, windows, options);
   windows.markAllDirty();
-  const owned = new PartitionResults(results, windows);
-  await owned.write(false);
-  return { windows, checkpoint, owned };
+  await writeResults(results, windows);
+  return { windows, checkpoint };
+}
+
+/** Put the result of every key whose windows changed since the last call. */
+async function writeResults(results: KV, windows: PartitionWindows): Promise<void> {
+  await Promise.all(windows.takeDirtyJson().map((r) => results.put(aggregateKvKey(r.name, r.key), r.json)));
 }
 
 export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters, checkpoint } = d;
-  const owned = d.owned ?? new PartitionResults(d.results, windows);
   const epoch = d.epoch ?? 0;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
   /** Sequences handled since the last commit (for the fault point's line). */
@@ -119,8 +117,6 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
         );
         await Promise.all([...emits, ...late]);
       } catch (err) {
-        // The windows hold what no checkpoint has: the partition is reopened from its last one.
-        owned.close();
         failure = err;
         throw err;
       } finally {
@@ -131,26 +127,20 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
     async commit() {
       if (uncommitted.length === 0) return;
       const seqs = uncommitted;
-      try {
-        // Compare-and-set on what this worker loaded or last wrote: if another
-        // owner wrote since, this fails and the partition is reopened from
-        // that checkpoint instead of overwriting it.
-        await checkpoint.save(windows);
-        uncommitted = [];
-        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs });
-        // Results are plain puts: an owner that paused after its checkpoint (and
-        // lost the lease meanwhile) would overwrite the new owner's newer
-        // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
-        d.ensureLease?.();
-        // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
-        // A crash between the two is repaired by the next owner, which rewrites
-        // every result of the partition when it opens (loadWindows).
-        await owned.write();
-      } catch (err) {
-        // The windows hold what no checkpoint has: the partition is reopened from its last one.
-        owned.close();
-        throw err;
-      }
+      // Compare-and-set on what this worker loaded or last wrote: if another
+      // owner wrote since, this fails and the partition is reopened from
+      // that checkpoint instead of overwriting it.
+      await checkpoint.save(windows);
+      uncommitted = [];
+      faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs });
+      // Results are plain puts: an owner that paused after its checkpoint (and
+      // lost the lease meanwhile) would overwrite the new owner's newer
+      // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
+      d.ensureLease?.();
+      // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
+      // A crash between the two is repaired by the next owner, which rewrites
+      // every result of the partition when it opens (loadWindows).
+      await writeResults(d.results, windows);
     },
   };
 }

@@ -350,25 +350,6 @@ describe('PartitionWindows with the totals aggregation', () => {
       expect(closed).toBeGreaterThan(0);
     });
 
-    it("gives a key's current result as takeDirtyJson did, says whether it changed since, and nothing for a key it does not hold", () => {
-      const events = stream();
-      const w = new PartitionWindows([totals, hopping], { ...options, retainClosed: 2 });
-      for (let i = 0; i < events.length; i += 4) {
-        feed(w, events.slice(i, i + 4));
-        w.closeDue();
-        const changed = w.takeDirtyJson();
-        for (const r of changed) {
-          expect(w.isDirty(r.name, r.key)).toBe(false);
-          expect(w.resultJson(r.name, r.key)).toBe(r.json);
-        }
-      }
-      w.apply(ev('fresh-key', 10 * MINUTE, 3), T0);
-      expect(w.isDirty('totals', 'fresh-key')).toBe(true);
-      expect(w.resultJson('totals', 'never-seen')).toBeUndefined();
-      expect(w.resultJson('no-such-aggregation', 'fresh-key')).toBeUndefined();
-      expect(w.isDirty('no-such-aggregation', 'fresh-key')).toBe(false);
-    });
-
     it('restores the state of a fresh instance as a fresh instance', () => {
       const saved = JSON.parse(JSON.stringify(new PartitionWindows([totals], options).snapshot())) as Snapshot;
       const restored = new PartitionWindows([totals], options);

@@ -305,20 +305,6 @@ describe('mesh nats-config --tls under nats-server', () => {
       expect((await jsOf('aggregator').publish(Subjects.aggregates('totals'), '{}', { msgID: 'int:agg:1' })).stream).toBe(Streams.aggregates);
       expect((await jsOf('aggregator').publish(Subjects.aggregatesLate('totals'), '{}', { msgID: 'int:agg:2' })).stream).toBe(Streams.aggregates);
     });
-
-    it("answers and asks the owners' result queries, which no other service can answer or ask", async () => {
-      const owner = as('aggregator').subscribe(Subjects.query('aggregator', 3), { callback: (_err, msg) => void msg.respond('{"windows":[]}') });
-      await as('aggregator').flush();
-      expect((await as('aggregator').request(Subjects.query('aggregator', 3), '{"name":"totals","key":"k"}', { timeout: 5_000 })).string()).toBe(
-        '{"windows":[]}',
-      );
-      owner.unsubscribe();
-      for (const service of ['ingest', 'router', 'processor', 'sink', 'console'] as const) {
-        const spy = as(service).subscribe(Subjects.query('aggregator', 3));
-        expect(String(await spy.closed)).toMatch(refused(Subjects.query('aggregator', 3)));
-        await expect(as(service).request(Subjects.query('aggregator', 3), '{}', { timeout: 5_000 })).rejects.toThrow(refused(Subjects.query('aggregator', 3)));
-      }
-    });
   });
 
   describe('console', () => {
