@@ -24,19 +24,6 @@ function integerIn(min: number, max: number) {
   };
 }
 
-/** The longest commit interval: uncommitted work is replayed after a crash, and its messages are held unacked meanwhile. */
-const MAX_COMMIT_INTERVAL_MS = 60_000;
-
-/** Milliseconds of a commit interval, or undefined if `value` is not a duration from 0 to MAX_COMMIT_INTERVAL_MS. */
-function commitIntervalMs(value: unknown): number | undefined {
-  try {
-    const ms = parseDuration(value);
-    return ms <= MAX_COMMIT_INTERVAL_MS ? ms : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 let registered = false;
 
 /** Register the mesh's formats once per process. */
@@ -83,13 +70,6 @@ export function registerFormats(): void {
           return v;
         }
       },
-    },
-    'commit-interval': {
-      validate(value: unknown) {
-        if (commitIntervalMs(value) === undefined) throw new Error('must be a duration from 0 (commit after every batch) to 60s, such as "100ms" or "1s"');
-      },
-      // A value out of range stays as given, so the error shows it as the user wrote it.
-      coerce: (v: unknown) => commitIntervalMs(v) ?? v,
     },
     duration: {
       validate(value: unknown) {

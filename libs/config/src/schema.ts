@@ -125,18 +125,10 @@ export function consumerSchema() {
     },
     ackWait: { doc: 'How long JetStream waits for an ack before redelivering.', format: 'duration', default: '30s', env: 'MESH_ACK_WAIT' },
     batchMessages: {
-      doc: 'Most input messages a partition handles in one step (a commit takes one or more steps).',
+      doc: 'Most input messages a partition handles in one step (one checkpoint, one round of acks).',
       format: 'positive-int',
       default: 16,
       env: 'MESH_BATCH_MESSAGES',
-    },
-    commitInterval: {
-      doc:
-        'Longest a handled batch waits for its commit (state checkpointed, inputs acked): the batches handled meanwhile are committed together. ' +
-        'Committed at once on a graceful stop and when a partition holds MESH_MAX_ACK_PENDING messages. 0: commit after every batch.',
-      format: 'commit-interval',
-      default: '100ms',
-      env: 'MESH_COMMIT_INTERVAL',
     },
   };
 }
@@ -338,18 +330,15 @@ export function sinkSchema() {
  * `faultPoint()` places them.
  */
 export const FaultPointNames = [
-  /** A commit checkpointed the state (outputs of its batches stored); its batches' inputs are not acked yet. */
+  /** The worker resolved (outputs stored, state checkpointed); the batch's inputs are not acked yet. */
   'before-ack',
-  /**
-   * One commit of the partition done, the batches handled since not committed yet (with MESH_COMMIT_INTERVAL=0:
-   * none), and the next one, already received, about to be handled.
-   */
+  /** A batch was acked (one commit done) and the next one of the partition, already received, is about to be handled. */
   'between-commits',
   /** A partition was just taken (lease created, consumer prepared, state loaded) and is not consumed yet. */
   'handover',
-  /** Aggregator: a commit's checkpoint is written; its results in mesh_aggregates are not. */
+  /** Aggregator: the checkpoint of a batch is written; its results in mesh_aggregates are not. */
   'after-checkpoint',
-  /** Processor: at a commit, the outputs of its batches are stored; the handler state they changed is not committed. */
+  /** Processor: a batch's outputs are stored; the handler state it changed is not committed. */
   'before-state-commit',
 ] as const;
 

@@ -12,7 +12,7 @@ export { defineAggregation } from './aggregation';
 export type { AggregationDefinition, WindowSpec } from './aggregation';
 export { deadLetter, errorKind, errorMessage } from './dead-letter';
 export type { DeadLetter } from './dead-letter';
-export { StageRunner, LeaseLostError, LeaseNotHeldMessage, handleAndCommit } from './stage-runner';
+export { StageRunner, LeaseLostError, LeaseNotHeldMessage } from './stage-runner';
 export type { StageRunnerOptions, PartitionWorker, InputEnvelope, Resume, Disposition } from './stage-runner';
 export { createStage } from './stage-service';
 export type { StageConfig, StageHandle } from './stage-service';

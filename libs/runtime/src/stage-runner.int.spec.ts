@@ -6,7 +6,7 @@ import { provisionMesh } from '@mesh/messaging';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { BehaviorSubject } from 'rxjs';
 import { createLogger } from './logger';
-import { StageRunner, type InputEnvelope, type PartitionWorker } from './stage-runner';
+import { StageRunner, type InputEnvelope } from './stage-runner';
 
 /** Resolves once `check` holds, polling; rejects after `timeoutMs`. */
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -122,93 +122,4 @@ describe('StageRunner handing a partition over (real nats-server)', () => {
     const info = await jsm.consumers.info(StageInput.router, consumerName('router', 0));
     expect({ redelivered: info.num_redelivered, deliveries: seen.map((s) => s.deliveryCount) }).toEqual({ redelivered: 0, deliveries: [1, 1] });
   }, 30_000);
-
-  describe('commit per interval', () => {
-    const js = () => jetstream(nc);
-    const publish = async () => (await js().publish(Subjects.ingest(0, 'order.created'), encodeEnvelope([orderEvent('k', 1, 5)]))).seq;
-    const consumer = async () => {
-      await nc.flush();
-      return jsm.consumers.info(StageInput.router, consumerName('router', 0));
-    };
-
-    /** A runner on the router's partition 0 whose worker records what it handled and when it was asked to commit. */
-    function start(commitIntervalMs: number, maxAckPending: number) {
-      const handled: number[] = [];
-      // For each commit: the sequences handled before it, and the ack floor the server had when it began.
-      const commits: { handled: number[]; ackFloor: number }[] = [];
-      const worker: PartitionWorker = {
-        handle: async (batch) => {
-          handled.push(...batch.map((e) => e.seq));
-        },
-        commit: async () => {
-          commits.push({ handled: [...handled], ackFloor: (await consumer()).ack_floor.stream_seq });
-        },
-      };
-      const owned = new BehaviorSubject<ReadonlySet<number>>(new Set([0]));
-      let released = false;
-      const runner = new StageRunner({
-        stage: 'router',
-        js: js(),
-        jsm,
-        maxAckPending,
-        ownership: owned,
-        open: async () => worker,
-        batchMessages: 1,
-        pullMessages: maxAckPending,
-        ackWaitMs: 30_000,
-        commitIntervalMs,
-        log: createLogger({}, 'warn', (l) => logs.push(l)),
-        released: () => {
-          released = true;
-        },
-      });
-      runner.start();
-      return { runner, owned, handled, commits, released: () => released };
-    }
-
-    it('holds the acks of the batches handled within the interval until one commit, checkpoint first; a graceful stop commits at once', async () => {
-      const floor = (await consumer()).ack_floor.stream_seq;
-      const r = start(60_000, 100);
-      const seqs: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        seqs.push(await publish());
-        await until(() => r.handled.length === seqs.length, 5_000, `handling message ${i + 1}`);
-      }
-      // Three batches, no commit: the interval (60 s) is not over, and nothing was acked.
-      expect(r.commits).toEqual([]);
-      const held = await consumer();
-      expect({ ackFloor: held.ack_floor.stream_seq, pending: held.num_ack_pending }).toEqual({ ackFloor: floor, pending: 3 });
-
-      // The partition leaves: a graceful stop commits at once, then acks every batch.
-      r.owned.next(new Set());
-      await until(() => r.released(), 5_000, 'releasing the partition');
-      expect(r.commits).toEqual([{ handled: seqs, ackFloor: floor }]);
-      const after = await consumer();
-      expect({ ackFloor: after.ack_floor.stream_seq, pending: after.num_ack_pending, redelivered: after.num_redelivered }).toEqual({
-        ackFloor: seqs[2],
-        pending: 0,
-        redelivered: 0,
-      });
-      await r.runner.stop(1_000);
-    });
-
-    it('commits once the interval is over, without waiting for another message', async () => {
-      const r = start(300, 100);
-      const seq = await publish();
-      await until(() => r.commits.length === 1, 5_000, 'the commit at the end of the interval');
-      await until(async () => (await consumer()).ack_floor.stream_seq === seq, 5_000, 'the ack after the commit');
-      await r.runner.stop(1_000);
-    });
-
-    it('commits at once when the partition holds all the messages it may have unacked (max_ack_pending)', async () => {
-      const r = start(60_000, 2);
-      const seqs = [await publish(), await publish(), await publish()];
-      // Without the early commit the third message would wait for the 60 s interval.
-      await until(() => r.handled.length === 3, 10_000, 'handling the message after the stall');
-      expect(r.commits[0]?.handled.length).toBeGreaterThanOrEqual(2);
-      await until(async () => (await consumer()).ack_floor.stream_seq >= seqs[1], 5_000, 'the acks of the first two');
-      await r.runner.stop(1_000);
-      expect((await consumer()).ack_floor.stream_seq).toBe(seqs[2]);
-    });
-  });
 });

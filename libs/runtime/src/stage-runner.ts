@@ -3,17 +3,9 @@
  * consumer each, and hands their messages to a PartitionWorker in batches.
  *
  * - Order: a partition's batches are handled one at a time, in stream order,
- *   and acked in that order once committed.
- * - Commit per interval (as Kafka Streams' commit.interval.ms): the worker
- *   resolves a batch once its outputs are stored; the batches handled since
- *   the last commit are committed together (the worker checkpoints its
- *   state, then their inputs are acked) at most every `commitIntervalMs`, and
- *   at once on a graceful stop or when the partition holds `maxAckPending`
- *   messages (the server would send no more). A crash in between loses only
- *   work whose inputs were not acked: they come again, the state restarts
- *   from the checkpoint, and the outputs, whose ids derive from the inputs,
- *   are dropped by the duplicate window. So an ack never says more than the
- *   checkpoint does.
+ *   and acked in that order after the worker resolves.
+ * - Ack after store: the worker resolves only once its outputs are stored and
+ *   its state checkpointed; only then are the inputs acked.
  * - Failure: if the worker rejects (JetStream unavailable, say), the
  *   partition's unacked messages are nak'ed, the worker is dropped and the
  *   partition reopened after a backoff: state is reloaded from its checkpoint
@@ -22,16 +14,14 @@
  *   of having it acked; JetStream redelivers it after the delay while the
  *   partition goes on. Keeping per-key order meanwhile is the worker's part.
  * - Malformed envelopes never reach the worker: they are dead-lettered and acked.
- * - Lease loss: nothing more is handled, committed or acked for the
- *   partition, at once; what was uncommitted comes again to the next owner.
- * - Graceful stop: no new pulls; what was received is handled, committed and acked.
+ * - Graceful stop: no new pulls; what was received is handled and acked.
  */
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { MetricsRegistry } from '@mesh/telemetry';
 import { EndpointStats } from './endpoint-stats';
 import { consumerName, stageInput, type CloudEvent, type IndexEntry, type Stage } from '@mesh/contracts';
 import { partitionMessages, preparePartitionConsumer } from '@mesh/messaging';
-import { defer, EMPTY, endWith, finalize, from, merge, retry, Subject, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
+import { defer, EMPTY, from, retry, switchMap, tap, timer, type Observable, type Subscription } from 'rxjs';
 import { deadLetter } from './dead-letter';
 import { decodeInput } from './decode-input';
 import { faultPoint } from './fault-point';
@@ -81,20 +71,11 @@ export interface PartitionWorker {
   readonly readsIndex?: boolean;
   /**
    * Handle envelopes of one partition, in order. Resolve once every output is
-   * stored (under ids derived from the input, so a replay stores nothing
-   * twice); the runner acks them at the next commit, or does then what the
-   * returned map says for an envelope (by sequence). Reject to have the
-   * partition reopened (state reloaded from the checkpoint) and every
-   * uncommitted envelope delivered again.
+   * stored and state checkpointed; the runner then acks them, or does what
+   * the returned map says for an envelope (by sequence). Reject to have the
+   * partition reopened and the envelopes delivered again.
    */
   handle(batch: InputEnvelope[]): Promise<void | ReadonlyMap<number, Disposition>>;
-  /**
-   * Checkpoint what the batches handled since the last commit did to the
-   * partition's state; the runner acks (or gives back) their inputs only
-   * after it resolves. Called between batches, never during one. Reject to
-   * have the partition reopened, as for `handle`. Absent: no state to keep.
-   */
-  commit?(): Promise<void>;
   /** The server confirmed the acks of these sequences (those marked `ack-confirmed`). */
   settled?(seqs: number[]): Promise<void>;
 }
@@ -134,8 +115,6 @@ export interface StageRunnerOptions {
   batchMessages: number;
   /** Most messages one pull asks for. */
   pullMessages: number;
-  /** Longest a handled batch waits for its commit (checkpoint and acks); 0 (the default): commit every batch. */
-  commitIntervalMs?: number;
   /** The consumer's ack wait; in-flight messages are kept alive well within it. */
   ackWaitMs: number;
   log: Logger;
@@ -163,40 +142,14 @@ export class LeaseLostError extends Error {
   }
 }
 
-/** Put in a partition's input to have what was handled committed now (the interval is over, or a graceful stop). */
-const CommitNow = Symbol('commit now');
-type Input = JsMsg | typeof CommitNow;
-
-/** A batch handled and not yet committed: its messages and what the worker asked for each. */
-interface Handled {
-  msgs: JsMsg[];
-  dispositions?: ReadonlyMap<number, Disposition>;
-}
-
-/** Handle a batch and commit it at once, as the runner does with a commit interval of 0 (for tests and benches that drive a worker). */
-export async function handleAndCommit(worker: PartitionWorker, batch: InputEnvelope[]): Promise<void | ReadonlyMap<number, Disposition>> {
-  const dispositions = await worker.handle(batch);
-  await worker.commit?.();
-  return dispositions;
-}
-
 class PartitionRun {
   private readonly stop = new AbortController();
   private readonly inHand = new Set<JsMsg>();
   private subscription?: Subscription;
   /** Set by abandon(): a batch still at work must not ack, even if this instance holds the partition again by then. */
   private abandoned = false;
-  /** A commit of this run acked its batches: a batch handled after it is between two commits. */
+  /** A batch of this run was acked: the next one is handled between two commits. */
   private committed = false;
-  /** Batches handled since the last commit, in order. */
-  private uncommitted: Handled[] = [];
-  /** When the first of them was handled (performance.now()). */
-  private uncommittedSince = 0;
-  private commitTimer?: NodeJS.Timeout;
-  /** Where a commit is asked for now (the input of the current worker's pipeline). */
-  private due?: Subject<typeof CommitNow>;
-  /** Counts the times the worker was dropped (nakInHand): work started before must not ack. */
-  private generation = 0;
   consuming = false;
   /** Messages of the partition not yet delivered, as of the last one received, plus those in hand. */
   lag = 0;
@@ -216,26 +169,14 @@ class PartitionRun {
         .pipe(
           switchMap((worker) => {
             this.setConsuming(true);
-            // The commit timer's ticks go through the same queue as the messages, so a commit never runs during a batch.
-            const due = (this.due = new Subject<typeof CommitNow>());
-            const messages = partitionMessages(o.js, stream, consumer, {
-              stop: this.stop.signal,
-              maxMessages: o.pullMessages,
-              mayPull: () => this.pullRefused(),
-            }).pipe(
+            return partitionMessages(o.js, stream, consumer, { stop: this.stop.signal, maxMessages: o.pullMessages, mayPull: () => this.pullRefused() }).pipe(
               tap((m) => {
                 this.inHand.add(m);
                 this.keepInHandAlive();
                 // Handled but not yet committed is not lag: those stay in hand until the commit.
                 this.lag = m.info.pending + this.inHand.size - this.uncommitted.reduce((n, b) => n + b.msgs.length, 0);
               }),
-              // Stopped gracefully: what is left is committed at once.
-              endWith(CommitNow),
-              finalize(() => due.complete()),
-            );
-            return merge(messages, due).pipe(
-              batchWhileBusy((items: Input[]) => from(this.process(worker, items, due)), o.batchMessages),
-              finalize(() => this.clearCommitTimer()),
+              batchWhileBusy((msgs: JsMsg[]) => from(this.process(worker, msgs)), o.batchMessages),
             );
           }),
           retry({
@@ -321,57 +262,10 @@ class PartitionRun {
     }
   }
 
-  private async process(worker: PartitionWorker, items: Input[], due: Subject<typeof CommitNow>): Promise<void> {
-    const generation = this.generation;
-    const msgs = items.filter((i): i is JsMsg => i !== CommitNow);
-    if (msgs.length > 0) {
-      const handled = await this.handle(worker, msgs);
-      // Dropped meanwhile (the partition failed or was lost): these messages were given back already.
-      if (generation !== this.generation) return;
-      if (this.uncommitted.length === 0) this.uncommittedSince = performance.now();
-      this.uncommitted.push(handled);
-    }
-    if (this.uncommitted.length === 0) return;
-    if (msgs.length < items.length || this.commitDue()) await this.commit(worker, generation);
-    else this.scheduleCommit(due);
-  }
-
-  /** Whether what was handled must be committed now rather than when the interval is over. */
-  private commitDue(): boolean {
-    const interval = this.o.commitIntervalMs ?? 0;
-    return (
-      interval <= 0 ||
-      // Stopping: nothing waits.
-      this.stop.signal.aborted ||
-      performance.now() - this.uncommittedSince >= interval ||
-      // Every message the consumer may have unacked is in hand, and handled: the server sends no more until some
-      // are acked, and nothing else is left to do. (While some wait to be handled, they are handled first.)
-      (this.inHand.size >= this.o.maxAckPending && this.uncommitted.reduce((n, b) => n + b.msgs.length, 0) >= this.inHand.size)
-    );
-  }
-
-  private scheduleCommit(due: Subject<typeof CommitNow>): void {
-    if (this.commitTimer) return;
-    const wait = Math.max(0, this.uncommittedSince + (this.o.commitIntervalMs ?? 0) - performance.now());
-    this.commitTimer = setTimeout(() => {
-      this.commitTimer = undefined;
-      due.next(CommitNow);
-    }, wait);
-  }
-
-  private clearCommitTimer(): void {
-    clearTimeout(this.commitTimer);
-    this.commitTimer = undefined;
-  }
-
-  /** Hand one batch to the worker; it stays in hand, unacked, until the next commit. */
-  private async handle(worker: PartitionWorker, msgs: JsMsg[]): Promise<Handled> {
+  private async process(worker: PartitionWorker, msgs: JsMsg[]): Promise<void> {
     await takeTurn();
     this.checkOwnership('handled', msgs);
-    // A commit acked earlier batches; those handled since (if any) and this one are not committed.
-    if (this.committed && (this.uncommitted.length > 0 || !this.o.commitIntervalMs)) {
-      faultPoint('between-commits', { stage: this.o.stage, partition: this.partition, uncommitted: this.uncommitted.flatMap((b) => b.msgs.map((m) => m.seq)) });
-    }
+    if (this.committed) faultPoint('between-commits', { stage: this.o.stage, partition: this.partition });
     const started = performance.now();
     const envelopes: InputEnvelope[] = [];
     for (const m of msgs) {
@@ -393,6 +287,25 @@ class PartitionRun {
       }
     }
     const dispositions = envelopes.length > 0 ? await worker.handle(envelopes) : undefined;
+    faultPoint('before-ack', { stage: this.o.stage, partition: this.partition, seqs: msgs.map((m) => m.seq) });
+    // The worker may have taken long (a pause, a stall): the lease may have lapsed meanwhile.
+    this.checkOwnership('acked', msgs);
+    const confirming: Promise<boolean>[] = [];
+    const confirmed: number[] = [];
+    for (const m of msgs) {
+      const d = dispositions?.get(m.seq);
+      if (d?.kind === 'retry') m.nak(d.delayMs);
+      else if (d?.kind === 'ack-confirmed') confirming.push(m.ackAck().then((ok) => ok && confirmed.push(m.seq) > 0));
+      else m.ack();
+      this.inHand.delete(m);
+    }
+    this.committed = true;
+    if (confirming.length > 0) {
+      // An ack whose confirmation is lost leaves the worker's record in place:
+      // the message comes again and is settled then.
+      await Promise.allSettled(confirming);
+      if (confirmed.length > 0) await worker.settled?.(confirmed);
+    }
     this.lag = Math.max(0, this.lag - msgs.length);
     const events = envelopes.reduce((n, e) => n + (e.index ?? e.events).length, 0);
     const ms = performance.now() - started;
@@ -403,55 +316,16 @@ class PartitionRun {
     const redelivered = envelopes.filter((e) => e.deliveryCount > 1).length;
     if (redelivered > 0) this.o.metrics?.redeliveries.add(redelivered, stage);
     this.o.stats?.record(events, ms);
-    return { msgs, dispositions: dispositions || undefined };
   }
 
-  /** Checkpoint (the worker), then ack or give back every batch handled since the last commit, in order. */
-  private async commit(worker: PartitionWorker, generation: number): Promise<void> {
-    this.clearCommitTimer();
-    const batches = this.uncommitted;
-    const msgs = batches.flatMap((b) => b.msgs);
-    await worker.commit?.();
-    faultPoint('before-ack', { stage: this.o.stage, partition: this.partition, seqs: msgs.map((m) => m.seq) });
-    // Dropped while it checkpointed (the partition failed or was lost): these messages were given back already.
-    if (generation !== this.generation) return;
-    // The checkpoint may have taken long (a pause, a stall): the lease may have lapsed meanwhile.
-    this.checkOwnership('acked', msgs);
-    const confirming: Promise<boolean>[] = [];
-    const confirmed: number[] = [];
-    for (const { msgs, dispositions } of batches) {
-      for (const m of msgs) {
-        const d = dispositions?.get(m.seq);
-        if (d?.kind === 'retry') m.nak(d.delayMs);
-        else if (d?.kind === 'ack-confirmed') confirming.push(m.ackAck().then((ok) => ok && confirmed.push(m.seq) > 0));
-        else m.ack();
-        this.inHand.delete(m);
-      }
-    }
-    this.uncommitted = [];
-    this.committed = true;
-    if (confirming.length > 0) {
-      // An ack whose confirmation is lost leaves the worker's record in place:
-      // the message comes again and is settled then.
-      await Promise.allSettled(confirming);
-      if (confirmed.length > 0) await worker.settled?.(confirmed);
-    }
-  }
-
-  /** Give back everything received and not acked (the uncommitted batches too): the worker is dropped. */
   private nakInHand() {
-    this.generation++;
-    this.clearCommitTimer();
-    this.uncommitted = [];
     for (const m of this.inHand) m.nak();
     this.inHand.clear();
   }
 
-  /** Graceful: stop pulling, finish, commit and ack what was received; abandon what is left after `timeoutMs` (Infinity: wait). */
+  /** Graceful: stop pulling, finish and ack what was received; abandon what is left after `timeoutMs` (Infinity: wait). */
   async close(timeoutMs: number): Promise<void> {
     this.stop.abort();
-    // What was handled is committed now, not when the interval or the pull under way ends.
-    this.due?.next(CommitNow);
     // setTimeout takes at most 2^31-1 ms and fires after 1 ms for anything
     // larger (Infinity included): an unbounded wait must set no timer at all.
     if (timeoutMs > MAX_TIMER_MS) return this.done;

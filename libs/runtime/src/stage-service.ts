@@ -18,7 +18,7 @@ import { StageRunner, type PartitionWorker, type Resume } from './stage-runner';
 import { ReplayGate } from './replay-gate';
 
 export interface StageConfig extends CommonConfig {
-  consumer: { maxAckPending: number; ackWait: number; batchMessages: number; commitInterval: number };
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
   /** Test only (MESH_TEST_FAULT): where the process kills itself; empty in production. */
   faults: { point: string };
 }
@@ -71,7 +71,6 @@ export async function createStage<C extends StageConfig>(
     released: (p) => gate.released(p),
     batchMessages: config.consumer.batchMessages,
     pullMessages: config.consumer.maxAckPending,
-    commitIntervalMs: config.consumer.commitInterval,
     ackWaitMs: config.consumer.ackWait,
     log,
     open: (partition, resume, ensureLease) => open(partition, resume, ensureLease, { epoch: gate.epoch }),

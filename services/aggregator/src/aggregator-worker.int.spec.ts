@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, encodeEnvelope } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
-import { chunkOf, handleAndCommit, PartitionWindows, type InputEnvelope } from '@mesh/runtime';
+import { chunkOf, PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { orderEvent, startNatsServer, type NatsServer } from '@mesh/testing';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
@@ -60,22 +60,22 @@ describe('aggregator worker against a real nats-server', () => {
 
   it('skips envelopes a previous owner checkpointed but did not ack, so a replay counts nothing twice', async () => {
     const first = await open(3);
-    await handleAndCommit(first.worker, [envelope(1, 'k', [5, 6]), envelope(2, 'k', [7])]);
+    await first.worker.handle([envelope(1, 'k', [5, 6]), envelope(2, 'k', [7])]);
     // The owner dies before acking: the next owner gets both envelopes again, then a new one.
     const next = await open(3);
-    await handleAndCommit(next.worker, [envelope(1, 'k', [5, 6]), envelope(2, 'k', [7]), envelope(3, 'k', [100])]);
+    await next.worker.handle([envelope(1, 'k', [5, 6]), envelope(2, 'k', [7]), envelope(3, 'k', [100])]);
     expect(next.counters).toMatchObject({ applied: 1, skipped: 3 });
     expect(await countOf(next.results, 'k')).toMatchObject({ count: 4, sum: 118 });
   });
 
   it('a new owner rewrites the checkpointed results when it opens the partition, before any new batch', async () => {
     const first = await open(5);
-    await handleAndCommit(first.worker, [envelope(1, 'idle', [4, 5])]);
+    await first.worker.handle([envelope(1, 'idle', [4, 5])]);
     // The results diverge from the checkpoint: the owner died between the
     // checkpoint and its results put, or something overwrote or deleted them.
     await first.results.put(aggregateKvKey('totals', 'idle'), JSON.stringify({ name: 'totals', key: 'idle', windows: [{ count: 99, sum: 99 }] }));
     await first.results.delete(aggregateKvKey('totals', 'idle-gone'));
-    await handleAndCommit(first.worker, [envelope(2, 'idle-gone', [1])]);
+    await first.worker.handle([envelope(2, 'idle-gone', [1])]);
     await first.results.delete(aggregateKvKey('totals', 'idle-gone'));
     // The partition moves and no event of it ever comes again: opening is all the new owner does.
     const next = await open(5);
@@ -86,10 +86,10 @@ describe('aggregator worker against a real nats-server', () => {
   it('refuses to overwrite a checkpoint another owner wrote since it loaded (compare-and-set)', async () => {
     const stale = await open(4);
     const current = await open(4);
-    await handleAndCommit(current.worker, [envelope(1, 'm', [1])]);
-    await expect(handleAndCommit(stale.worker, [envelope(2, 'm', [2])])).rejects.toThrow(/wrong last sequence/);
+    await current.worker.handle([envelope(1, 'm', [1])]);
+    await expect(stale.worker.handle([envelope(2, 'm', [2])])).rejects.toThrow(/wrong last sequence/);
     const reopened = await open(4);
-    await handleAndCommit(reopened.worker, [envelope(2, 'm', [2])]);
+    await reopened.worker.handle([envelope(2, 'm', [2])]);
     expect(await countOf(reopened.results, 'm')).toMatchObject({ count: 2, sum: 3 });
   });
 
@@ -114,13 +114,13 @@ describe('aggregator worker against a real nats-server', () => {
     // 350 keys with an hour of one-minute windows: about 1.2 MB of state, past the 1 MB max_payload.
     const first = await open(7, { retainClosed: 60 });
     const hour = minutes(1, 61, 350, 'big-');
-    for (let m = 0; m < hour.length; m += 10) await handleAndCommit(first.worker, hour.slice(m, m + 10));
+    for (let m = 0; m < hour.length; m += 10) await first.worker.handle(hour.slice(m, m + 10));
     expect(first.windows.snapshotJson().length).toBeGreaterThan(nc.info!.max_payload);
     expect(first.checkpoint.isChunked).toBe(true);
     const next = await open(7, { retainClosed: 60 });
     expect(next.windows.snapshot()).toEqual(first.windows.snapshot());
     // And it goes on from there: the inputs it already has are skipped.
-    await handleAndCommit(next.worker, [...minutes(60, 3, 350, 'big-')]);
+    await next.worker.handle([...minutes(60, 3, 350, 'big-')]);
     expect(next.counters).toMatchObject({ skipped: 2 * 350, applied: 350 });
   }, 60_000);
 
@@ -138,17 +138,17 @@ describe('aggregator worker against a real nats-server', () => {
       },
     });
     const first = await open(8, { inlineMaxBytes: 0, checkpoints: recording });
-    await handleAndCommit(first.worker, minutes(1, 1, 40, 'c-'));
+    await first.worker.handle(minutes(1, 1, 40, 'c-'));
     expect(first.checkpoint.isChunked).toBe(true);
     const before = first.windows.snapshot();
     writes.length = 0;
-    await handleAndCommit(first.worker, [envelope(2, 'c-3', [5], '2026-01-05T10:01:40.000Z')]);
+    await first.worker.handle([envelope(2, 'c-3', [5], '2026-01-05T10:01:40.000Z')]);
     expect(writes).toEqual([`aggregator.p08.c${String(chunkOf('c-3')).padStart(2, '0')}.1`, 'aggregator.p08']);
     const afterOne = first.windows.snapshot();
     expect(afterOne).not.toEqual(before);
 
     failHead = true;
-    await expect(handleAndCommit(first.worker, minutes(3, 1, 40, 'c-'))).rejects.toThrow(/crashed before the head/);
+    await expect(first.worker.handle(minutes(3, 1, 40, 'c-'))).rejects.toThrow(/crashed before the head/);
     const next = await open(8, { inlineMaxBytes: 0 });
     expect(next.windows.snapshot()).toEqual(afterOne);
   });
@@ -156,8 +156,8 @@ describe('aggregator worker against a real nats-server', () => {
   it('an owner that lost the partition cannot overwrite the chunks of the one that has it', async () => {
     const stale = await open(9, { inlineMaxBytes: 0 });
     const current = await open(9, { inlineMaxBytes: 0 });
-    await handleAndCommit(current.worker, minutes(1, 1, 30, 's-'));
-    await expect(handleAndCommit(stale.worker, minutes(1, 2, 30, 'other-'))).rejects.toThrow(/wrong last sequence|key exists/);
+    await current.worker.handle(minutes(1, 1, 30, 's-'));
+    await expect(stale.worker.handle(minutes(1, 2, 30, 'other-'))).rejects.toThrow(/wrong last sequence|key exists/);
     const reopened = await open(9, { inlineMaxBytes: 0 });
     expect(reopened.windows.snapshot()).toEqual(current.windows.snapshot());
   });

@@ -3,12 +3,8 @@
  * `mesh_checkpoints` with the last input sequence applied; an input at or
  * below it (a redelivery after a crash) is skipped, so every event counts
  * once. Per batch: apply; publish closed windows and late events (their ids
- * make that idempotent). Per commit (every MESH_COMMIT_INTERVAL, for the
- * batches handled since the last): checkpoint (compare-and-set); write the
- * changed results to `mesh_aggregates`. The runner acks after. A crash
- * between two commits loses the state of the uncommitted batches and none of
- * their acks: they come again and are applied to the checkpointed state,
- * which publishes the same windows under the same ids.
+ * make that idempotent); checkpoint (compare-and-set); write the changed
+ * results to `mesh_aggregates`. The runner acks after.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -30,7 +26,7 @@ export interface AggregatorWorkerDeps {
   partition: number;
   results: KV;
   windows: PartitionWindows;
-  /** Where `windows` came from, and where they are saved at every commit. */
+  /** Where `windows` came from, and where they are saved after every batch. */
   checkpoint: AggregatorCheckpoint;
   counters: AggregatorCounters;
   /** Throws unless this instance still holds the partition's lease (see StageRunnerOptions.open). */
@@ -69,11 +65,8 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
   const { js, windows, counters, checkpoint } = d;
   const epoch = d.epoch ?? 0;
   const consumerGroup = `aggregator-p${String(d.partition).padStart(2, '0')}`;
-  /** Sequences handled since the last commit (for the fault point's line). */
-  let uncommitted: number[] = [];
   return {
     async handle(batch: InputEnvelope[]) {
-      uncommitted.push(...batch.map((e) => e.seq));
       const late: Promise<unknown>[] = [];
       const spans: Span[] = [];
       for (const env of batch) {
@@ -106,8 +99,8 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
       try {
         const closed = windows.closeDue();
         counters.closed += closed.length;
-        // Idempotent (ids derived from the window or the input), so a crash
-        // before the next checkpoint only repeats them.
+        // Idempotent first (ids derived from the window or the input), so a
+        // crash before the checkpoint only repeats them.
         const emits = closed.map(({ name, key, cell }) =>
           js.publish(
             Subjects.aggregates(name),
@@ -116,31 +109,25 @@ export function aggregatorWorker(d: AggregatorWorkerDeps): PartitionWorker {
           ),
         );
         await Promise.all([...emits, ...late]);
+        // Compare-and-set on what this worker loaded or last wrote: if another
+        // owner wrote since, this fails and the partition is reopened from
+        // that checkpoint instead of overwriting it.
+        await checkpoint.save(windows);
+        faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs: batch.map((e) => e.seq) });
+        // Results are plain puts: an owner that paused after its checkpoint (and
+        // lost the lease meanwhile) would overwrite the new owner's newer
+        // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
+        d.ensureLease?.();
+        // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
+        // A crash between the two is repaired by the next owner, which rewrites
+        // every result of the partition when it opens (loadWindows).
+        await writeResults(d.results, windows);
       } catch (err) {
         failure = err;
         throw err;
       } finally {
         for (const span of spans) endEventSpan(span, failure);
       }
-    },
-
-    async commit() {
-      if (uncommitted.length === 0) return;
-      const seqs = uncommitted;
-      // Compare-and-set on what this worker loaded or last wrote: if another
-      // owner wrote since, this fails and the partition is reopened from
-      // that checkpoint instead of overwriting it.
-      await checkpoint.save(windows);
-      uncommitted = [];
-      faultPoint('after-checkpoint', { stage: 'aggregator', partition: d.partition, seqs });
-      // Results are plain puts: an owner that paused after its checkpoint (and
-      // lost the lease meanwhile) would overwrite the new owner's newer
-      // results with older ones. Found by test/frozen-owner.e2e.spec.ts.
-      d.ensureLease?.();
-      // Results last: only an owner whose checkpoint was accepted, and that still holds the lease, writes them.
-      // A crash between the two is repaired by the next owner, which rewrites
-      // every result of the partition when it opens (loadWindows).
-      await writeResults(d.results, windows);
     },
   };
 }

@@ -20,17 +20,4 @@ describe('aggregator config', () => {
   it('refuses a heartbeat of zero', () => {
     expect(() => loadAggregatorConfig({ env: { MESH_UPDATES_HEARTBEAT: '0s' } })).toThrow(/MESH_UPDATES_HEARTBEAT[\s\S]*above zero/);
   });
-
-  it('commits every 100 ms by default, and takes MESH_COMMIT_INTERVAL from 0 (every batch) to 60s', () => {
-    expect(loadAggregatorConfig({ env: {} }).consumer.commitInterval).toBe(100);
-    expect(loadAggregatorConfig({ env: { MESH_COMMIT_INTERVAL: '0' } }).consumer.commitInterval).toBe(0);
-    expect(loadAggregatorConfig({ env: { MESH_COMMIT_INTERVAL: '1.5s' } }).consumer.commitInterval).toBe(1500);
-    expect(loadAggregatorConfig({ env: { MESH_COMMIT_INTERVAL: '60s' } }).consumer.commitInterval).toBe(60_000);
-  });
-
-  it.each(['often', '-5ms', '61s', '2m'])('refuses a commit interval of %j, naming the variable, the value and what is accepted', (value) => {
-    expect(() => loadAggregatorConfig({ env: { MESH_COMMIT_INTERVAL: value } })).toThrow(
-      `MESH_COMMIT_INTERVAL (consumer.commitInterval) = "${value}" is invalid: must be a duration from 0 (commit after every batch) to 60s, such as "100ms" or "1s"`,
-    );
-  });
 });

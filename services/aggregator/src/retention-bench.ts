@@ -26,7 +26,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { checkpointKey, kvStream, type CloudEvent } from '@mesh/contracts';
 import { parseDuration } from '@mesh/config';
-import { handleAndCommit, PartitionWindows, type InputEnvelope } from '@mesh/runtime';
+import { PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
 
@@ -174,7 +174,7 @@ export async function runRetentionBench(options: RetentionBenchOptions): Promise
         });
       }
       pending = [];
-      await handleAndCommit(worker, batch);
+      await worker.handle(batch);
       peakRss = Math.max(peakRss, process.memoryUsage.rss());
     };
     for (const e of events()) {

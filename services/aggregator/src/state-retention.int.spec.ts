@@ -19,7 +19,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { aggregateKvKey, Buckets, type CloudEvent } from '@mesh/contracts';
 import { provisionMesh } from '@mesh/messaging';
-import { handleAndCommit, PartitionWindows, type InputEnvelope } from '@mesh/runtime';
+import { PartitionWindows, type InputEnvelope } from '@mesh/runtime';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 import { aggregatorWorker, loadWindows, type AggregatorCounters } from './aggregator-worker';
 import totals from './aggregations/totals.aggregation';
@@ -113,11 +113,11 @@ describe('state retention with the aggregator worker against a real nats-server'
         data: new Uint8Array(),
       };
     };
-    await handleAndCommit(worker, [at('short-lived', 1, 10_000, 4), at('short-lived', 2, 20_000, 5)]);
+    await worker.handle([at('short-lived', 1, 10_000, 4), at('short-lived', 2, 20_000, 5)]);
     // 12 minutes later (watermark 11 min): its window [0, 1m) closed and its result went out closed.
-    await handleAndCommit(worker, [at('busy', 3, 12 * MINUTE, 1)]);
+    await worker.handle([at('busy', 3, 12 * MINUTE, 1)]);
     // Another minute: past retention; the sweep drops it.
-    await handleAndCommit(worker, [at('busy', 4, 13 * MINUTE, 1)]);
+    await worker.handle([at('busy', 4, 13 * MINUTE, 1)]);
     const reopened = create();
     await loadWindows(checkpoints, results, 5, () => reopened);
     expect(Object.keys(reopened.snapshot().aggregations.totals.keys)).toEqual(['busy']);

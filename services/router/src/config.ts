@@ -15,7 +15,7 @@ import { apiKeysSchema, faultSchema, httpTlsSchema } from '@mesh/config';
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface RouterConfig extends CommonConfig {
-  consumer: { maxAckPending: number; ackWait: number; batchMessages: number; commitInterval: number };
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
   faults: { point: string };
   envelope: { maxEvents: number; maxBytes: number };
 }

@@ -16,7 +16,7 @@ import {
 import type { CommonConfig } from '@mesh/runtime';
 
 export interface SinkConfig extends CommonConfig {
-  consumer: { maxAckPending: number; ackWait: number; batchMessages: number; commitInterval: number };
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
   sink: { postgresUrl: string; batchSize: number; flushInterval: number; retryMin: number; retryMax: number; poolSize: number };
 }
 

@@ -23,7 +23,7 @@ import {
 import type { CommonConfig } from '../service';
 
 export interface HandlerServiceConfig extends CommonConfig {
-  consumer: { maxAckPending: number; ackWait: number; batchMessages: number; commitInterval: number };
+  consumer: { maxAckPending: number; ackWait: number; batchMessages: number };
   faults: { point: string };
   envelope: { maxEvents: number; maxBytes: number };
   /** Kept under `processor` (MESH_KEY_CONCURRENCY, MESH_HANDLER_MODULES): the processor was the first handler service. */

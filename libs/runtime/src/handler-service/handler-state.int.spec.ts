@@ -7,7 +7,7 @@ import { provisionMesh } from '@mesh/messaging';
 import { startNatsServer, type NatsServer } from '@mesh/testing';
 import { defineHandler } from '../handler';
 import { createLogger } from '../logger';
-import { handleAndCommit, type InputEnvelope } from '../stage-runner';
+import type { InputEnvelope } from '../stage-runner';
 import { HandlerStateStore } from './handler-state';
 import { processorWorker } from './processor-worker';
 import { RetryLedger } from './retry-ledger';
@@ -118,12 +118,12 @@ describe('handler state against a real nats-server', () => {
     const processed = async () => (await jsm.streams.info(Streams.processed)).state.messages;
 
     const before = await processed();
-    await handleAndCommit(await open(), [envelope(1)]);
+    await (await open()).handle([envelope(1)]);
     const stored = await processed();
     expect(stored).toBeGreaterThan(before);
     // The process died before the ack: a new owner gets the envelope again.
     const again = await open();
-    await handleAndCommit(again, [envelope(2)]);
+    await again.handle([envelope(2)]);
     expect(await processed()).toBe(stored);
     const state = await HandlerStateStore.load(kv, jsm, handlerStatePrefix(partition));
     expect(state.get('counter', 'a')).toBe(2);

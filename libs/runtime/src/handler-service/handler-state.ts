@@ -8,9 +8,8 @@
  *   a time in stream order, so there is no race on a value.
  * - An attempt's writes count only if the attempt succeeds: a failed attempt
  *   (retried or dead-lettered) leaves the state as it was.
- * - Commit: the worker publishes each batch's outputs; at the runner's next
- *   commit (every MESH_COMMIT_INTERVAL) it writes the state of every key the
- *   batches since the last commit changed, then the runner acks them. With each
+ * - Commit: the worker publishes a batch's outputs, then writes the state of
+ *   every key the batch changed, then the runner acks the batch. With each
  *   key's value is stored the position (input stream sequence, index in its
  *   envelope) of the last event applied to it.
  * - Replay: an event at or before its key's stored position was applied,

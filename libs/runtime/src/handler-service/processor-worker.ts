@@ -17,10 +17,8 @@
  * record) may already have its whole-envelope ids stored, so it cannot be
  * split now.
  *
- * Handler state (`ctx.state`, see HandlerStateStore) is written at the
- * runner's commit (every MESH_COMMIT_INTERVAL), after the outputs of the
- * batches since the last commit are stored and before the runner acks or
- * gives back their envelopes. An event its key's state
+ * Handler state (`ctx.state`, see HandlerStateStore) is written after the
+ * outputs are stored and before the runner acks. An event its key's state
  * has applied already is skipped; an envelope not split with such an event
  * was published whole before, so none of its outputs is published again
  * (its other events still run, for their keys' state).
@@ -129,8 +127,6 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
   const clock = d.clock ?? { now: () => Date.now(), sleep };
   /** Looks at a handler not hosted here, per handler: the wait grows to MAX_HOST_WAIT_MS. */
   const hostWaits = new Map<string, number>();
-  /** Sequences whose state changes wait for the next commit (for the fault point's line). */
-  let uncommitted: number[] = [];
 
   return {
     async handle(batch: InputEnvelope[]) {
@@ -339,15 +335,10 @@ export function processorWorker(d: ProcessorWorkerDeps): PartitionWorker {
       } finally {
         for (const span of spans) endEventSpan(span);
       }
-      if (d.state?.changed) uncommitted.push(...batch.map((env) => env.seq));
-      return dispositions;
-    },
-
-    // After the outputs (handle resolved once they were stored): a key's state never says an event was applied before its outputs are stored.
-    async commit() {
-      if (d.state?.changed) faultPoint('before-state-commit', { stage, partition: d.partition, seqs: uncommitted });
-      uncommitted = [];
+      // After the outputs: a key's state never says an event was applied before its outputs are stored.
+      if (d.state?.changed) faultPoint('before-state-commit', { stage, partition: d.partition, seqs: batch.map((env) => env.seq) });
       await d.state?.commit();
+      return dispositions;
     },
 
     async settled(seqs: number[]) {

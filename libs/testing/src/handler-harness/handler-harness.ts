@@ -29,7 +29,6 @@
  */
 import { decodeEnvelope, encodeEnvelope, handlerStatePrefix, partitionKeyOf, partitionOf, Subjects, validateEvent, type CloudEvent } from '@mesh/contracts';
 import {
-  handleAndCommit,
   handlerTakes,
   HandlerStateStore,
   PartitionWindows,
@@ -270,8 +269,7 @@ export function createHandlerHarness(options: HandlerHarnessOptions): HandlerHar
     for (const m of due) delivered.set(p, Math.max(delivered.get(p) ?? 0, m.seq));
     let dispositions: ReadonlyMap<number, Disposition>;
     try {
-      // Committed at once, as the runner does at the end of its commit interval.
-      dispositions = (await handleAndCommit(worker, batch)) ?? new Map<number, Disposition>();
+      dispositions = (await worker.handle(batch)) ?? new Map<number, Disposition>();
       failures.delete(p);
     } catch (err) {
       // As the stage runner does: the partition is reopened from its checkpoints and the batch comes again.
