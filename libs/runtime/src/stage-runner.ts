@@ -173,8 +173,7 @@ class PartitionRun {
               tap((m) => {
                 this.inHand.add(m);
                 this.keepInHandAlive();
-                // Handled but not yet committed is not lag: those stay in hand until the commit.
-                this.lag = m.info.pending + this.inHand.size - this.uncommitted.reduce((n, b) => n + b.msgs.length, 0);
+                this.lag = m.info.pending + this.inHand.size;
               }),
               batchWhileBusy((msgs: JsMsg[]) => from(this.process(worker, msgs)), o.batchMessages),
             );
