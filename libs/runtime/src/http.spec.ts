@@ -157,12 +157,16 @@ describe('HttpApp.close', () => {
     return { text: () => text, ended };
   }
 
-  it('answers a request that arrives on an idle keep-alive connection just after the stop began, then closes that connection', async () => {
+  /** An app with one route, and a raw client connection to it. */
+  async function statusAppWithClient() {
     const app = new HttpApp();
     app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
-    const port = await app.listen(0, '127.0.0.1');
-    const socket = connect(port, '127.0.0.1');
-    const got = answers(socket);
+    const socket = connect(await app.listen(0, '127.0.0.1'), '127.0.0.1');
+    return { app, socket, got: answers(socket) };
+  }
+
+  it('answers a request that arrives on an idle keep-alive connection just after the stop began, then closes that connection', async () => {
+    const { app, socket, got } = await statusAppWithClient();
     const ask = 'GET /status HTTP/1.1\r\nhost: x\r\n\r\n';
     socket.write(ask);
     await new Promise((r) => setTimeout(r, 100));
@@ -181,11 +185,7 @@ describe('HttpApp.close', () => {
   });
 
   it('does not wait for a connection that stays idle beyond the grace', async () => {
-    const app = new HttpApp();
-    app.route('GET', '/status', (_req, res) => sendJson(res, 200, { ok: true }), 'open');
-    const port = await app.listen(0, '127.0.0.1');
-    const socket = connect(port, '127.0.0.1');
-    const got = answers(socket);
+    const { app, socket, got } = await statusAppWithClient();
     await new Promise((r) => socket.once('connect', r));
     const t0 = Date.now();
     await app.close(200);
